@@ -13,4 +13,3 @@ import (
 	_ "github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-func main() {}
