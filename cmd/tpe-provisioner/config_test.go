@@ -116,3 +116,28 @@ func TestEverySettingHasEnvFlagAndUsage(t *testing.T) {
 		seenEnv[s.env], seenFlag[s.flag] = true, true
 	}
 }
+
+func TestConfigCommandRedactsSecrets(t *testing.T) {
+	old := environ
+	environ = func(k string) string {
+		return map[string]string{
+			"ACS_CONNECTION_STRING": "endpoint=https://x.communication.azure.com/;accesskey=c2VjcmV0LWtleQ==",
+			"TPE_CLIENT_STATE":      "s3cr3t-state",
+			"TPE_CONCURRENCY":       "7",
+		}[k]
+	}
+	defer func() { environ = old }()
+	var out strings.Builder
+	if code := realMain([]string{"config"}, &out, io.Discard); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	got := out.String()
+	if strings.Contains(got, "c2VjcmV0LWtleQ") || strings.Contains(got, "s3cr3t-state") {
+		t.Fatalf("config printed a secret:\n%s", got)
+	}
+	for _, want := range []string{"TPE_CONCURRENCY=7", "TPE_CLIENT_STATE=(set, redacted)", "ACS_API_VERSION=2025-06-30"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("config output lacks %q:\n%s", want, got)
+		}
+	}
+}
