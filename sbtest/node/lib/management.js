@@ -1,0 +1,89 @@
+'use strict';
+
+// The request/response operations on "<entity>/$management" that azservicebus v1.11 uses
+// for a queue receiver. Anything else is answered 501 with a description that says so.
+
+const types = require('rhea').types;
+const delivery = require('./delivery.js');
+
+const LOCK_LOST = 410;
+
+// handle runs one request against queue and returns {status, description, body?}.
+// operation is the request's "operation" application property, body its decoded value.
+function handle(queue, operation, body) {
+    switch (operation) {
+    case 'com.microsoft:renew-lock':
+        return renewLock(queue, body);
+    case 'com.microsoft:update-disposition':
+        return updateDisposition(queue, body);
+    case 'com.microsoft:peek-message':
+        return peek(queue, body);
+    default:
+        return { status: 501, description: `sbtest does not implement the management operation ${operation}` };
+    }
+}
+
+function lockTokens(body) {
+    const raw = body && body['lock-tokens'];
+    if (!Array.isArray(raw) || raw.length === 0) return null;
+    return raw.map((b) => delivery.uuidString(b));
+}
+
+function renewLock(queue, body) {
+    const tokens = lockTokens(body);
+    if (!tokens) return { status: 400, description: 'lock-tokens is required' };
+    const until = queue.renew(tokens);
+    if (!until) return lockLost();
+    const expirations = types.wrap_array(until.map((d) => d.getTime()), 0x83);
+    return { status: 200, description: 'OK', body: types.wrap_map({ expirations }) };
+}
+
+const DISPOSITIONS = {
+    completed: 'complete',
+    abandoned: 'abandon',
+    suspended: 'deadLetter',
+};
+
+function updateDisposition(queue, body) {
+    const tokens = lockTokens(body);
+    if (!tokens) return { status: 400, description: 'lock-tokens is required' };
+    const status = body['disposition-status'];
+    const type = DISPOSITIONS[status];
+    if (!type) {
+        return { status: 501, description: `sbtest does not implement disposition-status ${status} (deferral is not supported)` };
+    }
+    const outcome = {
+        type,
+        reason: stringOr(body['deadletter-reason'], ''),
+        description: stringOr(body['deadletter-description'], ''),
+        properties: body['properties-to-modify'] || {},
+    };
+    let lost = false;
+    for (const t of tokens) {
+        if (!queue.settle(t, outcome)) lost = true;
+    }
+    return lost ? lockLost() : { status: 200, description: 'OK' };
+}
+
+function peek(queue, body) {
+    const from = Number(body && body['from-sequence-number']) || 0;
+    const count = Number(body && body['message-count']) || 1;
+    const entries = queue.peek(from, count);
+    if (entries.length === 0) return { status: 204, description: 'No Content' };
+    const messages = entries.map((e) => types.wrap_map({ message: types.wrap_binary(delivery.encodeEntry(Object.assign({}, e, { lock: null }))) }));
+    return { status: 200, description: 'OK', body: types.wrap_map({ messages: types.List32(messages) }) };
+}
+
+function lockLost() {
+    return {
+        status: LOCK_LOST,
+        description: 'The lock supplied is invalid. Either the lock expired, or the message has already been removed from the queue.',
+        condition: 'com.microsoft:message-lock-lost',
+    };
+}
+
+function stringOr(v, d) {
+    return typeof v === 'string' ? v : d;
+}
+
+module.exports = { handle };

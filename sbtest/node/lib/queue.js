@@ -1,0 +1,232 @@
+'use strict';
+
+// Queue is one entity's state: available messages in sequence order, peek-locked messages
+// keyed by lock token, the consumers (receiver links) that have credit, and the lock timers.
+// It knows nothing of AMQP framing: consumers are objects with
+//   credit(): number          how many more messages the link may take now
+//   receiveAndDelete: boolean messages leave the queue when sent (no lock)
+//   send(entry)               deliver one entry (entry.lock is set in peek-lock mode)
+//   afterPump()               called once the queue has nothing more to hand out
+
+const crypto = require('crypto');
+const sections = require('./sections.js');
+
+const REASON_MAX_DELIVERY = 'MaxDeliveryCountExceeded';
+
+class Queue {
+    // opts: {lockDurationMs, maxDeliveryCount (0: never dead-letter automatically),
+    //        deadLetter: Queue|null, log: function(string)}
+    constructor(name, opts) {
+        this.name = name;
+        this.lockDurationMs = opts.lockDurationMs;
+        this.maxDeliveryCount = opts.maxDeliveryCount;
+        this.deadLetter = opts.deadLetter || null;
+        this.log = opts.log || (() => {});
+        this.nextSequence = 1;
+        this.available = []; // entries ordered by sequence number
+        this.locked = new Map(); // lock token (uuid string) -> entry
+        this.consumers = [];
+        this.turn = 0;
+        this.completed = 0;
+        this.expired = 0;
+        this.pumping = false;
+    }
+
+    // enqueue stores a newly sent message (parsed sections).
+    enqueue(m) {
+        const entry = { sequence: this.nextSequence++, enqueuedAt: new Date(), message: m, deliveryCount: 0, lock: null };
+        this.insert(entry);
+        this.pump();
+        return entry.sequence;
+    }
+
+    // adopt takes an entry moved here from another queue (dead-lettering), keeping its
+    // sequence number, enqueued time and delivery count.
+    adopt(entry) {
+        entry.lock = null;
+        this.insert(entry);
+        this.pump();
+    }
+
+    insert(entry) {
+        let i = this.available.length;
+        while (i > 0 && this.available[i - 1].sequence > entry.sequence) i--;
+        this.available.splice(i, 0, entry);
+    }
+
+    addConsumer(c) {
+        this.consumers.push(c);
+        this.pump();
+    }
+
+    removeConsumer(c) {
+        this.consumers = this.consumers.filter((x) => x !== c);
+    }
+
+    // pump hands available messages to consumers with credit, round robin.
+    pump() {
+        if (this.pumping) return;
+        this.pumping = true;
+        try {
+            while (this.available.length > 0) {
+                const c = this.nextConsumer();
+                if (!c) break;
+                const entry = this.available.shift();
+                if (this.hasExpired(entry)) {
+                    this.expired++;
+                    this.log(`${this.name}: message ${entry.sequence} expired (time to live)`);
+                    continue;
+                }
+                if (c.receiveAndDelete) {
+                    this.completed++;
+                } else {
+                    this.lock(entry);
+                }
+                c.send(entry);
+            }
+            for (const c of this.consumers.slice()) c.afterPump();
+        } finally {
+            this.pumping = false;
+        }
+    }
+
+    nextConsumer() {
+        const n = this.consumers.length;
+        for (let i = 0; i < n; i++) {
+            const c = this.consumers[(this.turn + i) % n];
+            if (c.credit() > 0) {
+                this.turn = (this.turn + i + 1) % n;
+                return c;
+            }
+        }
+        return null;
+    }
+
+    hasExpired(entry) {
+        const ttl = sections.ttlMillis(entry.message);
+        return ttl > 0 && entry.enqueuedAt.getTime() + ttl <= Date.now();
+    }
+
+    lock(entry) {
+        const token = crypto.randomUUID();
+        entry.lock = { token, until: new Date(Date.now() + this.lockDurationMs), timer: null };
+        this.armTimer(entry);
+        this.locked.set(token, entry);
+    }
+
+    armTimer(entry) {
+        if (entry.lock.timer) clearTimeout(entry.lock.timer);
+        const wait = Math.max(0, entry.lock.until.getTime() - Date.now());
+        entry.lock.timer = setTimeout(() => this.lockExpired(entry.lock.token), wait);
+    }
+
+    // unlock removes the lock and returns the entry, or null when the token holds no lock
+    // (settled already, or expired).
+    unlock(token) {
+        const entry = this.locked.get(token);
+        if (!entry) return null;
+        this.locked.delete(token);
+        clearTimeout(entry.lock.timer);
+        entry.lock = null;
+        return entry;
+    }
+
+    lockExpired(token) {
+        const entry = this.unlock(token);
+        if (!entry) return;
+        this.log(`${this.name}: lock on message ${entry.sequence} expired`);
+        this.failedDelivery(entry);
+    }
+
+    // failedDelivery counts a delivery that was abandoned or whose lock expired; at
+    // maxDeliveryCount the message is dead-lettered, otherwise it is available again.
+    failedDelivery(entry) {
+        entry.deliveryCount++;
+        if (this.maxDeliveryCount > 0 && entry.deliveryCount >= this.maxDeliveryCount && this.deadLetter) {
+            this.moveToDeadLetter(entry, REASON_MAX_DELIVERY,
+                `Message could not be consumed after ${this.maxDeliveryCount} delivery attempts.`, {});
+            return;
+        }
+        this.insert(entry);
+        this.pump();
+    }
+
+    moveToDeadLetter(entry, reason, description, properties) {
+        if (!this.deadLetter) {
+            // A dead-letter queue has no dead-letter queue of its own: Service Bus keeps the
+            // message where it is.
+            this.insert(entry);
+            this.pump();
+            return;
+        }
+        const values = Object.assign({}, properties, { DeadLetterReason: reason, DeadLetterErrorDescription: description });
+        entry.message = sections.withApplicationProperties(entry.message, values);
+        this.log(`${this.name}: message ${entry.sequence} dead-lettered (${reason})`);
+        this.deadLetter.adopt(entry);
+    }
+
+    // settle applies one outcome to the message locked by token. outcome.type is one of
+    // complete, abandon, release, deadLetter; properties (optional) are application
+    // properties to set. It returns false when the lock is lost.
+    settle(token, outcome) {
+        const entry = this.unlock(token);
+        if (!entry) return false;
+        const props = outcome.properties || {};
+        if (Object.keys(props).length > 0 && outcome.type !== 'deadLetter') {
+            entry.message = sections.withApplicationProperties(entry.message, props);
+        }
+        switch (outcome.type) {
+        case 'complete':
+            this.completed++;
+            this.pump();
+            break;
+        case 'abandon':
+            this.failedDelivery(entry);
+            break;
+        case 'release':
+            this.insert(entry);
+            this.pump();
+            break;
+        case 'deadLetter':
+            this.moveToDeadLetter(entry, outcome.reason || '', outcome.description || '', props);
+            this.pump();
+            break;
+        default:
+            throw new Error('unknown outcome ' + outcome.type);
+        }
+        return true;
+    }
+
+    // renew extends the given locks by the lock duration and returns the new expiry times,
+    // or null when any of them is lost (none is renewed then).
+    renew(tokens) {
+        const entries = tokens.map((t) => this.locked.get(t));
+        if (entries.some((e) => !e)) return null;
+        const until = new Date(Date.now() + this.lockDurationMs);
+        for (const e of entries) {
+            e.lock.until = until;
+            this.armTimer(e);
+        }
+        return entries.map(() => until);
+    }
+
+    // peek returns up to count entries (available or locked) from sequence number from on.
+    peek(from, count) {
+        const all = this.available.concat(Array.from(this.locked.values()));
+        return all.filter((e) => e.sequence >= from).sort((a, b) => a.sequence - b.sequence).slice(0, count);
+    }
+
+    stats() {
+        const s = { active: this.available.length, locked: this.locked.size, completed: this.completed, expired: this.expired };
+        if (this.deadLetter) {
+            s.deadLettered = this.deadLetter.available.length + this.deadLetter.locked.size;
+        }
+        return s;
+    }
+
+    close() {
+        for (const e of this.locked.values()) clearTimeout(e.lock.timer);
+    }
+}
+
+module.exports = { Queue, REASON_MAX_DELIVERY };
