@@ -49,6 +49,7 @@ type Stats struct {
 	DeadLettered int `json:"deadLettered"` // in the $DeadLetterQueue (available or locked)
 	Completed    int `json:"completed"`    // completed (or received in receive-and-delete mode)
 	Expired      int `json:"expired"`      // dropped because their time to live ran out
+	Deliveries   int `json:"deliveries"`   // transfers to receivers so far, redeliveries included
 }
 
 // Stats reads the queue's counts.

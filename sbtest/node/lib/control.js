@@ -2,7 +2,7 @@
 
 // The test-control port (HTTP on loopback): what a test needs to observe or disturb that
 // the Service Bus protocol itself does not offer.
-//   GET  /stats   {"queues": {"<name>": {"active", "locked", "deadLettered", "completed", "expired"}}}
+//   GET  /stats   {"queues": {"<name>": {"active", "locked", "deadLettered", "completed", "expired", "deliveries"}}}
 //   POST /drop    cut every AMQP connection at the socket; {"dropped": n}
 
 const http = require('http');

@@ -29,6 +29,7 @@ class Queue {
         this.turn = 0;
         this.completed = 0;
         this.expired = 0;
+        this.deliveries = 0;
         this.pumping = false;
     }
 
@@ -82,6 +83,7 @@ class Queue {
                 } else {
                     this.lock(entry);
                 }
+                this.deliveries++;
                 c.send(entry);
             }
             for (const c of this.consumers.slice()) c.afterPump();
@@ -217,7 +219,13 @@ class Queue {
     }
 
     stats() {
-        const s = { active: this.available.length, locked: this.locked.size, completed: this.completed, expired: this.expired };
+        const s = {
+            active: this.available.length,
+            locked: this.locked.size,
+            completed: this.completed,
+            expired: this.expired,
+            deliveries: this.deliveries,
+        };
         if (this.deadLetter) {
             s.deadLettered = this.deadLetter.available.length + this.deadLetter.locked.size;
         }
