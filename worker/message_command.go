@@ -1,0 +1,68 @@
+package worker
+
+import (
+	"encoding/json"
+	"strings"
+)
+
+// commandMessage is an operator's or another system's request to reconcile, grant or revoke
+// one principal. Commands are not checked against Trust: they carry no clientState and only
+// our own senders, authorised on the queue itself, can enqueue them.
+type commandMessage struct {
+	Command       string `json:"command"`
+	Principal     string `json:"principal"`
+	PrincipalType string `json:"principalType"`
+}
+
+// command decodes a command message into one Target (Source "command").
+func (d *decoder) command(raw json.RawMessage) {
+	var c commandMessage
+	if err := json.Unmarshal(raw, &c); err != nil {
+		d.reject(0, ReasonMalformed, "command fields are not strings")
+		return
+	}
+	cmd, ok := parseCommand(c.Command)
+	if !ok {
+		d.reject(0, ReasonMalformed, "unknown command %s", quoted(c.Command))
+		return
+	}
+	typ, ok := parsePrincipalType(c.PrincipalType)
+	if !ok {
+		d.reject(0, ReasonMalformed, "unknown principalType %s", quoted(c.PrincipalType))
+		return
+	}
+	principal := strings.TrimSpace(c.Principal)
+	switch {
+	case isObjectID(principal):
+		principal = strings.ToLower(principal)
+	case looksLikeUPN(principal):
+	default:
+		d.reject(0, ReasonBadPrincipal, "principal %s is neither an object id nor a UPN", quoted(principal))
+		return
+	}
+	d.addTarget(Target{Principal: principal, Type: typ, Command: cmd, Source: "command"})
+}
+
+// parseCommand reads a command name in any letter case.
+func parseCommand(s string) (Command, bool) {
+	for _, c := range []Command{CommandReconcile, CommandGrant, CommandRevoke} {
+		if strings.EqualFold(s, string(c)) {
+			return c, true
+		}
+	}
+	return "", false
+}
+
+// parsePrincipalType reads a principal type hint in any letter case; "resourceAccount" (the
+// published OpenAPI spelling) is an alias, and an empty value means no hint.
+func parsePrincipalType(s string) (PrincipalType, bool) {
+	switch {
+	case s == "":
+		return "", true
+	case strings.EqualFold(s, string(PrincipalUser)):
+		return PrincipalUser, true
+	case strings.EqualFold(s, string(PrincipalResourceAccount)), strings.EqualFold(s, "resourceAccount"):
+		return PrincipalResourceAccount, true
+	}
+	return "", false
+}

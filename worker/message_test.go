@@ -1,0 +1,310 @@
+package worker
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// Identities used across the fixtures in testdata/.
+const (
+	fxTenant      = "8f2c1c55-7b7e-4d0a-9a39-3c7f1b2d4e61"
+	fxClientState = "s3cr3t-client-state-do-not-log"
+	fxForgedState = "guessed-client-state"
+	fxUserA       = "3f5d1c2e-9b8a-4e7f-8d6c-1a2b3c4d5e6f"
+	fxUserB       = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+	fxUserC       = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+	fxGroup       = "5b8d2e4f-6a1c-4d3e-9f7b-2c4a6e8d0f12"
+	fxSub         = "d6f1b7a2-4c3e-4f5a-8b9c-0e1d2f3a4b5c"
+)
+
+var fxTrust = Trust{TenantID: fxTenant, ClientState: fxClientState}
+
+// decodedView is Decoded with rejections reduced to their reasons, for comparison.
+type decodedView struct {
+	Principals []Target
+	Groups     []string
+	Lifecycle  []LifecycleEvent
+	Probe      bool
+	Rejected   []string
+}
+
+func viewOf(d Decoded) decodedView {
+	v := decodedView{Principals: d.Principals, Groups: d.Groups, Lifecycle: d.Lifecycle, Probe: d.Probe}
+	for _, r := range d.Rejected {
+		v.Rejected = append(v.Rejected, r.Reason)
+	}
+	return v
+}
+
+func notified(oid, source string) Target {
+	return Target{Principal: oid, Command: CommandReconcile, Source: source}
+}
+
+func readFixture(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestDecodeFixtures(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		fixture string
+		props   map[string]any
+		trust   Trust
+		want    decodedView
+		wantErr string // PermanentError reason for a whole-message failure
+	}{
+		{name: "graph collection of user updates yields each user once, lower-cased",
+			fixture: "graph_users_updated.json", trust: fxTrust,
+			want: decodedView{Principals: []Target{notified(fxUserA, "users/updated"), notified(fxUserB, "users/updated")}}},
+		{name: "graph collection of a user deletion",
+			fixture: "graph_users_deleted.json", trust: fxTrust,
+			want: decodedView{Principals: []Target{notified(fxUserB, "users/deleted")}}},
+		{name: "event grid user updated for a soft delete is a deletion",
+			fixture: "eg_user_softdeleted.json", trust: fxTrust,
+			want: decodedView{Principals: []Target{notified(fxUserA, "users/deleted")}}},
+		{name: "event grid user deleted takes the id from the subject",
+			fixture: "eg_user_deleted.json", trust: fxTrust,
+			want: decodedView{Principals: []Target{notified(fxUserC, "users/deleted")}}},
+		{name: "event grid group update with members delta reconciles added and removed members",
+			fixture: "eg_group_updated_delta.json", trust: fxTrust,
+			want: decodedView{Principals: []Target{notified(fxUserA, "groups/members@delta"), notified(fxUserB, "groups/members@delta")}}},
+		{name: "event grid array of a group delta and a user update",
+			fixture: "eg_group_updated_delta_array.json", trust: fxTrust,
+			want: decodedView{Principals: []Target{notified(fxUserA, "groups/members@delta"),
+				notified(fxUserB, "groups/members@delta"), notified(fxUserC, "users/updated")}}},
+		{name: "event grid group update without delta asks for the group's members",
+			fixture: "eg_group_updated_nodelta.json", trust: fxTrust,
+			want: decodedView{Groups: []string{fxGroup}}},
+		{name: "event grid group deleted asks for the group's members",
+			fixture: "eg_group_deleted.json", trust: fxTrust,
+			want: decodedView{Groups: []string{fxGroup}}},
+		{name: "lifecycle collection normalises known events and passes unknown ones",
+			fixture: "graph_lifecycle.json", trust: fxTrust,
+			want: decodedView{Lifecycle: []LifecycleEvent{{fxSub, "reauthorizationRequired"},
+				{fxSub, "subscriptionRemoved"}, {fxSub, "missed"}, {fxSub, "somethingNew"}}}},
+		{name: "event grid reauthorization required",
+			fixture: "eg_lifecycle_reauth.json", trust: fxTrust,
+			want: decodedView{Lifecycle: []LifecycleEvent{{fxSub, "reauthorizationRequired"}}}},
+		{name: "reconcile command by object id",
+			fixture: "command_reconcile.json", trust: fxTrust,
+			want: decodedView{Principals: []Target{{Principal: fxUserA, Command: CommandReconcile, Source: "command"}}}},
+		{name: "grant command by UPN with the resourceAccount alias",
+			fixture: "command_grant_upn.json", trust: fxTrust,
+			want: decodedView{Principals: []Target{{Principal: "ivr-main@contoso.onmicrosoft.com",
+				Type: PrincipalResourceAccount, Command: CommandGrant, Source: "command"}}}},
+		{name: "revoke command in any letter case",
+			fixture: "command_revoke.json", trust: fxTrust,
+			want: decodedView{Principals: []Target{{Principal: fxUserB, Type: PrincipalUser, Command: CommandRevoke, Source: "command"}}}},
+		{name: "command naming a path instead of a principal is rejected",
+			fixture: "command_bad_principal.json", trust: fxTrust,
+			want: decodedView{Rejected: []string{ReasonBadPrincipal}}},
+		{name: "unknown command is rejected",
+			fixture: "command_bad_command.json", trust: fxTrust,
+			want: decodedView{Rejected: []string{ReasonMalformed}}},
+		{name: "event hubs reachability probe",
+			fixture: "eventhubs_probe.json", trust: fxTrust,
+			want: decodedView{Probe: true}},
+		{name: "event grid validation event",
+			fixture: "eg_validation.json", trust: fxTrust,
+			want: decodedView{Probe: true}},
+		{name: "event grid validation property wins over the body",
+			fixture: "graph_users_updated.json", trust: fxTrust,
+			props: map[string]any{"aeg-event-type": "subscriptionvalidation"},
+			want:  decodedView{Probe: true}},
+		{name: "event grid notification property does not make a probe",
+			fixture: "graph_users_deleted.json", trust: fxTrust,
+			props: map[string]any{"aeg-event-type": "Notification", "aeg-delivery-count": 0},
+			want:  decodedView{Principals: []Target{notified(fxUserB, "users/deleted")}}},
+		{name: "forged clientState is untrusted",
+			fixture: "forged_clientstate.json", trust: fxTrust,
+			want: decodedView{Rejected: []string{ReasonUntrusted}}},
+		{name: "clientState is not checked when none is configured",
+			fixture: "forged_clientstate.json", trust: Trust{TenantID: fxTenant},
+			want: decodedView{Principals: []Target{notified(fxUserA, "users/updated")}}},
+		{name: "another tenant in the cloud event source is untrusted",
+			fixture: "wrong_tenant.json", trust: fxTrust,
+			want: decodedView{Rejected: []string{ReasonUntrusted}}},
+		{name: "tenant is not checked when none is configured",
+			fixture: "wrong_tenant.json", trust: Trust{ClientState: fxClientState},
+			want: decodedView{Principals: []Target{notified(fxUserA, "users/updated")}}},
+		{name: "one bad item never poisons the rest of a collection",
+			fixture: "mixed_collection.json", trust: fxTrust,
+			want: decodedView{Principals: []Target{notified(fxUserA, "users/updated")}, Groups: []string{fxGroup},
+				Rejected: []string{ReasonMalformed, ReasonNotAUser, ReasonBadPrincipal, ReasonUntrusted, ReasonMalformed}}},
+		{name: "unknown event types and non-events in an array are rejected alone",
+			fixture: "eg_mixed_array.json", trust: fxTrust,
+			want: decodedView{Principals: []Target{notified(fxUserB, "users/updated")},
+				Rejected: []string{ReasonUnknownShape, ReasonUnknownShape}}},
+		{name: "object of no known shape", fixture: "unknown_shape.json", trust: fxTrust, wantErr: ReasonUnknownShape},
+		{name: "truncated JSON", fixture: "malformed.json", trust: fxTrust, wantErr: ReasonMalformed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := Decode(readFixture(t, tt.fixture), tt.props, tt.trust)
+			checkDecode(t, got, err, tt.want, tt.wantErr)
+		})
+	}
+}
+
+func TestDecodeInline(t *testing.T) {
+	t.Parallel()
+	user := func(resource, rd string) string {
+		return `{"value":[{"subscriptionId":"s","changeType":"updated","resource":"` + resource +
+			`","resourceData":` + rd + `,"tenantId":"` + fxTenant + `"}]}`
+	}
+	upper := strings.ToUpper(fxUserA)
+	tests := []struct {
+		name    string
+		body    string
+		want    decodedView
+		wantErr string
+	}{
+		{name: "resource Users/<id> without resourceData id",
+			body: user("Users/"+upper, `{}`), want: decodedView{Principals: []Target{notified(fxUserA, "users/updated")}}},
+		{name: "resource /users/<id>",
+			body: user("/users/"+fxUserA, `null`), want: decodedView{Principals: []Target{notified(fxUserA, "users/updated")}}},
+		{name: "resource users('<id>')",
+			body: user("users('"+fxUserA+"')", `{}`), want: decodedView{Principals: []Target{notified(fxUserA, "users/updated")}}},
+		{name: "resource v1.0/users/<id>",
+			body: user("v1.0/Users/"+fxUserA, `{}`), want: decodedView{Principals: []Target{notified(fxUserA, "users/updated")}}},
+		{name: "resourceData id wins over the resource path",
+			body: user("Users/"+fxUserB, `{"id":"`+fxUserA+`"}`), want: decodedView{Principals: []Target{notified(fxUserA, "users/updated")}}},
+		{name: "kind from @odata.type when there is no resource path",
+			body: user("", `{"@odata.type":"#microsoft.graph.user","id":"`+fxUserA+`"}`),
+			want: decodedView{Principals: []Target{notified(fxUserA, "users/updated")}}},
+		{name: "no resource at all is not a user",
+			body: user("", `{"id":"`+fxUserA+`"}`), want: decodedView{Rejected: []string{ReasonNotAUser}}},
+		{name: "resource id that is not a GUID",
+			body: user("Users/"+fxUserA+"x", `{}`), want: decodedView{Rejected: []string{ReasonBadPrincipal}}},
+		{name: "a device is not a user",
+			body: user("devices/"+fxUserA, `{}`), want: decodedView{Rejected: []string{ReasonNotAUser}}},
+		{name: "changeType is case-insensitive",
+			body: `{"value":[{"changeType":"DELETED","resource":"Users/` + fxUserA + `"}]}`,
+			want: decodedView{Principals: []Target{notified(fxUserA, "users/deleted")}}},
+		{name: "created users are reconciled",
+			body: `{"value":[{"changeType":"created","resource":"Users/` + fxUserA + `"}]}`,
+			want: decodedView{Principals: []Target{notified(fxUserA, "users/created")}}},
+		{name: "empty members delta means no member changed",
+			body: `{"value":[{"changeType":"updated","resource":"Groups/` + fxGroup + `","resourceData":{"members@delta":[]}}]}`,
+			want: decodedView{}},
+		{name: "a bad member id is rejected, the others kept",
+			body: `{"value":[{"changeType":"updated","resource":"Groups/` + fxGroup + `","resourceData":{"members@delta":[{"id":"x"},{"id":"` + fxUserB + `","@removed":"deleted"}]}}]}`,
+			want: decodedView{Principals: []Target{notified(fxUserB, "groups/members@delta")}, Rejected: []string{ReasonBadPrincipal}}},
+		{name: "members delta of the wrong type is malformed",
+			body: `{"value":[{"changeType":"updated","resource":"Groups/` + fxGroup + `","resourceData":{"members@delta":{"id":"x"}}}]}`,
+			want: decodedView{Rejected: []string{ReasonMalformed}}},
+		{name: "event grid schema eventType is accepted",
+			body: `{"eventType":"Microsoft.Graph.UserUpdated","subject":"Users/` + fxUserA + `","data":{"changeType":"updated"}}`,
+			want: decodedView{Principals: []Target{notified(fxUserA, "users/updated")}}},
+		{name: "cloud event type is case-insensitive",
+			body: `{"specversion":"1.0","type":"MICROSOFT.GRAPH.USERDELETED","subject":"Users/` + fxUserA + `"}`,
+			want: decodedView{Principals: []Target{notified(fxUserA, "users/deleted")}}},
+		{name: "subscription removed event type",
+			body: `{"specversion":"1.0","type":"Microsoft.Graph.SubscriptionRemoved","data":{"subscriptionId":"s1"}}`,
+			want: decodedView{Lifecycle: []LifecycleEvent{{"s1", "subscriptionRemoved"}}}},
+		{name: "lifecycle event in data of an unlisted type",
+			body: `{"specversion":"1.0","type":"Contoso.Relay","data":{"subscriptionId":"s1","lifecycleEvent":"MISSED"}}`,
+			want: decodedView{Lifecycle: []LifecycleEvent{{"s1", "missed"}}}},
+		{name: "organizationId of another tenant is untrusted",
+			body: user("Users/"+fxUserA, `{"organizationId":"00000000-0000-0000-0000-000000000000"}`),
+			want: decodedView{Rejected: []string{ReasonUntrusted}}},
+		{name: "UPN command with a guest UPN",
+			body: `{"command":"reconcile","principal":"alice_fabrikam.com#EXT#@contoso.onmicrosoft.com"}`,
+			want: decodedView{Principals: []Target{{Principal: "alice_fabrikam.com#EXT#@contoso.onmicrosoft.com", Command: CommandReconcile, Source: "command"}}}},
+		{name: "command with an unknown principal type",
+			body: `{"command":"grant","principal":"` + fxUserA + `","principalType":"device"}`,
+			want: decodedView{Rejected: []string{ReasonMalformed}}},
+		{name: "command with a UPN without a domain",
+			body: `{"command":"grant","principal":"alice@localhost"}`,
+			want: decodedView{Rejected: []string{ReasonBadPrincipal}}},
+		{name: "empty array decodes to nothing", body: `[]`, want: decodedView{}},
+		{name: "value that is not an array", body: `{"value":5}`, wantErr: ReasonMalformed},
+		{name: "value null", body: `{"value":null}`, wantErr: ReasonMalformed},
+		{name: "a JSON string", body: `"hello"`, wantErr: ReasonUnknownShape},
+		{name: "an empty body", body: ``, wantErr: ReasonMalformed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := Decode([]byte(tt.body), nil, Trust{TenantID: fxTenant})
+			checkDecode(t, got, err, tt.want, tt.wantErr)
+		})
+	}
+}
+
+func TestDecodeRejectsTooLargeBeforeParsing(t *testing.T) {
+	t.Parallel()
+	body := append([]byte(`{"value":[]`), bytes.Repeat([]byte(" "), MaxBodyBytes)...)
+	body = append(body, '}')
+	_, err := Decode(body, map[string]any{"aeg-event-type": "SubscriptionValidation"}, fxTrust)
+	checkDecode(t, Decoded{}, err, decodedView{}, ReasonTooLarge)
+
+	atLimit := append([]byte(`{"value":[]`), bytes.Repeat([]byte(" "), MaxBodyBytes-len(`{"value":[]}`))...)
+	atLimit = append(atLimit, '}')
+	if _, err := Decode(atLimit, nil, fxTrust); err != nil {
+		t.Errorf("Decode(body of exactly MaxBodyBytes) = %v, want no error", err)
+	}
+}
+
+func TestDecodeNeverEchoesClientState(t *testing.T) {
+	t.Parallel()
+	entries, err := os.ReadDir("testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			continue
+		}
+		got, err := Decode(readFixture(t, e.Name()), nil, fxTrust)
+		texts := []string{}
+		if err != nil {
+			texts = append(texts, err.Error())
+		}
+		for _, r := range got.Rejected {
+			texts = append(texts, r.Error())
+		}
+		for _, s := range texts {
+			if strings.Contains(s, fxClientState) || strings.Contains(s, fxForgedState) {
+				t.Errorf("%s: rejection %q holds a clientState", e.Name(), s)
+			}
+		}
+	}
+}
+
+func checkDecode(t *testing.T, got Decoded, err error, want decodedView, wantErr string) {
+	t.Helper()
+	if wantErr != "" {
+		var perm *PermanentError
+		if !errors.As(err, &perm) || perm.Reason != wantErr {
+			t.Fatalf("Decode error = %v, want a *PermanentError with reason %q", err, wantErr)
+		}
+		if perm.Description == "" {
+			t.Errorf("Decode error %v has no description", err)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("Decode error = %v, want none", err)
+	}
+	if g := viewOf(got); !reflect.DeepEqual(g, want) {
+		t.Errorf("Decode =\n %+v\nwant\n %+v", g, want)
+	}
+	for _, r := range got.Rejected {
+		if r.Description == "" {
+			t.Errorf("rejection %q has no description", r.Reason)
+		}
+	}
+}
