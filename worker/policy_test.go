@@ -12,7 +12,9 @@ const (
 	exchangeID = "efb87545-963c-4e0d-99df-69c6916d9eb0" // EXCHANGE_S_ENTERPRISE, not Teams
 )
 
-func fxEnabled(id string) AssignedPlan { return AssignedPlan{ServicePlanID: id, CapabilityStatus: "Enabled"} }
+func fxEnabled(id string) AssignedPlan {
+	return AssignedPlan{ServicePlanID: id, CapabilityStatus: "Enabled"}
+}
 
 func fxTeamsUser(id string) User {
 	return User{ID: id, UPN: "u-" + id[:8] + "@contoso.com", AccountEnabled: true, UserType: "Member",

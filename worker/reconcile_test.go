@@ -1,0 +1,420 @@
+package worker
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+const (
+	rcAlice = "a11ce000-0000-4000-8000-00000000000a"
+	rcBob   = "b0b00000-0000-4000-8000-00000000000b"
+	rcIVR   = "1a2b3c4d-0000-4000-8000-0000000000c1" // a resource account
+	rcScope = "5c09e000-0000-4000-8000-0000000000e1"
+	rcTeam  = "7ea70000-0000-4000-8000-0000000000e2" // nested in rcScope
+)
+
+var rcPolicy = Policy{ClientIDs: []string{ourApp1}}
+
+func userAssignment(oid string, ids ...string) Assignment {
+	return Assignment{ObjectID: oid, PrincipalType: PrincipalUser, ClientIDs: ids}
+}
+
+func raAssignment(oid string) Assignment {
+	return Assignment{ObjectID: oid, PrincipalType: PrincipalResourceAccount}
+}
+
+func TestReconcile(t *testing.T) {
+	t.Parallel()
+	scoped := rcPolicy
+	scoped.ScopeGroups = []string{rcScope}
+	managed := rcPolicy
+	managed.ManageResourceAccounts = true
+	tests := []struct {
+		name       string
+		policy     Policy
+		users      []User
+		groups     map[string][]string
+		stored     []Assignment
+		target     Target
+		wantAction Action
+		wantReason string
+		wantType   PrincipalType
+		wantStored *Assignment // what ACS holds afterwards; nil = no assignment
+		wantWrites int
+	}{
+		{name: "onboarding: an eligible user gets our client id",
+			policy: rcPolicy, users: []User{fxTeamsUser(rcAlice)}, target: Target{Principal: rcAlice},
+			wantAction: ActionGrant, wantReason: "teams plan enabled", wantType: PrincipalUser,
+			wantStored: refAssignment(userAssignment(rcAlice, ourApp1)), wantWrites: 1},
+		{name: "onboarding keeps another application's client id",
+			policy: rcPolicy, users: []User{fxTeamsUser(rcAlice)}, stored: []Assignment{userAssignment(rcAlice, foreignApp)},
+			target: Target{Principal: rcAlice}, wantAction: ActionGrant, wantReason: "teams plan enabled", wantType: PrincipalUser,
+			wantStored: refAssignment(userAssignment(rcAlice, ourApp1, foreignApp)), wantWrites: 1},
+		{name: "onboarding by UPN resolves the object id",
+			policy: rcPolicy, users: []User{fxTeamsUser(rcAlice)}, target: Target{Principal: fxTeamsUser(rcAlice).UPN},
+			wantAction: ActionGrant, wantReason: "teams plan enabled", wantType: PrincipalUser,
+			wantStored: refAssignment(userAssignment(rcAlice, ourApp1)), wantWrites: 1},
+		{name: "onboarding through a nested scope group",
+			policy: scoped, users: []User{fxTeamsUser(rcAlice)}, groups: map[string][]string{rcScope: {rcTeam}, rcTeam: {rcAlice}},
+			target: Target{Principal: rcAlice}, wantAction: ActionGrant, wantReason: "teams plan enabled", wantType: PrincipalUser,
+			wantStored: refAssignment(userAssignment(rcAlice, ourApp1)), wantWrites: 1},
+		{name: "offboarding: a deleted user's assignment is deleted",
+			policy: rcPolicy, stored: []Assignment{userAssignment(rcAlice, ourApp1)}, target: Target{Principal: rcAlice},
+			wantAction: ActionRevoke, wantReason: "not found in directory", wantWrites: 1},
+		{name: "offboarding a deleted user keeps another application's access",
+			policy: rcPolicy, stored: []Assignment{userAssignment(rcAlice, strings.ToUpper(ourApp1), foreignApp)},
+			target: Target{Principal: rcAlice}, wantAction: ActionRevoke, wantReason: "not found in directory",
+			wantStored: refAssignment(userAssignment(rcAlice, foreignApp)), wantWrites: 1},
+		{name: "offboarding: a disabled user loses access",
+			policy: rcPolicy, users: []User{withUser(fxTeamsUser(rcAlice), func(u *User) { u.AccountEnabled = false })},
+			stored: []Assignment{userAssignment(rcAlice, ourApp1)}, target: Target{Principal: rcAlice},
+			wantAction: ActionRevoke, wantReason: "account disabled", wantWrites: 1},
+		{name: "offboarding: a removed licence loses access",
+			policy: rcPolicy, users: []User{withUser(fxTeamsUser(rcAlice), func(u *User) { u.Plans = nil })},
+			stored: []Assignment{userAssignment(rcAlice, ourApp1)}, target: Target{Principal: rcAlice},
+			wantAction: ActionRevoke, wantReason: "no teams plan", wantWrites: 1},
+		{name: "offboarding: leaving the scope group loses access",
+			policy: scoped, users: []User{fxTeamsUser(rcAlice), fxTeamsUser(rcBob)}, groups: map[string][]string{rcScope: {rcBob}},
+			stored: []Assignment{userAssignment(rcAlice, ourApp1)}, target: Target{Principal: rcAlice},
+			wantAction: ActionRevoke, wantReason: "out of scope", wantWrites: 1},
+		{name: "a resource account gets the server-consent assignment though disabled",
+			policy: rcPolicy, users: []User{fxResourceAccount(rcIVR)}, target: Target{Principal: rcIVR},
+			wantAction: ActionGrant, wantReason: "resource account licence", wantType: PrincipalResourceAccount,
+			wantStored: refAssignment(raAssignment(rcIVR)), wantWrites: 1},
+		{name: "a licensed user who is also a resource account is a resource account",
+			policy: rcPolicy, users: []User{withUser(fxTeamsUser(rcIVR), func(u *User) { u.SKUs = []string{raSKU} })},
+			stored: []Assignment{userAssignment(rcIVR, ourApp1)}, target: Target{Principal: rcIVR},
+			wantAction: ActionGrant, wantReason: "resource account licence", wantType: PrincipalResourceAccount,
+			wantStored: refAssignment(raAssignment(rcIVR)), wantWrites: 1},
+		{name: "a deleted resource account keeps its assignment unless managed",
+			policy: rcPolicy, stored: []Assignment{raAssignment(rcIVR)}, target: Target{Principal: rcIVR},
+			wantAction: ActionSkip, wantReason: "resource accounts not managed", wantStored: refAssignment(raAssignment(rcIVR))},
+		{name: "a deleted resource account loses its assignment when managed",
+			policy: managed, stored: []Assignment{raAssignment(rcIVR)}, target: Target{Principal: rcIVR},
+			wantAction: ActionRevoke, wantReason: "not found in directory", wantWrites: 1},
+		{name: "an unknown UPN is a no-op, since ACS needs the object id",
+			policy: rcPolicy, target: Target{Principal: "nobody@contoso.com"},
+			wantAction: ActionNoop, wantReason: "not found in directory (by UPN; no object id)"},
+		{name: "an operator grant by UPN with a resource account hint",
+			policy: rcPolicy, users: []User{withUser(fxTeamsUser(rcIVR), func(u *User) { u.Plans = nil })},
+			target:     Target{Principal: strings.ToUpper(fxTeamsUser(rcIVR).UPN), Type: PrincipalResourceAccount, Command: CommandGrant},
+			wantAction: ActionGrant, wantReason: "operator grant", wantType: PrincipalResourceAccount,
+			wantStored: refAssignment(raAssignment(rcIVR)), wantWrites: 1},
+		{name: "an operator grant ignores the scope",
+			policy: scoped, users: []User{withUser(fxTeamsUser(rcAlice), func(u *User) { u.AccountEnabled = false })},
+			target:     Target{Principal: rcAlice, Command: CommandGrant},
+			wantAction: ActionGrant, wantReason: "operator grant", wantType: PrincipalUser,
+			wantStored: refAssignment(userAssignment(rcAlice, ourApp1)), wantWrites: 1},
+		{name: "an operator grant for a principal the directory lacks is skipped",
+			policy: rcPolicy, target: Target{Principal: rcAlice, Command: CommandGrant},
+			wantAction: ActionSkip, wantReason: "not found in directory"},
+		{name: "an operator revoke removes our id from an eligible user",
+			policy: rcPolicy, users: []User{fxTeamsUser(rcAlice)}, stored: []Assignment{userAssignment(rcAlice, ourApp1, foreignApp)},
+			target:     Target{Principal: rcAlice, Command: CommandRevoke},
+			wantAction: ActionRevoke, wantReason: "operator revoke", wantType: PrincipalUser,
+			wantStored: refAssignment(userAssignment(rcAlice, foreignApp)), wantWrites: 1},
+		{name: "an eligible user already granted costs no write",
+			policy: rcPolicy, users: []User{fxTeamsUser(rcAlice)}, stored: []Assignment{userAssignment(rcAlice, ourApp1)},
+			target: Target{Principal: rcAlice}, wantAction: ActionNoop, wantReason: "teams plan enabled", wantType: PrincipalUser,
+			wantStored: refAssignment(userAssignment(rcAlice, ourApp1))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir, acs := newFakeDirectory(tt.users...), newFakeAssignments(tt.stored...)
+			for g, members := range tt.groups {
+				dir.SetGroup(g, members...)
+			}
+			r := NewReconciler(dir, acs, tt.policy, ReconcilerOptions{})
+			got, err := r.Reconcile(context.Background(), tt.target)
+			if err != nil {
+				t.Fatalf("Reconcile() error = %v", err)
+			}
+			if got.Action != tt.wantAction || got.Reason != tt.wantReason || got.Type != tt.wantType {
+				t.Errorf("Reconcile() = %s (%s) type %q, want %s (%s) type %q",
+					got.Action, got.Reason, got.Type, tt.wantAction, tt.wantReason, tt.wantType)
+			}
+			checkStored(t, acs, cmp.Or(got.ObjectID, tt.target.Principal), tt.wantStored)
+			if w := acs.Writes(); w != tt.wantWrites {
+				t.Errorf("ACS writes = %d, want %d", w, tt.wantWrites)
+			}
+			if tt.wantWrites > 0 && !strings.HasPrefix(got.CorrelationID, "cv-") {
+				t.Errorf("CorrelationID = %q, want the write's ms-cv", got.CorrelationID)
+			}
+			if tt.wantStored != nil && (got.AfterType != tt.wantStored.PrincipalType || !sameIDs(got.After, tt.wantStored.ClientIDs)) {
+				t.Errorf("Result after = %s %v, want %s %v", got.AfterType, got.After, tt.wantStored.PrincipalType, tt.wantStored.ClientIDs)
+			}
+		})
+	}
+}
+
+// Graph and ACS failures are errors to retry or to pause on, never a revoke.
+func TestReconcileFailuresNeverRevoke(t *testing.T) {
+	t.Parallel()
+	scoped := rcPolicy
+	scoped.ScopeGroups = []string{rcScope}
+	tests := []struct {
+		name   string
+		policy Policy
+		script func(*fakeDirectory, *fakeAssignments)
+		check  func(error) bool
+		want   string // what check asserts
+	}{
+		{"graph 5xx reading the user is temporary", rcPolicy,
+			func(d *fakeDirectory, _ *fakeAssignments) { d.FailNext("User", rcAlice, errUnavailable()) }, IsTemporary, "temporary"},
+		{"graph auth failure is systemic", rcPolicy,
+			func(d *fakeDirectory, _ *fakeAssignments) { d.FailNext("User", "", errSystemic()) }, IsSystemic, "systemic"},
+		{"graph throttling keeps its Retry-After", rcPolicy,
+			func(d *fakeDirectory, _ *fakeAssignments) { d.FailNext("User", "", errThrottled(7*time.Second)) },
+			func(err error) bool { return RetryAfterOf(err) == 7*time.Second }, "retry after 7s"},
+		{"scope check failure is temporary", scoped,
+			func(d *fakeDirectory, _ *fakeAssignments) { d.FailNext("MemberOf", rcAlice, errUnavailable()) }, IsTemporary, "temporary"},
+		{"ACS read throttled", rcPolicy,
+			func(_ *fakeDirectory, a *fakeAssignments) { a.FailNext("Get", rcAlice, errThrottled(time.Second)) }, IsTemporary, "temporary"},
+		{"ACS write not allowed is systemic", rcPolicy,
+			func(_ *fakeDirectory, a *fakeAssignments) { a.FailNext("Delete", rcAlice, errSystemic()) }, IsSystemic, "systemic"},
+		{"ACS bad request is rejected for good", rcPolicy,
+			func(_ *fakeDirectory, a *fakeAssignments) { a.FailNext("Delete", rcAlice, errBadRequest()) },
+			func(err error) bool {
+				var perm *PermanentError
+				var fe *fakeErr
+				return errors.As(err, &perm) && perm.Reason == ReasonRejected && errors.As(err, &fe) && fe.status == 400
+			}, "rejected, keeping the original error"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			// Alice is disabled: a successful reconcile would revoke.
+			dir := newFakeDirectory(withUser(fxTeamsUser(rcAlice), func(u *User) { u.AccountEnabled = false }))
+			dir.SetGroup(rcScope, rcAlice)
+			acs := newFakeAssignments(userAssignment(rcAlice, ourApp1))
+			tt.script(dir, acs)
+			r := NewReconciler(dir, acs, tt.policy, ReconcilerOptions{})
+			_, err := r.Reconcile(context.Background(), Target{Principal: rcAlice})
+			if err == nil || !tt.check(err) {
+				t.Fatalf("Reconcile() error = %v, want %s", err, tt.want)
+			}
+			if IsNotFound(err) {
+				t.Errorf("Reconcile() error %v says not found", err)
+			}
+			if !strings.Contains(err.Error(), rcAlice) {
+				t.Errorf("Reconcile() error %q does not name the principal", err)
+			}
+			checkStored(t, acs, rcAlice, refAssignment(userAssignment(rcAlice, ourApp1)))
+		})
+	}
+}
+
+func TestReconcileDeleteOfAnAlreadyGoneAssignmentSucceeds(t *testing.T) {
+	t.Parallel()
+	acs := newFakeAssignments(userAssignment(rcAlice, ourApp1))
+	acs.FailNext("Delete", rcAlice, errNotFound()) // someone else deleted it between GET and DELETE
+	r := NewReconciler(newFakeDirectory(), acs, rcPolicy, ReconcilerOptions{})
+	got, err := r.Reconcile(context.Background(), Target{Principal: rcAlice})
+	if err != nil || got.Action != ActionRevoke {
+		t.Fatalf("Reconcile() = %s, %v; want revoke, no error", got.Action, err)
+	}
+}
+
+func TestReconcileRejectsImpossiblePrincipals(t *testing.T) {
+	t.Parallel()
+	for _, principal := range []string{"", "not a principal", "../users", "{" + rcAlice + "}"} {
+		dir, acs := newFakeDirectory(), newFakeAssignments()
+		r := NewReconciler(dir, acs, rcPolicy, ReconcilerOptions{})
+		_, err := r.Reconcile(context.Background(), Target{Principal: principal})
+		var perm *PermanentError
+		if !errors.As(err, &perm) || perm.Reason != ReasonBadPrincipal {
+			t.Errorf("Reconcile(%q) error = %v, want bad_principal", principal, err)
+		}
+		if n := dir.Calls("User") + acs.Calls("Get"); n != 0 {
+			t.Errorf("Reconcile(%q) made %d calls, want none", principal, n)
+		}
+	}
+}
+
+func TestReconcileCancelledIsNotRejected(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r := NewReconciler(newFakeDirectory(fxTeamsUser(rcAlice)), newFakeAssignments(), rcPolicy, ReconcilerOptions{})
+	_, err := r.Reconcile(ctx, Target{Principal: rcAlice})
+	var perm *PermanentError
+	if !errors.Is(err, context.Canceled) || errors.As(err, &perm) {
+		t.Fatalf("Reconcile(cancelled) error = %v, want context.Canceled and not permanent", err)
+	}
+}
+
+func TestReconcileDryRunWritesNothing(t *testing.T) {
+	t.Parallel()
+	dir := newFakeDirectory(fxTeamsUser(rcAlice), withUser(fxTeamsUser(rcBob), func(u *User) { u.AccountEnabled = false }))
+	acs := newFakeAssignments(userAssignment(rcBob, ourApp1, foreignApp))
+	r := NewReconciler(dir, acs, rcPolicy, ReconcilerOptions{DryRun: true})
+	ctx := context.Background()
+
+	alice, err := r.Reconcile(ctx, Target{Principal: rcAlice})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob, err := r.Reconcile(ctx, Target{Principal: rcBob})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if acs.Writes() != 0 {
+		t.Errorf("dry run made %d writes", acs.Writes())
+	}
+	for _, tc := range []struct {
+		got        Result
+		wantAction Action
+		wantAfter  []string
+	}{{alice, ActionGrant, []string{ourApp1}}, {bob, ActionRevoke, []string{foreignApp}}} {
+		if !tc.got.DryRun || tc.got.Action != tc.wantAction || !reflect.DeepEqual(tc.got.After, tc.wantAfter) {
+			t.Errorf("dry run result = %+v, want DryRun %s leaving %v", tc.got, tc.wantAction, tc.wantAfter)
+		}
+	}
+	checkStored(t, acs, rcAlice, nil)
+	checkStored(t, acs, rcBob, refAssignment(userAssignment(rcBob, ourApp1, foreignApp)))
+}
+
+// Level-triggered: a replayed or duplicated notification converges to the same state and
+// costs one directory read and one ACS read, no write.
+func TestReconcileReplayCostsReadsOnly(t *testing.T) {
+	t.Parallel()
+	for _, start := range []struct {
+		name   string
+		users  []User
+		stored []Assignment
+	}{
+		{"grant", []User{fxTeamsUser(rcAlice)}, nil},
+		{"revoke", nil, []Assignment{userAssignment(rcAlice, foreignApp, ourApp1)}},
+	} {
+		t.Run(start.name, func(t *testing.T) {
+			t.Parallel()
+			dir, acs := newFakeDirectory(start.users...), newFakeAssignments(start.stored...)
+			r := NewReconciler(dir, acs, rcPolicy, ReconcilerOptions{})
+			ctx := context.Background()
+			if _, err := r.Reconcile(ctx, Target{Principal: rcAlice}); err != nil {
+				t.Fatal(err)
+			}
+			writes, gets, reads := acs.Writes(), acs.Calls("Get"), dir.Calls("User")
+			for range 3 {
+				got, err := r.Reconcile(ctx, Target{Principal: rcAlice})
+				if err != nil || got.Action != ActionNoop {
+					t.Fatalf("replay = %s, %v; want noop", got.Action, err)
+				}
+			}
+			if acs.Writes() != writes || acs.Calls("Get") != gets+3 || dir.Calls("User") != reads+3 {
+				t.Errorf("replays cost %d writes, %d ACS reads, %d directory reads; want 0, 3, 3",
+					acs.Writes()-writes, acs.Calls("Get")-gets, dir.Calls("User")-reads)
+			}
+		})
+	}
+}
+
+func TestReconcileKnownMakesNoDirectoryCalls(t *testing.T) {
+	t.Parallel()
+	dir := newFakeDirectory()
+	acs := newFakeAssignments(userAssignment(rcBob, ourApp1))
+	r := NewReconciler(dir, acs, rcPolicy, ReconcilerOptions{})
+	ctx := context.Background()
+	alice := fxTeamsUser(rcAlice)
+
+	plan, err := r.PlanKnown(ctx, Target{Principal: rcAlice}, &alice, true)
+	if err != nil || plan.Action != ActionGrant || !plan.DryRun || acs.Writes() != 0 {
+		t.Fatalf("PlanKnown() = %+v, %v with %d writes; want a dry-run grant and no write", plan, err, acs.Writes())
+	}
+	got, err := r.ReconcileKnown(ctx, Target{Principal: rcAlice}, &alice, true)
+	if err != nil || got.Action != ActionGrant || got.DryRun {
+		t.Fatalf("ReconcileKnown() = %+v, %v; want a grant", got, err)
+	}
+	got, err = r.ReconcileKnown(ctx, Target{Principal: rcBob, Source: "backfill"}, nil, false)
+	if err != nil || got.Action != ActionRevoke || got.Source != "backfill" {
+		t.Fatalf("ReconcileKnown(deleted) = %+v, %v; want a revoke", got, err)
+	}
+	if n := dir.Calls("User") + dir.Calls("MemberOf"); n != 0 {
+		t.Errorf("known reconciles made %d directory calls, want 0", n)
+	}
+	checkStored(t, acs, rcAlice, refAssignment(userAssignment(rcAlice, ourApp1)))
+	checkStored(t, acs, rcBob, nil)
+
+	_, err = r.ReconcileKnown(ctx, Target{Principal: "someone@contoso.com"}, nil, true)
+	var perm *PermanentError
+	if !errors.As(err, &perm) || perm.Reason != ReasonBadPrincipal {
+		t.Errorf("ReconcileKnown(UPN, no user) error = %v, want bad_principal", err)
+	}
+}
+
+func TestReconcileScopeIsReadOncePerCallAndOnlyWhenScoped(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		scope  []string
+		target Target
+		want   int
+	}{
+		{"unscoped policy", nil, Target{Principal: rcAlice}, 0},
+		{"scoped policy", []string{rcScope}, Target{Principal: rcAlice}, 1},
+		{"operator command", []string{rcScope}, Target{Principal: rcAlice, Command: CommandGrant}, 0},
+	} {
+		dir := newFakeDirectory(fxTeamsUser(rcAlice))
+		p := rcPolicy
+		p.ScopeGroups = tc.scope
+		r := NewReconciler(dir, newFakeAssignments(), p, ReconcilerOptions{})
+		if _, err := r.Reconcile(context.Background(), tc.target); err != nil {
+			t.Fatal(err)
+		}
+		if got := dir.Calls("MemberOf"); got != tc.want {
+			t.Errorf("%s: MemberOf calls = %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}
+
+// The runtime reconciles different principals concurrently; run with -race.
+func TestReconcileConcurrentPrincipals(t *testing.T) {
+	t.Parallel()
+	ids := []string{rcAlice, rcBob, rcIVR}
+	dir := newFakeDirectory(fxTeamsUser(rcAlice), fxTeamsUser(rcBob), fxResourceAccount(rcIVR))
+	acs := newFakeAssignments()
+	r := NewReconciler(dir, acs, rcPolicy, ReconcilerOptions{})
+	var wg sync.WaitGroup
+	for i := range 30 {
+		wg.Go(func() {
+			if _, err := r.Reconcile(context.Background(), Target{Principal: ids[i%len(ids)]}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if acs.Len() != len(ids) {
+		t.Errorf("assignments = %d, want %d", acs.Len(), len(ids))
+	}
+}
+
+func checkStored(t *testing.T, acs *fakeAssignments, oid string, want *Assignment) {
+	t.Helper()
+	got, ok := acs.Lookup(oid)
+	switch {
+	case want == nil && ok:
+		t.Errorf("ACS holds %+v for %s, want none", got, oid)
+	case want != nil && !ok:
+		t.Errorf("ACS holds nothing for %s, want %+v", oid, *want)
+	case want != nil && (got.PrincipalType != want.PrincipalType || !sameIDs(got.ClientIDs, want.ClientIDs)):
+		t.Errorf("ACS holds %s %v for %s, want %s %v", got.PrincipalType, got.ClientIDs, oid, want.PrincipalType, want.ClientIDs)
+	}
+}
+
+func sameIDs(a, b []string) bool {
+	return reflect.DeepEqual(normalizeClientIDs(a), normalizeClientIDs(b))
+}
+
+func refAssignment(a Assignment) *Assignment { return &a }
+
+func withUser(u User, change func(*User)) User {
+	change(&u)
+	return u
+}

@@ -1,0 +1,56 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"reflect"
+	"testing"
+)
+
+func TestResultLogAttrsWriteOneAuditLine(t *testing.T) {
+	t.Parallel()
+	res := Result{
+		ObjectID: rcAlice, UPN: "alice@contoso.com", Type: PrincipalUser,
+		Action: ActionRevoke, Reason: "account disabled",
+		Before: []string{ourApp1, foreignApp}, After: []string{foreignApp},
+		BeforeType: PrincipalUser, AfterType: PrincipalUser,
+		CorrelationID: "cv-7", DryRun: true, Source: "users/updated", Command: CommandReconcile,
+	}
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).LogAttrs(context.Background(), slog.LevelInfo, "reconciled", res.LogAttrs()...)
+	var got map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	delete(got, "time")
+	want := map[string]any{
+		"level": "INFO", "msg": "reconciled",
+		"object_id": rcAlice, "upn": "alice@contoso.com", "principal_type": "user",
+		"action": "revoke", "reason": "account disabled",
+		"before": []any{ourApp1, foreignApp}, "after": []any{foreignApp},
+		"before_type": "user", "after_type": "user",
+		"ms_cv": "cv-7", "dry_run": true, "source": "users/updated", "command": "reconcile",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("audit line =\n %v\nwant\n %v", got, want)
+	}
+}
+
+func TestResultLogAttrsOfAnAbsentAssignmentIsNull(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	res := Result{ObjectID: rcAlice, Action: ActionGrant, After: []string{ourApp1}, AfterType: PrincipalUser}
+	slog.New(slog.NewJSONHandler(&buf, nil)).LogAttrs(context.Background(), slog.LevelInfo, "reconciled", res.LogAttrs()...)
+	var got map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	if before, ok := got["before"]; !ok || before != nil {
+		t.Errorf("before = %v (present %v), want null: there was no assignment", before, ok)
+	}
+	if got["before_type"] != "" {
+		t.Errorf("before_type = %v, want empty", got["before_type"])
+	}
+}
