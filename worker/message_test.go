@@ -308,3 +308,37 @@ func checkDecode(t *testing.T, got Decoded, err error, want decodedView, wantErr
 		}
 	}
 }
+
+func TestPrincipalForms(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in        string
+		guid, upn bool
+	}{
+		{fxUserA, true, false},
+		{strings.ToUpper(fxUserA), true, false},
+		{"{" + fxUserA + "}", false, false},
+		{strings.ReplaceAll(fxUserA, "-", ""), false, false},
+		{fxUserA[:35] + "g", false, false},
+		{"alice@contoso.com", false, true},
+		{"o'brien@contoso.co.uk", false, true},
+		{"alice_fabrikam.com#EXT#@contoso.onmicrosoft.com", false, true},
+		{"alice@contoso", false, false},
+		{"@contoso.com", false, false},
+		{"alice@@contoso.com", false, false},
+		{"alice@contoso..com", false, false},
+		{"alice smith@contoso.com", false, false},
+		{"alice@contoso.com/../admin", false, false},
+		{"alice@contoso.com?$select=id", false, false},
+		{strings.Repeat("a", 300) + "@contoso.com", false, false},
+		{"", false, false},
+	}
+	for _, tt := range tests {
+		if got := isObjectID(tt.in); got != tt.guid {
+			t.Errorf("isObjectID(%q) = %v, want %v", tt.in, got, tt.guid)
+		}
+		if got := looksLikeUPN(tt.in); got != tt.upn {
+			t.Errorf("looksLikeUPN(%q) = %v, want %v", tt.in, got, tt.upn)
+		}
+	}
+}

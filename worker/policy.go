@@ -55,9 +55,6 @@ type Verdict struct {
 	Reason string
 }
 
-// Eligible reports whether the verdict grants access of some kind.
-func (v Verdict) Eligible() bool { return v.Type != "" }
-
 // Eligibility applies the policy to a user read from the directory now. u is nil when the
 // directory says the principal does not exist; inScope says whether the user is a transitive
 // member of the policy's scope groups (pass true when the policy has none). A user who is both

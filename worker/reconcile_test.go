@@ -179,6 +179,12 @@ func TestReconcileFailuresNeverRevoke(t *testing.T) {
 			func(_ *fakeDirectory, a *fakeAssignments) { a.FailNext("Get", rcAlice, errThrottled(time.Second)) }, IsTemporary, "temporary"},
 		{"ACS write not allowed is systemic", rcPolicy,
 			func(_ *fakeDirectory, a *fakeAssignments) { a.FailNext("Delete", rcAlice, errSystemic()) }, IsSystemic, "systemic"},
+		{"ACS write throttled while granting", rcPolicy,
+			func(d *fakeDirectory, a *fakeAssignments) {
+				d.PutUser(fxTeamsUser(rcAlice))
+				a.Set(userAssignment(rcAlice, foreignApp))
+				a.FailNext("Put", rcAlice, errThrottled(0))
+			}, IsTemporary, "temporary"},
 		{"ACS bad request is rejected for good", rcPolicy,
 			func(_ *fakeDirectory, a *fakeAssignments) { a.FailNext("Delete", rcAlice, errBadRequest()) },
 			func(err error) bool {
@@ -206,9 +212,29 @@ func TestReconcileFailuresNeverRevoke(t *testing.T) {
 			if !strings.Contains(err.Error(), rcAlice) {
 				t.Errorf("Reconcile() error %q does not name the principal", err)
 			}
-			checkStored(t, acs, rcAlice, refAssignment(userAssignment(rcAlice, ourApp1)))
+			if acs.Calls("Put")+acs.Calls("Delete") > 0 {
+				if _, ok := acs.Lookup(rcAlice); !ok {
+					t.Errorf("a failed write removed the assignment")
+				}
+			} else {
+				checkStored(t, acs, rcAlice, refAssignment(userAssignment(rcAlice, ourApp1)))
+			}
 		})
 	}
+}
+
+func TestReconcileUserGoneBetweenReadsIsRevoked(t *testing.T) {
+	t.Parallel()
+	p := rcPolicy
+	p.ScopeGroups = []string{rcScope}
+	dir := newFakeDirectory(fxTeamsUser(rcAlice))
+	dir.FailNext("MemberOf", rcAlice, errNotFound())
+	acs := newFakeAssignments(userAssignment(rcAlice, ourApp1))
+	got, err := NewReconciler(dir, acs, p, ReconcilerOptions{}).Reconcile(context.Background(), Target{Principal: rcAlice})
+	if err != nil || got.Action != ActionRevoke || got.Reason != "not found in directory" {
+		t.Fatalf("Reconcile() = %s (%s), %v; want revoke (not found in directory)", got.Action, got.Reason, err)
+	}
+	checkStored(t, acs, rcAlice, nil)
 }
 
 func TestReconcileDeleteOfAnAlreadyGoneAssignmentSucceeds(t *testing.T) {
