@@ -123,18 +123,21 @@ func (d *decoder) cloudEventArray(body []byte) error {
 	return nil
 }
 
-// objectKeys returns the object's members with lower-cased names (first occurrence wins).
+// objectKeys returns the object's members with lower-cased names. When names differ only
+// in case, the all-lower-case one wins, else the smallest, so decoding is deterministic.
 func objectKeys(raw []byte) (map[string]json.RawMessage, error) {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return nil, err
 	}
 	keys := make(map[string]json.RawMessage, len(m))
+	chosen := make(map[string]string, len(m))
 	for k, v := range m {
 		lk := strings.ToLower(k)
-		if _, dup := keys[lk]; !dup || k == lk {
-			keys[lk] = v
+		if prev, dup := chosen[lk]; dup && (prev == lk || k != lk && prev < k) {
+			continue
 		}
+		keys[lk], chosen[lk] = v, k
 	}
 	return keys, nil
 }

@@ -342,3 +342,17 @@ func TestPrincipalForms(t *testing.T) {
 		}
 	}
 }
+
+func TestDecodeKeysDifferingOnlyInCaseAreDeterministic(t *testing.T) {
+	t.Parallel()
+	body := []byte(`{"VALUE":5,"Value":{"x":1},"value":[{"changeType":"updated","resource":"Users/` + fxUserA + `"}]}`)
+	for range 20 {
+		got, err := Decode(body, nil, Trust{})
+		checkDecode(t, got, err, decodedView{Principals: []Target{notified(fxUserA, "users/updated")}}, "")
+	}
+	body = []byte(`{"VALUE":5,"Value":[]}`)
+	for range 20 {
+		_, err := Decode(body, nil, Trust{})
+		checkDecode(t, Decoded{}, err, decodedView{}, ReasonMalformed) // "VALUE" < "Value"
+	}
+}
