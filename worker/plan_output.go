@@ -1,0 +1,170 @@
+package worker
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// PlanRow is one principal of a backfill plan: what it is judged to be, what its assignment
+// holds and what the plan leaves. It also carries the assignment as read (BeforeType and
+// Before), so applying the plan writes without reading ACS a second time.
+type PlanRow struct {
+	ObjectID string        `json:"object_id"`
+	UPN      string        `json:"upn,omitempty"`
+	Type     PrincipalType `json:"type"` // "" when not eligible
+	Action   Action        `json:"action"`
+	Reason   string        `json:"reason"`
+	// Before and After are the assignment's client ids: null for no assignment, [] for a
+	// resource-account assignment.
+	Before     []string      `json:"before"`
+	After      []string      `json:"after"`
+	BeforeType PrincipalType `json:"before_type,omitempty"` // "" when there was no assignment
+	AfterType  PrincipalType `json:"after_type,omitempty"`  // "" when none is left
+	Source     string        `json:"source,omitempty"`      // which candidate set it came from
+}
+
+// planRowOf turns a planned Result into a row.
+func planRowOf(res Result) PlanRow {
+	return PlanRow{ObjectID: res.ObjectID, UPN: res.UPN, Type: res.Type, Action: res.Action,
+		Reason: res.Reason, Before: res.Before, After: res.After, BeforeType: res.BeforeType,
+		AfterType: res.AfterType, Source: res.Source}
+}
+
+// writes reports whether applying the row changes ACS.
+func (r PlanRow) writes() bool { return r.Action == ActionGrant || r.Action == ActionRevoke }
+
+// PlanTotals closes a plan: counts by action and what was done about them.
+type PlanTotals struct {
+	Candidates int            `json:"candidates"`
+	Planned    map[Action]int `json:"planned"`
+	Errors     int            `json:"errors"`
+	// Applied counts what was written (or, with Enqueue, handed to the queue); empty in a
+	// dry run.
+	Applied  map[Action]int `json:"applied"`
+	Withheld int            `json:"withheld_revokes"` // revokes the brake held back
+	Brake    *BrakeError    `json:"brake,omitempty"`  // set when the brake tripped
+	DryRun   bool           `json:"dry_run"`
+	Enqueued bool           `json:"enqueued"`
+}
+
+// PlanWriter receives a backfill plan as it is computed: rows in completion order (not
+// sorted), then one totals record. Backfill calls it from one goroutine.
+type PlanWriter interface {
+	WriteRow(PlanRow) error
+	WriteTotals(PlanTotals) error
+}
+
+// planFlushEvery bounds how many rows sit in the buffer before they are shown.
+const planFlushEvery = 64
+
+// PlanTable writes a plan as an aligned text table for a person at a terminal. Columns
+// have fixed widths so rows can stream; an unusually long UPN or reason only shifts its
+// own row.
+type PlanTable struct {
+	w      *bufio.Writer
+	header bool
+	rows   int
+}
+
+// NewPlanTable returns a table writer on w.
+func NewPlanTable(w io.Writer) *PlanTable { return &PlanTable{w: bufio.NewWriter(w)} }
+
+const planTableFormat = "%-6s  %-20s  %-36s  %-40s  %-32s  %s\n"
+
+// WriteRow writes one row (and the header before the first).
+func (t *PlanTable) WriteRow(r PlanRow) error {
+	if !t.header {
+		fmt.Fprintf(t.w, planTableFormat, "ACTION", "TYPE", "OBJECT ID", "UPN", "REASON", "CHANGE")
+		t.header = true
+	}
+	fmt.Fprintf(t.w, planTableFormat, r.Action, orDash(string(r.Type)), r.ObjectID, orDash(r.UPN), r.Reason,
+		describeAssignment(r.BeforeType, r.Before)+" -> "+describeAssignment(r.AfterType, r.After))
+	if t.rows++; t.rows%planFlushEvery == 0 {
+		return t.w.Flush()
+	}
+	return nil
+}
+
+// WriteTotals writes the totals by action and what was applied, then flushes.
+func (t *PlanTable) WriteTotals(s PlanTotals) error {
+	fmt.Fprintf(t.w, "\nplanned: %s  errors %d  (%d candidates)\n",
+		actionCounts(s.Planned), s.Errors, s.Candidates)
+	switch {
+	case s.DryRun:
+		fmt.Fprintln(t.w, "dry run: nothing written")
+	case s.Enqueued:
+		fmt.Fprintf(t.w, "enqueued: %s\n", actionCounts(s.Applied))
+	default:
+		fmt.Fprintf(t.w, "applied: %s\n", actionCounts(s.Applied))
+	}
+	if s.Brake != nil {
+		fmt.Fprintf(t.w, "brake: %s; %d revokes withheld (rerun with force to apply them)\n", s.Brake.Error(), s.Withheld)
+	}
+	return t.w.Flush()
+}
+
+// actionCounts formats counts in a fixed order: grant, revoke, noop, skip.
+func actionCounts(m map[Action]int) string {
+	parts := make([]string, 0, 4)
+	for _, a := range []Action{ActionGrant, ActionRevoke, ActionNoop, ActionSkip} {
+		parts = append(parts, fmt.Sprintf("%s %d", a, m[a]))
+	}
+	return strings.Join(parts, "  ")
+}
+
+// describeAssignment prints an assignment compactly: "none", "teamsResourceAccount", or
+// "user[id1,id2]".
+func describeAssignment(t PrincipalType, ids []string) string {
+	switch t {
+	case "":
+		return "none"
+	case PrincipalUser:
+		return string(t) + "[" + strings.Join(ids, ",") + "]"
+	}
+	return string(t)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// PlanJSON writes a plan as JSON Lines: one object per row, then
+// {"totals":{...}} as the last line.
+type PlanJSON struct {
+	w   *bufio.Writer
+	enc *json.Encoder
+	n   int
+}
+
+// NewPlanJSON returns a JSON Lines writer on w.
+func NewPlanJSON(w io.Writer) *PlanJSON {
+	bw := bufio.NewWriter(w)
+	return &PlanJSON{w: bw, enc: json.NewEncoder(bw)}
+}
+
+// WriteRow writes one row as a line.
+func (j *PlanJSON) WriteRow(r PlanRow) error {
+	if err := j.enc.Encode(r); err != nil {
+		return err
+	}
+	if j.n++; j.n%planFlushEvery == 0 {
+		return j.w.Flush()
+	}
+	return nil
+}
+
+// WriteTotals writes the totals line and flushes.
+func (j *PlanJSON) WriteTotals(s PlanTotals) error {
+	if err := j.enc.Encode(struct {
+		Totals PlanTotals `json:"totals"`
+	}{s}); err != nil {
+		return err
+	}
+	return j.w.Flush()
+}
