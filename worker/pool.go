@@ -1,0 +1,204 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// This file is what each of the worker's goroutines does with one message: keep its lock,
+// decode it, reconcile every principal it names (serialized per principal by keyed), and
+// hand a verdict to settle.
+
+// handle works one message and settles it. The message's lock is renewed meanwhile.
+func (w *Worker) handle(work context.Context, d *Delivery) {
+	log := w.log.With(slog.String(keyMessageID, d.MessageID), slog.Uint64(keyDeliveryCount, uint64(d.DeliveryCount)))
+	stopRenewing := w.keepLocked(work, d, log)
+	v := w.work(work, d, log)
+	stopRenewing()
+	w.settle(work, d, v, log)
+}
+
+// work decides the message's verdict: decode, then every lifecycle event, group and
+// principal, each failure classified into the tally.
+func (w *Worker) work(work context.Context, d *Delivery, log *slog.Logger) verdict {
+	// A message received as the circuit opened waits, under its renewed lock, instead of
+	// failing on a fault that is not its own.
+	if err := w.circuit.waitClosed(work); err != nil {
+		return verdict{outcome: OutcomeAbandoned, reason: "shutdown", err: context.Cause(work)}
+	}
+	ctx, cancel := context.WithTimeoutCause(work, w.opts.MessageTimeout, errMessageTimeout)
+	defer cancel()
+
+	dec, err := Decode(d.Body, d.Properties, w.opts.Trust)
+	if err != nil {
+		var pe *PermanentError
+		if errors.As(err, &pe) {
+			return verdict{outcome: OutcomeDeadLettered, reason: pe.Reason, description: pe.Description, err: err}
+		}
+		w.metrics.unclassified.Inc()
+		return verdict{outcome: OutcomeAbandoned, reason: "unclassified", err: fmt.Errorf("decode: %w", err)}
+	}
+	if dec.Probe {
+		log.Info("probe or validation message; nothing to do")
+		return verdict{outcome: OutcomeCompleted}
+	}
+	t := &tally{w: w, rejected: dec.Rejected}
+	w.lifecycle(ctx, dec.Lifecycle, t, log)
+	for _, tg := range w.targets(ctx, dec, t, log) {
+		if t.systemic != nil {
+			break // the rest would hit the same fault
+		}
+		w.reconcile(ctx, d, tg, t, log)
+	}
+	return t.verdict()
+}
+
+// lifecycle hands each lifecycle event to the handler, or logs it when there is none.
+func (w *Worker) lifecycle(ctx context.Context, events []LifecycleEvent, t *tally, log *slog.Logger) {
+	for _, ev := range events {
+		attrs := []any{slog.String(keySubscription, ev.SubscriptionID), slog.String(keyEvent, ev.Event)}
+		if w.opts.Lifecycle == nil {
+			log.Warn("subscription lifecycle event; no handler configured", attrs...)
+			t.acted++
+			continue
+		}
+		if err := w.opts.Lifecycle.HandleLifecycle(ctx, ev); err != nil {
+			t.add(fmt.Errorf("lifecycle %s of subscription %s: %w", ev.Event, ev.SubscriptionID, err))
+			continue
+		}
+		log.Info("subscription lifecycle event handled", attrs...)
+		t.acted++
+	}
+}
+
+// targets returns the message's principals followed by the members of its groups,
+// deduplicated.
+func (w *Worker) targets(ctx context.Context, dec Decoded, t *tally, log *slog.Logger) []Target {
+	seen := map[string]bool{}
+	var out []Target
+	add := func(tg Target) {
+		k := targetKey(tg) + "|" + targetVariant(tg)
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, tg)
+		}
+	}
+	for _, tg := range dec.Principals {
+		add(tg)
+	}
+	for _, g := range dec.Groups {
+		for id, err := range w.dir.GroupMembers(ctx, g) {
+			if IsNotFound(err) {
+				log.Info("group no longer exists; the scheduled resync covers its former members", slog.String(keyGroupID, g))
+				t.acted++
+				break
+			}
+			if err != nil {
+				t.add(fmt.Errorf("list members of group %s: %w", g, err))
+				break
+			}
+			add(Target{Principal: id, Command: CommandReconcile, Source: "groups/members"})
+		}
+	}
+	return out
+}
+
+// reconcile converges one principal, retrying temporary failures within the message, and
+// writes its audit record.
+func (w *Worker) reconcile(ctx context.Context, d *Delivery, tg Target, t *tally, log *slog.Logger) {
+	for attempt := 0; ; attempt++ {
+		start := w.opts.Clock.Now()
+		res, shared, err := w.keyed.Do(ctx, tg, func(ctx context.Context) (Result, error) {
+			return w.rec.Reconcile(ctx, tg)
+		})
+		w.metrics.duration.Observe(w.opts.Clock.Now().Sub(start).Seconds())
+		if err == nil {
+			w.reconciled(d, tg, res, nil, shared)
+			attrs := append(res.LogAttrs(), slog.String(keyMessageID, d.MessageID), slog.Bool(keyCoalesced, shared))
+			log.LogAttrs(ctx, slog.LevelInfo, "audit", attrs...)
+			t.acted++
+			return
+		}
+		wait, ok := w.retryWait(ctx, err, attempt)
+		if !ok {
+			w.reconciled(d, tg, res, err, shared)
+			t.add(err)
+			return
+		}
+		log.Debug("reconcile failed; retrying", slog.Int(keyAttempt, attempt+1), slog.Duration("wait", wait))
+		select {
+		case <-ctx.Done():
+			w.reconciled(d, tg, res, err, shared)
+			t.add(err)
+			return
+		case <-w.opts.Clock.After(wait):
+		}
+	}
+}
+
+// retryWait says whether a failed reconcile is retried within the message, and after how
+// long: only temporary errors, at most Retries times, never past RetryWaitMax.
+func (w *Worker) retryWait(ctx context.Context, err error, attempt int) (time.Duration, bool) {
+	var pe *PermanentError
+	if attempt >= w.opts.Retries || ctx.Err() != nil || IsSystemic(err) || errors.As(err, &pe) || !IsTemporary(err) {
+		return 0, false
+	}
+	wait := max(RetryAfterOf(err), 200*time.Millisecond<<attempt)
+	return wait, wait <= w.opts.RetryWaitMax
+}
+
+func (w *Worker) reconciled(d *Delivery, tg Target, res Result, err error, shared bool) {
+	action := string(res.Action)
+	if err != nil {
+		action = actionError
+	}
+	w.metrics.reconciles.WithLabelValues(action).Inc()
+	w.stats.reconciled(res.Action, err, shared)
+	if w.opts.Observer != nil {
+		w.opts.Observer.Reconciled(d, tg, res, err)
+	}
+}
+
+// keepLocked renews d's lock in the background until the returned stop is called. It
+// renews at half the lock's remaining time; a lost lock ends the renewal (the work goes on:
+// it is idempotent, and the message will be delivered again).
+func (w *Worker) keepLocked(work context.Context, d *Delivery, log *slog.Logger) (stop func()) {
+	if d.LockedUntil.IsZero() {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(work)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		w.renewLoop(ctx, d, log)
+	}()
+	return func() { cancel(); <-done }
+}
+
+func (w *Worker) renewLoop(ctx context.Context, d *Delivery, log *slog.Logger) {
+	const minWait = 10 * time.Millisecond
+	for {
+		left := d.LockExpiry().Sub(w.opts.Clock.Now())
+		if left <= 0 {
+			log.Warn("message lock expired while working; it will be delivered again")
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.opts.Clock.After(max(left/2, minWait)):
+		}
+		err := w.src.RenewLock(ctx, d)
+		switch {
+		case err == nil, ctx.Err() != nil:
+		case errors.Is(err, ErrLockLost):
+			log.Warn("message lock lost while working; it will be delivered again")
+			return
+		default:
+			log.Warn("renewing the message lock failed", slog.String(keyError, err.Error()))
+		}
+	}
+}
