@@ -55,8 +55,15 @@ type BrakeError struct {
 }
 
 func (e *BrakeError) Error() string {
-	return fmt.Sprintf("%s: %d revokes planned of %d assigned (max %d, max %d%%)",
-		ErrBrake, e.Revokes, e.Assigned, e.MaxRevokes, e.MaxPercent)
+	var limits []string
+	if e.MaxRevokes >= 0 {
+		limits = append(limits, fmt.Sprintf("max %d", e.MaxRevokes))
+	}
+	if e.MaxPercent > 0 {
+		limits = append(limits, fmt.Sprintf("max %d%%", e.MaxPercent))
+	}
+	return fmt.Sprintf("%s: %d revokes planned of %d assigned (%s)",
+		ErrBrake, e.Revokes, e.Assigned, strings.Join(limits, ", "))
 }
 
 // Is makes errors.Is(err, ErrBrake) true.

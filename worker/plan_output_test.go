@@ -1,0 +1,117 @@
+package worker
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+var planFixtureRows = []PlanRow{
+	{ObjectID: "00000000-0000-4000-8000-000000000001", UPN: "ada@contoso.test", Type: PrincipalUser,
+		Action: ActionGrant, Reason: "teams plan enabled", After: []string{"app-1"}, AfterType: PrincipalUser},
+	{ObjectID: "00000000-0000-4000-8000-000000000002", Action: ActionRevoke, Reason: "not found in directory",
+		Before: []string{}, BeforeType: PrincipalResourceAccount},
+	{ObjectID: "00000000-0000-4000-8000-000000000003", UPN: "bob@contoso.test", Action: ActionRevoke,
+		Reason: "account disabled", Before: []string{"app-1", "app-2"}, BeforeType: PrincipalUser,
+		After: []string{"app-2"}, AfterType: PrincipalUser},
+}
+
+var planFixtureTotals = PlanTotals{
+	Candidates: 10,
+	Planned:    map[Action]int{ActionGrant: 1, ActionRevoke: 2, ActionNoop: 7},
+	Applied:    map[Action]int{ActionGrant: 1},
+	Withheld:   2,
+	Brake:      &BrakeError{Revokes: 2, Assigned: 9, MaxRevokes: 1},
+}
+
+func TestPlanTable(t *testing.T) {
+	var out bytes.Buffer
+	table := NewPlanTable(&out)
+	for _, r := range planFixtureRows {
+		if err := table.WriteRow(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := table.WriteTotals(planFixtureTotals); err != nil {
+		t.Fatal(err)
+	}
+	want := strings.Join([]string{
+		"ACTION  TYPE                  OBJECT ID                             UPN                                       REASON                            CHANGE",
+		"grant   user                  00000000-0000-4000-8000-000000000001  ada@contoso.test                          teams plan enabled                none -> user[app-1]",
+		"revoke  -                     00000000-0000-4000-8000-000000000002  -                                         not found in directory            teamsResourceAccount -> none",
+		"revoke  -                     00000000-0000-4000-8000-000000000003  bob@contoso.test                          account disabled                  user[app-1,app-2] -> user[app-2]",
+		"",
+		"planned: grant 1  revoke 2  noop 7  skip 0  errors 0  (10 candidates)",
+		"applied: grant 1  revoke 0  noop 0  skip 0",
+		"brake: revoke brake tripped: 2 revokes planned of 9 assigned (max 1); 2 revokes withheld (rerun with force to apply them)",
+		"",
+	}, "\n")
+	if got := out.String(); got != want {
+		t.Errorf("table:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func TestPlanTableSaysDryRunAndEnqueue(t *testing.T) {
+	tests := []struct {
+		name   string
+		totals PlanTotals
+		want   string
+	}{
+		{"dry run", PlanTotals{DryRun: true}, "dry run: nothing written\n"},
+		{"enqueue", PlanTotals{Enqueued: true, Applied: map[Action]int{ActionRevoke: 4}},
+			"enqueued: grant 0  revoke 4  noop 0  skip 0\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			if err := NewPlanTable(&out).WriteTotals(tt.totals); err != nil {
+				t.Fatal(err)
+			}
+			if got := out.String(); !strings.HasSuffix(got, tt.want) || strings.Contains(got, "ACTION") {
+				t.Errorf("got %q, want it to end with %q and have no header", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestPlanJSONLines(t *testing.T) {
+	var out bytes.Buffer
+	j := NewPlanJSON(&out)
+	for _, r := range planFixtureRows {
+		if err := j.WriteRow(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := j.WriteTotals(planFixtureTotals); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(lines) != len(planFixtureRows)+1 {
+		t.Fatalf("%d lines, want %d rows and a totals line", len(lines), len(planFixtureRows))
+	}
+	for i, want := range planFixtureRows {
+		var got PlanRow
+		if err := json.Unmarshal([]byte(lines[i]), &got); err != nil {
+			t.Fatalf("line %d: %v", i, err)
+		}
+		if got.ObjectID != want.ObjectID || got.Action != want.Action || got.BeforeType != want.BeforeType ||
+			strings.Join(got.After, ",") != strings.Join(want.After, ",") {
+			t.Errorf("line %d = %+v, want %+v", i, got, want)
+		}
+	}
+	// No assignment and a resource-account assignment must stay distinguishable.
+	if !strings.Contains(lines[0], `"before":null`) || !strings.Contains(lines[1], `"before":[]`) {
+		t.Errorf("before of rows 0 and 1: %s / %s; want null and []", lines[0], lines[1])
+	}
+	var totals struct {
+		Totals PlanTotals `json:"totals"`
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &totals); err != nil {
+		t.Fatal(err)
+	}
+	if totals.Totals.Planned[ActionNoop] != 7 || totals.Totals.Withheld != 2 || totals.Totals.Brake == nil ||
+		totals.Totals.Brake.Revokes != 2 {
+		t.Errorf("totals = %+v, want 7 noops, 2 withheld and the brake", totals.Totals)
+	}
+}
