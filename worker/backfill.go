@@ -35,45 +35,16 @@ const (
 	sourceBackfillEnqueued = "backfill"
 )
 
-// ErrBrake says a backfill held back its revokes because there were more than the brake
-// allows; grants were still applied. The error returned is a *BrakeError that matches
-// ErrBrake with errors.Is. The CLI exits 3 on it.
-var ErrBrake = errors.New("revoke brake tripped")
+// Backfill and resync log keys (snake_case, stable).
+const (
+	backfillKeyPhase = "phase"
+	backfillKeyKind  = "kind"
+	backfillKeyWhy   = "why"
+)
 
 // ErrPrincipalsFailed says some principals could not be planned or applied after retries;
 // they were counted in Summary.Errors and logged, never revoked. The CLI exits 1 on it.
 var ErrPrincipalsFailed = errors.New("some principals failed")
-
-// BrakeError is the revoke brake's verdict, like Entra provisioning's accidental-deletion
-// threshold: Revokes planned out of Assigned principals that held an assignment, against
-// the limits.
-type BrakeError struct {
-	Revokes    int `json:"revokes"`
-	Assigned   int `json:"assigned"`
-	MaxRevokes int `json:"max_revokes"`           // -1 = no count limit
-	MaxPercent int `json:"max_percent,omitempty"` // 0 = no percentage limit
-}
-
-func (e *BrakeError) Error() string {
-	var limits []string
-	if e.MaxRevokes >= 0 {
-		limits = append(limits, fmt.Sprintf("max %d", e.MaxRevokes))
-	}
-	if e.MaxPercent > 0 {
-		limits = append(limits, fmt.Sprintf("max %d%%", e.MaxPercent))
-	}
-	return fmt.Sprintf("%s: %d revokes planned of %d assigned (%s)",
-		ErrBrake, e.Revokes, e.Assigned, strings.Join(limits, ", "))
-}
-
-// Is makes errors.Is(err, ErrBrake) true.
-func (e *BrakeError) Is(target error) bool { return target == ErrBrake }
-
-// DirectoryStats are the directory client's counters, for the summary.
-type DirectoryStats struct {
-	Pages int64 // list pages read
-	Calls int64 // HTTP calls made
-}
 
 // BackfillOptions configure one Backfill. Reconciler and Enumerator are required.
 type BackfillOptions struct {
@@ -111,7 +82,7 @@ type BackfillOptions struct {
 	Retries int
 	Backoff time.Duration // 0 means 500 ms
 	// Clock is the time source; nil means the wall clock.
-	Clock BackfillClock
+	Clock Clock
 	// Logger receives one audit line per write and one line per failed principal; nil
 	// discards.
 	Logger *slog.Logger
@@ -132,7 +103,7 @@ func (o BackfillOptions) withDefaults() (BackfillOptions, error) {
 	o.Retries = max(cmp.Or(o.Retries, defaultBackfillRetries), 0)
 	o.Backoff = cmp.Or(o.Backoff, defaultBackfillBackoff)
 	if o.Clock == nil {
-		o.Clock = wallClock{}
+		o.Clock = systemClock{}
 	}
 	if o.DeletedSince.IsZero() {
 		o.DeletedSince = o.Clock.Now().Add(-defaultDeletedWindow)
@@ -141,50 +112,6 @@ func (o BackfillOptions) withDefaults() (BackfillOptions, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return o, nil
-}
-
-// Summary is what a backfill did.
-type Summary struct {
-	Candidates int            // principals planned (including those that failed)
-	Planned    map[Action]int // by action
-	Assigned   int            // candidates that held an assignment before
-	Applied    map[Action]int // written, or enqueued with Enqueue; empty in a dry run
-	Withheld   int            // revokes the brake held back
-	Brake      *BrakeError    // set when the brake tripped (in a dry run: would trip)
-	DryRun     bool
-	Enqueued   bool
-	Duration   time.Duration
-	ACSReads   int64
-	ACSWrites  int64
-	Directory  DirectoryStats
-	Limiter    LimiterStats
-	Errors     map[string]int // failed principals by kind: "temporary", "rejected", ...
-}
-
-// Failed returns how many principals failed.
-func (s Summary) Failed() int {
-	n := 0
-	for _, v := range s.Errors {
-		n += v
-	}
-	return n
-}
-
-// LogAttrs returns the summary as slog attributes.
-func (s Summary) LogAttrs() []slog.Attr {
-	counts := func(key string, m map[Action]int) slog.Attr {
-		return slog.Group(key, slog.Int("grant", m[ActionGrant]), slog.Int("revoke", m[ActionRevoke]),
-			slog.Int("noop", m[ActionNoop]), slog.Int("skip", m[ActionSkip]))
-	}
-	return []slog.Attr{
-		slog.Int("candidates", s.Candidates), counts("planned", s.Planned), counts("applied", s.Applied),
-		slog.Int("assigned", s.Assigned), slog.Int("withheld_revokes", s.Withheld),
-		slog.Bool("brake", s.Brake != nil), slog.Bool("dry_run", s.DryRun), slog.Bool("enqueued", s.Enqueued),
-		slog.Duration("duration", s.Duration), slog.Int64("acs_reads", s.ACSReads),
-		slog.Int64("acs_writes", s.ACSWrites), slog.Int64("directory_pages", s.Directory.Pages),
-		slog.Int64("directory_calls", s.Directory.Calls), slog.Int("limit_min", s.Limiter.Min),
-		slog.Int("limit_max", s.Limiter.Max), slog.Int("failed", s.Failed()), slog.Any("errors", s.Errors),
-	}
 }
 
 // Backfill reconciles every candidate principal: members of the scope groups (or, with
@@ -428,8 +355,8 @@ func (b *backfillRun) failed(ctx context.Context, phase, id string, err error) e
 	}
 	kind := errorKind(err)
 	b.sum.Errors[kind]++
-	b.o.Logger.LogAttrs(ctx, slog.LevelWarn, "backfill principal failed", slog.String("phase", phase),
-		slog.String(resultKeyObjectID, id), slog.String("kind", kind), slog.String("error", err.Error()))
+	b.o.Logger.LogAttrs(ctx, slog.LevelWarn, "backfill principal failed", slog.String(backfillKeyPhase, phase),
+		slog.String(resultKeyObjectID, id), slog.String(backfillKeyKind, kind), slog.String(keyError, err.Error()))
 	return nil
 }
 
@@ -628,7 +555,7 @@ const defaultResyncConcurrency = 4
 // Run is meant for its own goroutine and the backfill has its own concurrency.
 type Resyncer struct {
 	interval time.Duration
-	clock    BackfillClock
+	clock    Clock
 	log      *slog.Logger
 	pending  chan struct{} // holds at most one trigger
 	resync   func(context.Context) (Summary, error)
@@ -640,7 +567,7 @@ type Resyncer struct {
 func NewResyncer(interval time.Duration, o BackfillOptions) *Resyncer {
 	o.Force, o.DryRun, o.Out, o.Progress = false, false, nil, nil
 	o.Concurrency = cmp.Or(o.Concurrency, defaultResyncConcurrency)
-	r := &Resyncer{interval: interval, clock: cmp.Or[BackfillClock](o.Clock, wallClock{}),
+	r := &Resyncer{interval: interval, clock: cmp.Or[Clock](o.Clock, systemClock{}),
 		log: cmp.Or(o.Logger, slog.New(slog.DiscardHandler)), pending: make(chan struct{}, 1)}
 	r.resync = func(ctx context.Context) (Summary, error) {
 		o.DeletedSince = time.Time{} // a fresh 30-day window each run
@@ -679,17 +606,17 @@ func (r *Resyncer) Run(ctx context.Context) {
 }
 
 func (r *Resyncer) once(ctx context.Context, why string) {
-	r.log.LogAttrs(ctx, slog.LevelInfo, "resync started", slog.String("why", why))
+	r.log.LogAttrs(ctx, slog.LevelInfo, "resync started", slog.String(backfillKeyWhy, why))
 	sum, err := r.resync(ctx)
-	attrs := append([]slog.Attr{slog.String("why", why)}, sum.LogAttrs()...)
+	attrs := append([]slog.Attr{slog.String(backfillKeyWhy, why)}, sum.LogAttrs()...)
 	switch {
 	case ctx.Err() != nil:
 		r.log.LogAttrs(ctx, slog.LevelInfo, "resync stopped", attrs...)
 	case errors.Is(err, ErrBrake):
 		r.log.LogAttrs(ctx, slog.LevelWarn, "resync braked: revokes withheld",
-			append(attrs, slog.String("error", err.Error()))...)
+			append(attrs, slog.String(keyError, err.Error()))...)
 	case err != nil:
-		r.log.LogAttrs(ctx, slog.LevelError, "resync failed", append(attrs, slog.String("error", err.Error()))...)
+		r.log.LogAttrs(ctx, slog.LevelError, "resync failed", append(attrs, slog.String(keyError, err.Error()))...)
 	default:
 		r.log.LogAttrs(ctx, slog.LevelInfo, "resync finished", attrs...)
 	}

@@ -133,7 +133,7 @@ var bfTenantPlan = map[string]Action{
 	bfID(5): ActionGrant, bfID(6): ActionNoop, bfID(7): ActionRevoke, bfID(8): ActionRevoke,
 }
 
-func bfOptions(dir *fakeDirectory, acs *fakeAssignments, clock BackfillClock) BackfillOptions {
+func bfOptions(dir *fakeDirectory, acs *fakeAssignments, clock Clock) BackfillOptions {
 	return BackfillOptions{Reconciler: NewReconciler(dir, acs, bfPolicy, ReconcilerOptions{}),
 		Enumerator: dir, Concurrency: 4, Clock: clock, MaxRevokes: -1}
 }
@@ -286,7 +286,7 @@ func TestBackfillScopeMembersFirstAndOnce(t *testing.T) {
 
 func TestBackfillBrake(t *testing.T) {
 	// Ten users hold ours; three of them vanish (30%), and one new user is eligible.
-	setup := func(clock BackfillClock) (*fakeDirectory, *fakeAssignments) {
+	setup := func(clock Clock) (*fakeDirectory, *fakeAssignments) {
 		dir := newFakeDirectory()
 		acs := newFakeAssignments()
 		for n := 1; n <= 11; n++ {

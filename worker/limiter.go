@@ -16,7 +16,7 @@ import (
 // throttles caused by one burst halve the limit once, not once each. It is safe for
 // concurrent use; share one between the Graph and ACS transports.
 type AdaptiveLimiter struct {
-	clock BackfillClock
+	clock Clock
 
 	mu          sync.Mutex
 	floor, ceil int
@@ -44,7 +44,7 @@ func NewAdaptiveLimiter(lo, hi int) *AdaptiveLimiter {
 	lo = max(lo, 1)
 	hi = max(hi, lo)
 	return &AdaptiveLimiter{
-		clock: wallClock{}, floor: lo, ceil: hi, limit: hi,
+		clock: systemClock{}, floor: lo, ceil: hi, limit: hi,
 		lowest: hi, highest: hi, changed: make(chan struct{}),
 	}
 }

@@ -3,6 +3,7 @@ package worker
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -168,3 +169,33 @@ func (j *PlanJSON) WriteTotals(s PlanTotals) error {
 	}
 	return j.w.Flush()
 }
+
+// ErrBrake says a backfill held back its revokes because there were more than the brake
+// allows; grants were still applied. The error returned is a *BrakeError that matches
+// ErrBrake with errors.Is. The CLI exits 3 on it.
+var ErrBrake = errors.New("revoke brake tripped")
+
+// BrakeError is the revoke brake's verdict, like Entra provisioning's accidental-deletion
+// threshold: Revokes planned out of Assigned principals that held an assignment, against
+// the limits.
+type BrakeError struct {
+	Revokes    int `json:"revokes"`
+	Assigned   int `json:"assigned"`
+	MaxRevokes int `json:"max_revokes"`           // -1 = no count limit
+	MaxPercent int `json:"max_percent,omitempty"` // 0 = no percentage limit
+}
+
+func (e *BrakeError) Error() string {
+	var limits []string
+	if e.MaxRevokes >= 0 {
+		limits = append(limits, fmt.Sprintf("max %d", e.MaxRevokes))
+	}
+	if e.MaxPercent > 0 {
+		limits = append(limits, fmt.Sprintf("max %d%%", e.MaxPercent))
+	}
+	return fmt.Sprintf("%s: %d revokes planned of %d assigned (%s)",
+		ErrBrake, e.Revokes, e.Assigned, strings.Join(limits, ", "))
+}
+
+// Is makes errors.Is(err, ErrBrake) true.
+func (e *BrakeError) Is(target error) bool { return target == ErrBrake }

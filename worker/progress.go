@@ -3,25 +3,12 @@ package worker
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 )
-
-// BackfillClock is the time source of backfill, its progress output, its retry backoff, the
-// resync schedule and the adaptive limiter's pauses. Tests inject one they can advance.
-type BackfillClock interface {
-	Now() time.Time
-	// After delivers on the channel once d has passed.
-	After(d time.Duration) <-chan time.Time
-}
-
-// wallClock is the real time.
-type wallClock struct{}
-
-func (wallClock) Now() time.Time                         { return time.Now() }
-func (wallClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
 // Progress redraw periods: a terminal bar is redrawn often; a log (CI, container) gets a
 // line every few seconds.
@@ -39,7 +26,7 @@ const (
 type progressMeter struct {
 	w        io.Writer
 	terminal bool
-	clock    BackfillClock
+	clock    Clock
 	phase    string
 	start    time.Time
 	done     atomic.Int64
@@ -49,7 +36,7 @@ type progressMeter struct {
 }
 
 // startProgress starts reporting phase on w; nil w means no output (and a nil meter).
-func startProgress(w io.Writer, terminal bool, clock BackfillClock, phase string, total int) *progressMeter {
+func startProgress(w io.Writer, terminal bool, clock Clock, phase string, total int) *progressMeter {
 	if w == nil {
 		return nil
 	}
@@ -163,4 +150,86 @@ func formatETA(d time.Duration) string {
 		return fmt.Sprintf("%d:%02d:%02d", h, m, s)
 	}
 	return fmt.Sprintf("%d:%02d", m, s)
+}
+
+// DirectoryStats are the directory client's counters, for the summary.
+type DirectoryStats struct {
+	Pages int64 // list pages read
+	Calls int64 // HTTP calls made
+}
+
+// Summary is what a backfill did.
+type Summary struct {
+	Candidates int            // principals planned (including those that failed)
+	Planned    map[Action]int // by action
+	Assigned   int            // candidates that held an assignment before
+	Applied    map[Action]int // written, or enqueued with Enqueue; empty in a dry run
+	Withheld   int            // revokes the brake held back
+	Brake      *BrakeError    // set when the brake tripped (in a dry run: would trip)
+	DryRun     bool
+	Enqueued   bool
+	Duration   time.Duration
+	ACSReads   int64
+	ACSWrites  int64
+	Directory  DirectoryStats
+	Limiter    LimiterStats   // since the limiter was made (it may be shared)
+	Errors     map[string]int // failed principals by kind: "temporary", "rejected", ...
+}
+
+// Failed returns how many principals failed.
+func (s Summary) Failed() int {
+	n := 0
+	for _, v := range s.Errors {
+		n += v
+	}
+	return n
+}
+
+// Summary log keys (snake_case, stable: dashboards and alerts depend on them).
+const (
+	summaryKeyCandidates     = "candidates"
+	summaryKeyPlanned        = "planned"
+	summaryKeyApplied        = "applied"
+	summaryKeyAssigned       = "assigned"
+	summaryKeyWithheld       = "withheld_revokes"
+	summaryKeyBrake          = "brake"
+	summaryKeyDryRun         = "dry_run"
+	summaryKeyEnqueued       = "enqueued"
+	summaryKeyDuration       = "duration"
+	summaryKeyACSReads       = "acs_reads"
+	summaryKeyACSWrites      = "acs_writes"
+	summaryKeyDirectoryPages = "directory_pages"
+	summaryKeyDirectoryCalls = "directory_calls"
+	summaryKeyLimitMin       = "limit_min"
+	summaryKeyLimitMax       = "limit_max"
+	summaryKeyFailed         = "failed"
+	summaryKeyErrors         = "errors"
+)
+
+// LogAttrs returns the summary as slog attributes.
+func (s Summary) LogAttrs() []slog.Attr {
+	counts := func(key string, m map[Action]int) slog.Attr {
+		return slog.Group(key, slog.Int(string(ActionGrant), m[ActionGrant]),
+			slog.Int(string(ActionRevoke), m[ActionRevoke]), slog.Int(string(ActionNoop), m[ActionNoop]),
+			slog.Int(string(ActionSkip), m[ActionSkip]))
+	}
+	return []slog.Attr{
+		slog.Int(summaryKeyCandidates, s.Candidates),
+		counts(summaryKeyPlanned, s.Planned),
+		counts(summaryKeyApplied, s.Applied),
+		slog.Int(summaryKeyAssigned, s.Assigned),
+		slog.Int(summaryKeyWithheld, s.Withheld),
+		slog.Bool(summaryKeyBrake, s.Brake != nil),
+		slog.Bool(summaryKeyDryRun, s.DryRun),
+		slog.Bool(summaryKeyEnqueued, s.Enqueued),
+		slog.Duration(summaryKeyDuration, s.Duration),
+		slog.Int64(summaryKeyACSReads, s.ACSReads),
+		slog.Int64(summaryKeyACSWrites, s.ACSWrites),
+		slog.Int64(summaryKeyDirectoryPages, s.Directory.Pages),
+		slog.Int64(summaryKeyDirectoryCalls, s.Directory.Calls),
+		slog.Int(summaryKeyLimitMin, s.Limiter.Min),
+		slog.Int(summaryKeyLimitMax, s.Limiter.Max),
+		slog.Int(summaryKeyFailed, s.Failed()),
+		slog.Any(summaryKeyErrors, s.Errors),
+	}
 }
