@@ -1,0 +1,65 @@
+package acstest
+
+import (
+	"maps"
+	"net/http"
+	"slices"
+	"time"
+)
+
+// Request is one API request the emulator received (GET /_emulator/* is not logged).
+type Request struct {
+	Method string
+	Path   string
+	// Status is the answer's status code, or 0 when the connection was reset or the
+	// request stalled until the client gave up.
+	Status int
+	// Time is the server's clock when the request arrived.
+	Time time.Time
+	// Date is the x-ms-date header as received ("" for bearer requests).
+	Date string
+}
+
+// Requests returns the request log in arrival order.
+func (s *Server) Requests() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.log)
+}
+
+// Counts returns the number of API requests received per HTTP method, faults included.
+func (s *Server) Counts() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.counts)
+}
+
+func (s *Server) record(r *http.Request, at time.Time, status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.log = append(s.log, Request{Method: r.Method, Path: r.URL.Path, Status: status, Time: at, Date: r.Header.Get("x-ms-date")})
+	s.counts[r.Method]++
+}
+
+// statusRecorder remembers the status written through it.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusRecorder) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusRecorder) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection (for the reset fault).
+func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
