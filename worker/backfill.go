@@ -186,10 +186,11 @@ func (b *backfillRun) run(ctx context.Context) error {
 	default:
 		err = b.apply(ctx, pending)
 	}
-	if err != nil {
-		return err
+	// The plan was printed in full, so it gets its totals even when applying stopped.
+	if werr := b.writeTotals(); err == nil {
+		err = werr
 	}
-	if err := b.writeTotals(); err != nil {
+	if err != nil {
 		return err
 	}
 	var failed error
@@ -446,7 +447,10 @@ func (b *backfillRun) applyPlanned(ctx context.Context, row PlanRow) (Result, er
 		if err != nil {
 			return res, fmt.Errorf("put assignment %s: %w", row.ObjectID, classify(ctx, err))
 		}
-		res.AfterType, res.After = describe(&got)
+		res.AfterType, res.After = describe(&put)
+		if got.PrincipalType != "" {
+			res.AfterType, res.After = describe(&got)
+		}
 		res.CorrelationID = got.CorrelationID
 	case plan.Delete:
 		cv, err := b.counted.Delete(ctx, row.ObjectID)

@@ -3,6 +3,7 @@ package worker
 import (
 	"bytes"
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 )
@@ -114,4 +115,19 @@ func TestPlanJSONLines(t *testing.T) {
 		totals.Totals.Brake.Revokes != 2 {
 		t.Errorf("totals = %+v, want 7 noops, 2 withheld and the brake", totals.Totals)
 	}
+}
+
+func ExampleNewPlanTable() {
+	table := NewPlanTable(os.Stdout)
+	table.WriteRow(PlanRow{ObjectID: "00000000-0000-4000-8000-000000000001", UPN: "ada@contoso.test",
+		Type: PrincipalUser, Action: ActionGrant, Reason: "teams plan enabled",
+		After: []string{"app-1"}, AfterType: PrincipalUser})
+	table.WriteTotals(PlanTotals{Candidates: 3, DryRun: true,
+		Planned: map[Action]int{ActionGrant: 1, ActionNoop: 2}})
+	// Output:
+	// ACTION  TYPE                  OBJECT ID                             UPN                                       REASON                            CHANGE
+	// grant   user                  00000000-0000-4000-8000-000000000001  ada@contoso.test                          teams plan enabled                none -> user[app-1]
+	//
+	// planned: grant 1  revoke 0  noop 2  skip 0  errors 0  (3 candidates)
+	// dry run: nothing written
 }
