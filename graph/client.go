@@ -1,0 +1,183 @@
+package graph
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	khttp "github.com/microsoft/kiota-http-go"
+	msgraphsdk "github.com/microsoftgraph/msgraph-sdk-go"
+	core "github.com/microsoftgraph/msgraph-sdk-go-core"
+	coreauth "github.com/microsoftgraph/msgraph-sdk-go-core/authentication"
+)
+
+// DefaultEndpoint is the global Microsoft Graph endpoint.
+const DefaultEndpoint = "https://graph.microsoft.com"
+
+// Scope is the token scope the client asks the credential for.
+const Scope = "https://graph.microsoft.com/.default"
+
+// DefaultPageSize is Graph's largest page for user listings.
+const DefaultPageSize = 999
+
+// graphHosts are the national-cloud Graph hosts the SDK authenticates by default.
+var graphHosts = []string{"graph.microsoft.com", "graph.microsoft.us", "dod-graph.microsoft.us",
+	"graph.microsoft.de", "microsoftgraph.chinacloudapi.cn", "canary.graph.microsoft.com"}
+
+// Options configure a Client. The zero value (or nil) talks to DefaultEndpoint with
+// DefaultPageSize pages and 3 retries.
+type Options struct {
+	// Endpoint is the Graph root without /v1.0 (default DefaultEndpoint). http:// is
+	// accepted only for loopback hosts (the graphtest emulator).
+	Endpoint string
+	// HTTPClient supplies the transport (and timeout) under the SDK's middleware; nil uses
+	// http.DefaultTransport and a 100 s timeout.
+	HTTPClient *http.Client
+	// MaxRetries bounds retries of 429/503/504 (Retry-After honoured). 0 means 3; negative
+	// disables retries; the SDK caps it at 10.
+	MaxRetries int
+	// PageSize is $top for listings (default and maximum 999).
+	PageSize int
+	// Logger receives retry and paging diagnostics (never tokens or client state); nil
+	// discards them.
+	Logger *slog.Logger
+}
+
+// Client reads the directory and manages subscriptions through msgraph-sdk-go. It is safe
+// for concurrent use.
+type Client struct {
+	sdk      *msgraphsdk.GraphServiceClient
+	pageSize int32
+	log      *slog.Logger
+	calls    atomic.Int64
+}
+
+// NewClient builds a client whose requests carry a bearer token for Scope from cred.
+func NewClient(cred azcore.TokenCredential, o *Options) (*Client, error) {
+	if cred == nil {
+		return nil, fmt.Errorf("graph: a token credential is required")
+	}
+	if o == nil {
+		o = &Options{}
+	}
+	endpoint, host, err := parseEndpoint(o.Endpoint)
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{pageSize: DefaultPageSize, log: o.Logger}
+	if o.PageSize > 0 && o.PageSize < DefaultPageSize {
+		c.pageSize = int32(o.PageSize)
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	auth, err := coreauth.NewAzureIdentityAuthenticationProviderWithScopesAndValidHosts(cred, []string{Scope}, slices.Concat(graphHosts, []string{host}))
+	if err != nil {
+		return nil, fmt.Errorf("graph: auth provider: %w", err)
+	}
+	httpClient, err := c.httpClient(o)
+	if err != nil {
+		return nil, err
+	}
+	adapter, err := msgraphsdk.NewGraphRequestAdapterWithParseNodeFactoryAndSerializationWriterFactoryAndHttpClient(auth, nil, nil, httpClient)
+	if err != nil {
+		return nil, fmt.Errorf("graph: request adapter: %w", err)
+	}
+	adapter.SetBaseUrl(endpoint + "/v1.0")
+	c.sdk = msgraphsdk.NewGraphServiceClient(adapter)
+	return c, nil
+}
+
+// parseEndpoint validates the endpoint and returns it without a trailing slash, and its
+// host name (for the token's allowed hosts).
+func parseEndpoint(raw string) (endpoint, host string, err error) {
+	if raw == "" {
+		raw = DefaultEndpoint
+	}
+	u, err := url.Parse(strings.TrimRight(raw, "/"))
+	if err != nil || u.Host == "" {
+		return "", "", fmt.Errorf("graph: endpoint %q is not an absolute URL", raw)
+	}
+	if u.Path != "" || u.RawQuery != "" {
+		return "", "", fmt.Errorf("graph: endpoint %q must have no path (the client adds /v1.0)", raw)
+	}
+	switch {
+	case u.Scheme == "https":
+	case u.Scheme == "http" && isLoopback(u.Hostname()):
+	default:
+		return "", "", fmt.Errorf("graph: endpoint %q must be https (http only for loopback hosts)", raw)
+	}
+	return u.String(), u.Hostname(), nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// httpClient is the SDK's middleware (telemetry, retry, redirect, ...) over a transport
+// that counts every request sent, retries included.
+func (c *Client) httpClient(o *Options) (*http.Client, error) {
+	base, timeout := http.DefaultTransport, 100*time.Second
+	if o.HTTPClient != nil {
+		if o.HTTPClient.Transport != nil {
+			base = o.HTTPClient.Transport
+		}
+		if o.HTTPClient.Timeout > 0 {
+			timeout = o.HTTPClient.Timeout
+		}
+	}
+	kiota, err := khttp.GetDefaultMiddlewaresWithOptions(
+		&khttp.RetryHandlerOptions{MaxRetries: o.MaxRetries, ShouldRetry: c.shouldRetry(o.MaxRetries)},
+		// Request bodies go uncompressed: they are small, and a retried gzip body is not
+		// rewindable.
+		khttp.NewCompressionOptionsReference(false),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("graph: middleware: %w", err)
+	}
+	telemetry := msgraphsdk.GetDefaultClientOptions()
+	mw := append([]khttp.Middleware{
+		core.NewGraphTelemetryHandler(&telemetry),
+		khttp.NewUrlReplaceHandler(true, core.ReplacementPairs),
+	}, kiota...)
+	counted := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		c.calls.Add(1)
+		return base.RoundTrip(r)
+	})
+	return &http.Client{
+		Transport: khttp.NewCustomTransportWithParentTransport(counted, mw...),
+		Timeout:   timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse // the SDK's redirect handler follows redirects
+		},
+	}, nil
+}
+
+func (c *Client) shouldRetry(maxRetries int) func(time.Duration, int, *http.Request, *http.Response) bool {
+	return func(waited time.Duration, attempt int, req *http.Request, resp *http.Response) bool {
+		if maxRetries < 0 {
+			return false
+		}
+		c.log.Debug("graph retry", "method", req.Method, "path", req.URL.Path, "status", resp.StatusCode,
+			"attempt", attempt+1, "retry_after", resp.Header.Get("Retry-After"), "waited", waited)
+		return true
+	}
+}
+
+// Calls returns how many HTTP requests the client has sent, retries included.
+func (c *Client) Calls() int64 { return c.calls.Load() }
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -1,0 +1,14 @@
+// Package graph reads the Microsoft Entra ID directory through Microsoft Graph
+// (msgraph-sdk-go) for the reconcile: one user by id or UPN with the eligibility policy's
+// properties selected, transitive scope membership, the paged candidate sets a backfill
+// walks (scope members, Teams users, resource accounts, deleted users), and the change
+// notification subscriptions that feed the queue.
+//
+// It is the only package that imports msgraph-sdk-go. Errors are *Error values classified
+// by behaviour (NotFound, Systemic, Temporary, RetryAfter, Conflict), so the worker decides
+// with errors.As and never by string: a Graph error (throttling, 5xx, timeout, auth) is never
+// "not found". Every request goes through one authenticated pipeline with bounded retries
+// that honour Retry-After, and is counted (Client.Calls).
+//
+// Tests run the real client against graph/graphtest, the in-process Graph emulator.
+package graph

@@ -1,0 +1,172 @@
+package graph
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	abs "github.com/microsoft/kiota-abstractions-go"
+	"github.com/microsoftgraph/msgraph-sdk-go/models/odataerrors"
+)
+
+// Error is a failed Graph call, classified by behaviour for the worker (see the methods).
+// StatusCode is 0 when no response came back (transport error, timeout, credential
+// failure); Code and Message are Graph's error.code and error.message.
+type Error struct {
+	Op                 string // what was attempted, e.g. "get user 1f0c…"
+	StatusCode         int
+	Code               string
+	Message            string
+	RequestID          string        // Graph's request-id, for support cases
+	RetryAfterDuration time.Duration // the Retry-After Graph sent, 0 when none
+
+	credential bool  // the token could not be acquired
+	cause      error // the underlying transport or credential error, if any
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("graph: " + e.Op + ": ")
+	switch {
+	case e.credential:
+		b.WriteString("acquire token: ")
+	case e.StatusCode != 0:
+		b.WriteString(strconv.Itoa(e.StatusCode) + " ")
+	}
+	if e.Code != "" {
+		b.WriteString(e.Code + ": ")
+	}
+	if e.Message != "" {
+		b.WriteString(e.Message)
+	} else if e.cause != nil {
+		b.WriteString(e.cause.Error())
+	}
+	if e.RequestID != "" {
+		b.WriteString(" (request-id " + e.RequestID + ")")
+	}
+	return b.String()
+}
+
+// Unwrap returns the transport or credential error behind e, if any.
+func (e *Error) Unwrap() error { return e.cause }
+
+// NotFound reports that the principal does not exist (a soft-deleted user reads the same):
+// only a 404 with Graph's Request_ResourceNotFound or ResourceNotFound code.
+func (e *Error) NotFound() bool {
+	return e.StatusCode == http.StatusNotFound &&
+		(e.Code == "Request_ResourceNotFound" || e.Code == "ResourceNotFound")
+}
+
+// Systemic reports a fault of the deployment rather than of the principal: 401, 403
+// (Authorization_RequestDenied and other refusals) or a token that could not be acquired.
+func (e *Error) Systemic() bool {
+	return e.credential || e.StatusCode == http.StatusUnauthorized || e.StatusCode == http.StatusForbidden
+}
+
+// Temporary reports a failure worth retrying later: 408, 429, 5xx, timeouts and transport
+// errors. Exhausted 5xx retries stay temporary and are never NotFound.
+func (e *Error) Temporary() bool {
+	switch {
+	case e.credential:
+		return false
+	case e.StatusCode == 0:
+		return true
+	case e.StatusCode == http.StatusRequestTimeout, e.StatusCode == http.StatusTooManyRequests:
+		return true
+	}
+	return e.StatusCode >= 500
+}
+
+// RetryAfter is how long Graph asked us to wait (0 when it did not say).
+func (e *Error) RetryAfter() time.Duration { return e.RetryAfterDuration }
+
+// Conflict reports a 409: on subscription create, one for the same resource and
+// notification URL already exists.
+func (e *Error) Conflict() bool { return e.StatusCode == http.StatusConflict }
+
+// classify turns whatever the SDK returned into an *Error with op as context.
+func classify(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var ge *Error
+	if errors.As(err, &ge) {
+		return err
+	}
+	e := &Error{Op: op}
+	var oe *odataerrors.ODataError
+	var ae *abs.ApiError
+	var nonRetriable interface{ NonRetriable() }
+	switch {
+	case errors.As(err, &oe):
+		e.StatusCode = oe.ResponseStatusCode
+		fromHeaders(e, oe.ResponseHeaders)
+		if main := oe.GetErrorEscaped(); main != nil {
+			e.Code, e.Message = deref(main.GetCode()), deref(main.GetMessage())
+			if in := main.GetInnerError(); in != nil && deref(in.GetRequestId()) != "" {
+				e.RequestID = deref(in.GetRequestId())
+			}
+		}
+	case errors.As(err, &ae):
+		e.StatusCode, e.Message = ae.ResponseStatusCode, ae.Message
+		fromHeaders(e, ae.ResponseHeaders)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		e.cause = err
+	case errors.As(err, &nonRetriable):
+		// azidentity's AuthenticationFailedError and credentialUnavailableError: the SDK
+		// asked the credential for a token before sending anything.
+		e.credential, e.cause = true, err
+	default: // transport errors (net.Error, TLS, reset) and anything unexpected: retry later
+		e.cause = err
+	}
+	return e
+}
+
+func fromHeaders(e *Error, h *abs.ResponseHeaders) {
+	if h == nil {
+		return
+	}
+	if v := first(h.Get("request-id")); v != "" {
+		e.RequestID = v
+	}
+	e.RetryAfterDuration = parseRetryAfter(first(h.Get("Retry-After")), time.Now())
+}
+
+// parseRetryAfter reads delta-seconds or an HTTP date.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.ParseFloat(v, 64); err == nil && s > 0 {
+		return time.Duration(s * float64(time.Second))
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+func first(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// Compile-time check that *Error speaks the worker's behaviour contract.
+var _ interface {
+	NotFound() bool
+	Systemic() bool
+	Temporary() bool
+	RetryAfter() time.Duration
+} = (*Error)(nil)
