@@ -365,3 +365,22 @@ func TestBicepParamFileMatchesTemplate(t *testing.T) {
 		}
 	}
 }
+
+// TestReadmeListsEveryParameter keeps deploy/README.md's parameter table complete and current.
+func TestReadmeListsEveryParameter(t *testing.T) {
+	t.Parallel()
+	row := regexp.MustCompile("(?m)^\\| `(\\w+)` \\|")
+	listed := map[string]bool{}
+	for _, m := range row.FindAllStringSubmatch(readFile(t, "README.md"), -1) {
+		listed[m[1]] = true
+	}
+	for _, p := range bicepParams(t, filepath.Join("bicep", "main.bicep")) {
+		if !listed[p.name] {
+			t.Errorf("README.md's parameter table lacks %s", p.name)
+		}
+		delete(listed, p.name)
+	}
+	for name := range listed {
+		t.Errorf("README.md's parameter table lists %s, which main.bicep does not declare", name)
+	}
+}

@@ -20,7 +20,7 @@ targetScope = 'resourceGroup'
 @description('Azure region for every resource created here. Defaults to the resource group\'s region.')
 param location string = resourceGroup().location
 
-@description('Short prefix for resource names (letters, digits, hyphens). The Service Bus namespace name must be globally unique, so a unique suffix is added to it.')
+@description('Short prefix for resource names: lowercase letters, digits and hyphens (Container Apps names are lowercase). The Service Bus namespace name must be globally unique, so a unique suffix is added to it.')
 @minLength(3)
 @maxLength(20)
 param namePrefix string = 'tpe'
