@@ -29,6 +29,7 @@ type lane struct {
 // keyedCall is one run shared by every request that joined it.
 type keyedCall struct {
 	variant string
+	joined  int           // requests that share it besides its starter
 	ready   chan struct{} // closed when the call may start
 	done    chan struct{} // closed when res and err are set
 	res     Result
@@ -75,6 +76,7 @@ func (k *keyed) do(ctx context.Context, t Target, fn func(context.Context) (Resu
 	}
 	for _, c := range l.queue {
 		if c.variant == variant {
+			c.joined++
 			k.mu.Unlock()
 			return k.wait(ctx, c)
 		}

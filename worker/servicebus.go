@@ -114,6 +114,7 @@ func (s *ServiceBusSource) Receive(ctx context.Context, max int) ([]*Delivery, e
 	start := time.Now()
 	rctx, cancel := context.WithTimeout(ctx, s.idle-s.silent)
 	msgs, err := link.r.ReceiveMessages(rctx, max, nil)
+	quiet := rctx.Err() != nil // the idle bound passed (or ctx ended, checked first below)
 	cancel()
 	if len(msgs) > 0 { // like the SDK, an error after some messages shows on the next call
 		s.silent = 0
@@ -123,7 +124,7 @@ func (s *ServiceBusSource) Receive(ctx context.Context, max int) ([]*Delivery, e
 	switch {
 	case ctx.Err() != nil:
 		return nil, ctx.Err()
-	case err == nil || rctx.Err() != nil:
+	case err == nil || quiet:
 		s.mu.Lock()
 		s.lastErr = "" // the receiver answered: nothing was waiting
 		s.mu.Unlock()
