@@ -87,17 +87,14 @@ var settings = []setting{
 	{"TPE_RELAY_LISTEN", "relay-listen", ":8443", "listen address of relay", false, str(func(c *Config) *string { return &c.RelayListen })},
 }
 
-// bindFlags registers the named settings on fs (all when names is empty), with values taken
-// first from the defaults, then from the environment. Flags parsed later override both.
+// bindFlags fills every setting from its default, then from the environment, and registers
+// the named ones as flags on fs (all when names is empty); flags parsed later override both.
 func (c *Config) bindFlags(fs *flag.FlagSet, getenv func(string) string, names ...string) error {
 	want := map[string]bool{}
 	for _, n := range names {
 		want[n] = true
 	}
 	for _, s := range settings {
-		if len(names) > 0 && !want[s.env] {
-			continue
-		}
 		v := s.bind(c)
 		if err := v.Set(s.def); err != nil {
 			return fmt.Errorf("default of %s: %w", s.env, err)
@@ -107,7 +104,9 @@ func (c *Config) bindFlags(fs *flag.FlagSet, getenv func(string) string, names .
 				return fmt.Errorf("%s: %w", s.env, err)
 			}
 		}
-		fs.Var(v, s.flag, s.usage+" (env "+s.env+")")
+		if len(names) == 0 || want[s.env] {
+			fs.Var(v, s.flag, s.usage+" (env "+s.env+")")
+		}
 	}
 	return nil
 }
