@@ -234,7 +234,7 @@ func TestWorkerAbandonsThrottledMessageAndSucceedsOnRedelivery(t *testing.T) {
 	}
 	src := NewMemorySource([][]byte{rtUserNote(u.ID)}, FileOptions{Backoff: noBackoff})
 	obs := &recordingObserver{}
-	w := e.worker(t, src, Options{Clock: rtInstantClock{}, Observer: obs})
+	w := e.worker(t, src, Options{Concurrency: 1, Clock: rtInstantClock{}, Observer: obs})
 	runToEnd(t, w)
 
 	if !e.granted(u.ID) {
@@ -297,7 +297,7 @@ func TestWorkerLifecycleHandler(t *testing.T) {
 			h := &fakeLifecycle{errs: tt.errs}
 			obs := &recordingObserver{}
 			src := NewMemorySource([][]byte{readFixture(t, "graph_lifecycle.json")}, FileOptions{Backoff: noBackoff})
-			runToEnd(t, e.worker(t, src, Options{Lifecycle: h, Observer: obs}))
+			runToEnd(t, e.worker(t, src, Options{Concurrency: 1, Lifecycle: h, Observer: obs}))
 			if got := obs.outcomes(); !slices.Equal(got, tt.want) {
 				t.Errorf("outcomes = %v, want %v", got, tt.want)
 			}
