@@ -159,8 +159,12 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1.0/users", s.listUsers)
 	s.mux.HandleFunc("GET /v1.0/users/{id}", s.getUser)
 	s.mux.HandleFunc("POST /v1.0/users/{id}/checkMemberGroups", s.checkMemberGroups)
-	s.mux.HandleFunc("GET /v1.0/groups/{id}/transitiveMembers/microsoft.graph.user", s.transitiveUsers)
-	s.mux.HandleFunc("GET /v1.0/directory/deletedItems/microsoft.graph.user", s.deletedUsers)
+	// Graph accepts the type cast with its full namespace or the "graph." alias (which the
+	// SDK sends); both count under the full route name.
+	for _, cast := range []string{"microsoft.graph.user", "graph.user"} {
+		s.mux.HandleFunc("GET /v1.0/groups/{id}/transitiveMembers/"+cast, s.transitiveUsers)
+		s.mux.HandleFunc("GET /v1.0/directory/deletedItems/"+cast, s.deletedUsers)
+	}
 	s.mux.HandleFunc("POST /v1.0/subscriptions", s.createSubscription)
 	s.mux.HandleFunc("GET /v1.0/subscriptions", s.listSubscriptions)
 	s.mux.HandleFunc("GET /v1.0/subscriptions/{id}", s.getSubscription)
@@ -174,6 +178,7 @@ func (s *Server) routes() {
 func (s *Server) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, route := s.mux.Handler(r)
+		route = strings.Replace(route, "/graph.user", "/microsoft.graph.user", 1)
 		rec := &statusRecorder{ResponseWriter: w}
 		rec.Header().Set("request-id", s.nextRequestID())
 		defer s.record(r, route, rec)
