@@ -2,6 +2,7 @@ package graph_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -95,3 +96,5 @@ func newClient(t testing.TB, dir *graphtest.Directory, o graph.Options, opts ...
 	}
 	return c, srv
 }
+
+func asNotFound(err error, target *interface{ NotFound() bool }) bool { return errors.As(err, target) }
