@@ -3,6 +3,7 @@ package worker
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -441,22 +442,22 @@ func (g *gatedDirectory) User(ctx context.Context, idOrUPN string) (User, error)
 	return g.fakeDirectory.User(ctx, idOrUPN)
 }
 
-// runInBackground runs w until stop is called; stop returns Run's error.
+// runInBackground runs w until stop is called; stop returns Run's error (and may be
+// called again).
 func runInBackground(t testing.TB, w *Worker) (stop func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
-	return func() error {
+	return sync.OnceValue(func() error {
 		cancel()
 		select {
 		case err := <-done:
 			return err
 		case <-time.After(20 * time.Second):
-			t.Fatal("Run did not return after cancellation")
-			return nil
+			return errors.New("Run did not return after cancellation")
 		}
-	}
+	})
 }
 
 func TestWorkerCoalescesDuplicateMessages(t *testing.T) {

@@ -1,0 +1,162 @@
+package worker
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// switchableACS answers every call with a 401 while broken, like ACS with a revoked key.
+type switchableACS struct {
+	*fakeAssignments
+	broken atomic.Bool
+	probes atomic.Int32
+}
+
+func errUnauthorized() error { return &fakeErr{status: 401, code: "Unauthorized", systemic: true} }
+
+func (s *switchableACS) Get(ctx context.Context, oid string) (Assignment, error) {
+	if s.broken.Load() {
+		return Assignment{}, errUnauthorized()
+	}
+	return s.fakeAssignments.Get(ctx, oid)
+}
+
+func (s *switchableACS) Put(ctx context.Context, a Assignment) (Assignment, error) {
+	if s.broken.Load() {
+		return Assignment{}, errUnauthorized()
+	}
+	return s.fakeAssignments.Put(ctx, a)
+}
+
+func (s *switchableACS) Delete(ctx context.Context, oid string) (string, error) {
+	if s.broken.Load() {
+		return "", errUnauthorized()
+	}
+	return s.fakeAssignments.Delete(ctx, oid)
+}
+
+// probe is what cmd wires as Options.Probe: a GET that only a systemic fault fails.
+func (s *switchableACS) probe(ctx context.Context) error {
+	s.probes.Add(1)
+	_, err := s.Get(ctx, rtOID(0))
+	if IsNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func TestCircuitPausesOnSystemicFaultAndResumesAfterProbe(t *testing.T) {
+	t.Parallel()
+	const n = 6
+	e := newRTEnv()
+	acs := &switchableACS{fakeAssignments: e.acs}
+	acs.broken.Store(true)
+	e.rec = NewReconciler(e.dir, acs, rtPolicy, ReconcilerOptions{})
+	b := newFakeBroker(time.Minute)
+	var delivered atomic.Int32
+	b.onReceive = func(*azservicebus.ReceivedMessage) { delivered.Add(1) }
+	for i := range n {
+		e.dir.PutUser(rtTeamsUser(i + 1))
+		b.Send(rtOID(i+1), rtUserNote(rtOID(i+1)), nil)
+	}
+	w := e.worker(t, newServiceBusSource(b.newReceiver, ServiceBusOptions{}), Options{Concurrency: 2,
+		Probe: acs.probe, ProbeBackoff: func(int) time.Duration { return 5 * time.Millisecond }})
+	stop := runInBackground(t, w)
+	defer stop()
+
+	waitUntil(t, "the circuit opens", func() bool {
+		err := w.Ready()
+		return err != nil && strings.Contains(err.Error(), "circuit open")
+	})
+	if got := testutil.ToFloat64(w.metrics.circuitOpen); got != 1 {
+		t.Errorf("tpe_circuit_open = %v, want 1", got)
+	}
+	waitUntil(t, "probes fail a few times", func() bool { return acs.probes.Load() >= 3 })
+	before := delivered.Load()
+	waitUntil(t, "more probes fail", func() bool { return acs.probes.Load() >= 6 })
+	if after := delivered.Load(); after != before {
+		t.Errorf("deliveries went from %d to %d while the circuit was open: receiving did not pause", before, after)
+	}
+
+	acs.broken.Store(false) // the operator fixes the key
+	if !b.waitFor(10*time.Second, func(b *fakeBroker) bool { return len(b.completed) == n }) {
+		t.Fatalf("not every message completed after the fault was fixed; logs:\n%s", e.logs)
+	}
+	waitUntil(t, "the worker is ready again", func() bool { return w.Ready() == nil })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	_, _, dead := b.counts()
+	if dead != 0 {
+		t.Errorf("dead letters = %d, want 0: the fault was not the messages'", dead)
+	}
+	for i := range n {
+		if !e.granted(rtOID(i + 1)) {
+			t.Errorf("user %d not granted after the circuit closed", i+1)
+		}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if d := delivered.Load(); d > 2*n {
+		t.Errorf("%d deliveries for %d messages: delivery counts were burnt while the circuit was open", d, n)
+	}
+}
+
+func TestCircuitOpensWhenTheQueueConnectionIsLost(t *testing.T) {
+	t.Parallel()
+	u := rtTeamsUser(1)
+	e := newRTEnv(u)
+	b := newFakeBroker(time.Minute)
+	b.receiveErrs = []error{&azservicebus.Error{Code: azservicebus.CodeConnectionLost}}
+	b.Send("m1", rtUserNote(u.ID), nil)
+	var probed atomic.Int32
+	w := e.worker(t, newServiceBusSource(b.newReceiver, ServiceBusOptions{}), Options{
+		Probe:        func(context.Context) error { probed.Add(1); return nil },
+		ProbeBackoff: func(int) time.Duration { return time.Millisecond }})
+	stop := runInBackground(t, w)
+	ok := b.waitFor(10*time.Second, func(b *fakeBroker) bool { return len(b.completed) == 1 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if !ok || probed.Load() == 0 {
+		t.Fatalf("completed %v, probes %d; want the circuit to open, probe, and resume\n%s", ok, probed.Load(), e.logs)
+	}
+	if !strings.Contains(e.logs.String(), "circuit opened") || !strings.Contains(e.logs.String(), "circuit closed") {
+		t.Errorf("circuit transitions not logged:\n%s", e.logs)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.receivers) != 2 {
+		t.Errorf("receivers = %d, want a new one after the lost connection", len(b.receivers))
+	}
+}
+
+func TestDefaultProbeBackoffDoublesToAMinute(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		attempt int
+		want    time.Duration
+	}{{0, time.Second}, {1, 2 * time.Second}, {5, 32 * time.Second}, {6, time.Minute}, {60, time.Minute}}
+	for _, tt := range tests {
+		if got := defaultProbeBackoff(tt.attempt); got != tt.want {
+			t.Errorf("defaultProbeBackoff(%d) = %v, want %v", tt.attempt, got, tt.want)
+		}
+	}
+}
