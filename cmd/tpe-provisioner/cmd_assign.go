@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/tpe-provisioner/tpe-provisioner/acs"
+	"github.com/tpe-provisioner/tpe-provisioner/internal/adapt"
 	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
@@ -138,11 +139,11 @@ func assignVerb(cmd worker.Command) func(context.Context, []string, io.Writer, i
 		if ra {
 			kind = worker.PrincipalResourceAccount
 		}
-		return applyVerb(ctx, acsAssignments{client: client, tenant: c.TenantID}, oid, kind, cmd, policy, stdout, stderr)
+		return applyVerb(ctx, adapt.ACS{Client: client, Tenant: c.TenantID}, oid, kind, cmd, policy, stdout, stderr)
 	}
 }
 
-func applyVerb(ctx context.Context, store acsAssignments, oid string, kind worker.PrincipalType, cmd worker.Command, policy worker.Policy, stdout, stderr io.Writer) error {
+func applyVerb(ctx context.Context, store adapt.ACS, oid string, kind worker.PrincipalType, cmd worker.Command, policy worker.Policy, stdout, stderr io.Writer) error {
 	var current *worker.Assignment
 	got, err := store.Get(ctx, oid)
 	switch {
@@ -160,8 +161,8 @@ func applyVerb(ctx context.Context, store acsAssignments, oid string, kind worke
 			return err
 		}
 		fmt.Fprintf(stderr, "%s %s: %s (ms-cv %s)\n", plan.Action, oid, plan.Reason, after.CorrelationID)
-		out := toACS(after)
-		out.TenantID = store.tenant
+		out := adapt.ToACS(after)
+		out.TenantID = store.Tenant
 		return printJSON(stdout, out)
 	case plan.Delete:
 		cv, err := store.Delete(ctx, oid)

@@ -75,7 +75,7 @@ var settings = []setting{
 	{"TPE_SHUTDOWN_TIMEOUT", "shutdown-timeout", "30s", "drain bound after the first SIGTERM/SIGINT", false, duration(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
 	{"TPE_HTTP_LISTEN", "http-listen", ":8080", "address of /healthz, /readyz and /metrics (empty = off)", false, str(func(c *Config) *string { return &c.HTTPListen })},
 	{"TPE_RESYNC_INTERVAL", "resync-interval", "24h", "scheduled full reconcile inside run (0 = off)", false, duration(func(c *Config) *time.Duration { return &c.ResyncInterval })},
-	{"TPE_MAX_REVOKES", "max-revokes", "100", "brake: refuse a backfill/resync plan with more revokes than this", false, integer(func(c *Config) *int { return &c.MaxRevokes })},
+	{"TPE_MAX_REVOKES", "max-revokes", "100", "brake: refuse a backfill/resync plan with more revokes than this (-1 = no count limit)", false, integer(func(c *Config) *int { return &c.MaxRevokes })},
 	{"TPE_MAX_REVOKE_PERCENT", "max-revoke-percent", "0", "brake: refuse a plan revoking more than this percent of assigned principals (0 = off)", false, float(func(c *Config) *float64 { return &c.MaxRevokePercent })},
 	{"TPE_LOG_LEVEL", "log-level", "info", "debug, info, warn or error", false, str(func(c *Config) *string { return &c.LogLevel })},
 	{"TPE_LOG_FORMAT", "log-format", "json", "json or text", false, str(func(c *Config) *string { return &c.LogFormat })},
@@ -167,8 +167,8 @@ func (c *Config) Validate(n needs) error {
 	if c.MessageTimeout <= 0 {
 		bad("TPE_MESSAGE_TIMEOUT", "must be positive, got %s", c.MessageTimeout)
 	}
-	if c.MaxRevokes < 0 {
-		bad("TPE_MAX_REVOKES", "must not be negative")
+	if c.MaxRevokes < -1 || c.MaxRevokes == 0 {
+		bad("TPE_MAX_REVOKES", "must be at least 1, or -1 for no count limit, got %d", c.MaxRevokes)
 	}
 	if c.MaxRevokePercent < 0 || c.MaxRevokePercent > 100 {
 		bad("TPE_MAX_REVOKE_PERCENT", "must be between 0 and 100")

@@ -1,0 +1,241 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+
+	"github.com/tpe-provisioner/tpe-provisioner/internal/adapt"
+	"github.com/tpe-provisioner/tpe-provisioner/worker"
+)
+
+func init() {
+	commands["run"] = command{
+		summary: "consume the queue (or --source file:PATH) and keep assignments in step with the directory",
+		run:     runRun,
+	}
+}
+
+// runSettings are everything run reads.
+var runSettings = []string{
+	"ACS_CONNECTION_STRING", "ACS_ENDPOINT", "ACS_API_VERSION", "ACS_RESOURCE_ACCOUNT_TYPE", "GRAPH_ENDPOINT",
+	"TPE_TENANT_ID", "TPE_CLIENT_IDS", "TPE_CLIENT_STATE", "TPE_SCOPE_GROUPS", "TPE_ALLOW_GUESTS",
+	"TPE_MANAGE_RESOURCE_ACCOUNTS", "TPE_DRY_RUN", "TPE_CONCURRENCY", "TPE_MESSAGE_TIMEOUT",
+	"TPE_SHUTDOWN_TIMEOUT", "TPE_HTTP_LISTEN", "TPE_RESYNC_INTERVAL", "TPE_MAX_REVOKES",
+	"TPE_MAX_REVOKE_PERCENT", "TPE_LOG_LEVEL", "TPE_LOG_FORMAT", "SERVICEBUS_NAMESPACE",
+	"SERVICEBUS_CONNECTION_STRING", "SERVICEBUS_QUEUE", "TPE_EVENT_GRID", "TPE_WEBHOOK_URL",
+}
+
+func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var c Config
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	source := fs.String("source", "", "read messages from `file:PATH` (JSON Lines, - for stdin) instead of Service Bus")
+	if err := c.bindFlags(fs, environ, runSettings...); err != nil {
+		return err
+	}
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if err := c.Validate(needs{acs: true, clientIDs: true, graph: true, source: *source == ""}); err != nil {
+		return err
+	}
+	log := newLogger(stderr, c.LogFormat, c.LogLevel)
+	svc, err := newService(&c, log, nil)
+	if err != nil {
+		return err
+	}
+	src, finish, err := openSource(ctx, &c, *source, log)
+	if err != nil {
+		return err
+	}
+	defer finish()
+
+	var bg sync.WaitGroup
+	defer bg.Wait()
+	ctx, cancelBG := context.WithCancel(ctx)
+	defer cancelBG()
+
+	resync := startResync(ctx, &bg, svc, *source != "")
+	lifecycle, err := startKeeper(ctx, &bg, svc, resync)
+	if err != nil {
+		return err
+	}
+	w, err := worker.New(src, svc.rec, svc.dir, worker.Options{
+		Concurrency:    c.Concurrency,
+		MessageTimeout: c.MessageTimeout,
+		DrainTimeout:   c.ShutdownTimeout,
+		Trust:          worker.Trust{TenantID: c.TenantID, ClientState: c.ClientState},
+		Logger:         log,
+		Registerer:     svc.reg,
+		Lifecycle:      lifecycle,
+		Probe:          svc.probe,
+	})
+	if err != nil {
+		return err
+	}
+	stopOps, err := serveOps(ctx, c.HTTPListen, opsHandler(svc.reg, w), log)
+	if err != nil {
+		return fmt.Errorf("TPE_HTTP_LISTEN %s: %w", c.HTTPListen, err)
+	}
+	defer stopOps()
+
+	log.Info("worker started", "concurrency", c.Concurrency, "dry_run", c.DryRun, "scope_groups", len(c.ScopeGroups),
+		"resync_interval", c.ResyncInterval.String(), "source", sourceName(&c, *source))
+	err = w.Run(ctx)
+	printStats(stdout, w.Stats())
+	return err
+}
+
+func sourceName(c *Config, source string) string {
+	if source != "" {
+		return source
+	}
+	return "servicebus:" + c.ServiceBusQueue
+}
+
+// openSource opens the file source or the Service Bus queue.
+func openSource(ctx context.Context, c *Config, source string, log *slog.Logger) (worker.Source, func(), error) {
+	if source != "" {
+		path, ok := strings.CutPrefix(source, "file:")
+		if !ok || path == "" {
+			return nil, nil, fmt.Errorf("--source %q: want file:PATH (or file:- for stdin)", source)
+		}
+		in, dlPath := io.Reader(os.Stdin), "stdin.deadletter.jsonl"
+		closeIn := func() {}
+		if path != "-" {
+			f, err := os.Open(path)
+			if err != nil {
+				return nil, nil, err
+			}
+			in, dlPath, closeIn = f, path+".deadletter.jsonl", func() { _ = f.Close() }
+		}
+		dl, err := os.Create(dlPath)
+		if err != nil {
+			closeIn()
+			return nil, nil, fmt.Errorf("dead-letter file: %w", err)
+		}
+		log.Info("reading messages from a file", "path", path, "dead_letters", dlPath)
+		return worker.NewFileSource(in, dl, worker.FileOptions{}), func() { closeIn(); _ = dl.Close() }, nil
+	}
+	client, err := newServiceBusClient(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	src := worker.NewServiceBusSource(func(context.Context) (*azservicebus.Receiver, error) {
+		return client.NewReceiverForQueue(c.ServiceBusQueue, nil)
+	}, worker.ServiceBusOptions{Logger: log})
+	return src, func() { _ = client.Close(context.WithoutCancel(ctx)) }, nil
+}
+
+func newServiceBusClient(c *Config) (*azservicebus.Client, error) {
+	if c.ServiceBusConnectionString != "" {
+		client, err := azservicebus.NewClientFromConnectionString(c.ServiceBusConnectionString, nil)
+		if err != nil {
+			return nil, fmt.Errorf("SERVICEBUS_CONNECTION_STRING: %w", redactSB(err, c.ServiceBusConnectionString))
+		}
+		return client, nil
+	}
+	cred, err := azidentity.NewDefaultAzureCredential(nil)
+	if err != nil {
+		return nil, fmt.Errorf("Entra ID credential for Service Bus: %w", err)
+	}
+	return azservicebus.NewClient(c.ServiceBusNamespace, cred, nil)
+}
+
+// redactSB keeps a connection string's key out of an error the SDK may have quoted it in.
+func redactSB(err error, cs string) error {
+	msg := err.Error()
+	for _, part := range strings.Split(cs, ";") {
+		if k, v, ok := strings.Cut(part, "="); ok && strings.EqualFold(strings.TrimSpace(k), "SharedAccessKey") && v != "" {
+			msg = strings.ReplaceAll(msg, v, "[redacted]")
+		}
+	}
+	return fmt.Errorf("%s", msg)
+}
+
+// startResync runs the scheduled resync in the background (not for a file replay).
+func startResync(ctx context.Context, bg *sync.WaitGroup, svc *service, replay bool) *worker.Resyncer {
+	if replay || svc.cfg.ResyncInterval <= 0 {
+		return nil
+	}
+	r := worker.NewResyncer(svc.cfg.ResyncInterval, svc.backfillOptions())
+	bg.Add(1)
+	go func() { defer bg.Done(); r.Run(ctx) }()
+	return r
+}
+
+// startKeeper keeps the Graph subscriptions alive when a notification target is configured,
+// and returns the lifecycle handler for the worker.
+func startKeeper(ctx context.Context, bg *sync.WaitGroup, svc *service, resync *worker.Resyncer) (worker.LifecycleHandler, error) {
+	trigger := func() {}
+	if resync != nil {
+		trigger = resync.Trigger
+	}
+	target, err := notificationURL(svc.cfg)
+	if err != nil || target == "" {
+		return resyncOnLifecycle{log: svc.log, trigger: trigger}, err
+	}
+	k, err := worker.NewKeeper(adapt.Subscriptions{Client: svc.graph}, worker.KeeperOptions{
+		Resources:       worker.SubscriptionResources(svc.cfg.ScopeGroups),
+		NotificationURL: target,
+		ClientState:     svc.cfg.ClientState,
+		Logger:          svc.log,
+		Resync:          trigger,
+		Registerer:      svc.reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	bg.Add(1)
+	go func() {
+		defer bg.Done()
+		if err := k.Run(ctx); err != nil && ctx.Err() == nil {
+			svc.log.Error("subscription keeper stopped", "error", err)
+		}
+	}()
+	return k, nil
+}
+
+// notificationURL is where Graph posts: the Event Grid partner topic or the relay.
+func notificationURL(c *Config) (string, error) {
+	switch {
+	case c.EventGrid != "":
+		return worker.EventGridURL(c.EventGrid)
+	case c.WebhookURL != "":
+		if !strings.HasPrefix(c.WebhookURL, "https://") {
+			return "", fmt.Errorf("TPE_WEBHOOK_URL must be an https URL Graph can reach")
+		}
+		return c.WebhookURL, nil
+	}
+	return "", nil
+}
+
+// resyncOnLifecycle answers lifecycle events when this process keeps no subscriptions:
+// notifications may have been lost, so reconcile the scope.
+type resyncOnLifecycle struct {
+	log     *slog.Logger
+	trigger func()
+}
+
+func (r resyncOnLifecycle) HandleLifecycle(_ context.Context, ev worker.LifecycleEvent) error {
+	r.log.Warn("subscription lifecycle event, but no notification target is configured here: triggering a resync",
+		"subscription_id", ev.SubscriptionID, "lifecycle_event", ev.Event)
+	r.trigger()
+	return nil
+}
+
+func printStats(w io.Writer, s worker.Stats) {
+	fmt.Fprintf(w, "messages: completed=%d dead_lettered=%d abandoned=%d  reconciles: grant=%d revoke=%d noop=%d skip=%d errors=%d coalesced=%d\n",
+		s.Messages[worker.Outcome("completed")], s.Messages[worker.Outcome("dead_lettered")], s.Messages[worker.Outcome("abandoned")],
+		s.Reconciles[worker.ActionGrant], s.Reconciles[worker.ActionRevoke], s.Reconciles[worker.ActionNoop], s.Reconciles[worker.ActionSkip],
+		s.Errors, s.Coalesced)
+}

@@ -1,0 +1,154 @@
+package adapt
+
+import (
+	"context"
+	"iter"
+	"time"
+
+	"github.com/tpe-provisioner/tpe-provisioner/acs"
+	"github.com/tpe-provisioner/tpe-provisioner/graph"
+	"github.com/tpe-provisioner/tpe-provisioner/worker"
+)
+
+// ACS adapts *acs.Client, bound to our tenant, to the worker's assignments.
+type ACS struct {
+	Client *acs.Client
+	Tenant string
+}
+
+func (a ACS) Get(ctx context.Context, objectID string) (worker.Assignment, error) {
+	got, err := a.Client.Get(ctx, a.Tenant, objectID)
+	if err != nil {
+		return worker.Assignment{}, err
+	}
+	return FromACS(got), nil
+}
+
+func (a ACS) Put(ctx context.Context, w worker.Assignment) (worker.Assignment, error) {
+	got, _, err := a.Client.Put(ctx, a.Tenant, ToACS(w))
+	if err != nil {
+		return worker.Assignment{}, err
+	}
+	return FromACS(got), nil
+}
+
+func (a ACS) Delete(ctx context.Context, objectID string) (string, error) {
+	return a.Client.Delete(ctx, a.Tenant, objectID)
+}
+
+// FromACS converts an ACS assignment to the worker's.
+func FromACS(a acs.Assignment) worker.Assignment {
+	t := worker.PrincipalType(a.PrincipalType)
+	switch a.PrincipalType {
+	case acs.PrincipalUser:
+		t = worker.PrincipalUser
+	case acs.PrincipalResourceAccount:
+		t = worker.PrincipalResourceAccount
+	}
+	return worker.Assignment{ObjectID: a.ObjectID, PrincipalType: t, ClientIDs: a.ClientIDs, CorrelationID: a.CorrelationID}
+}
+
+// ToACS converts the worker's assignment to the ACS client's.
+func ToACS(a worker.Assignment) acs.Assignment {
+	t := acs.PrincipalUser
+	if a.PrincipalType == worker.PrincipalResourceAccount {
+		t = acs.PrincipalResourceAccount
+	}
+	return acs.Assignment{ObjectID: a.ObjectID, PrincipalType: t, ClientIDs: a.ClientIDs}
+}
+
+// Graph adapts *graph.Client to the worker's directory and enumerator.
+type Graph struct{ Client *graph.Client }
+
+func (g Graph) User(ctx context.Context, idOrUPN string) (worker.User, error) {
+	u, err := g.Client.User(ctx, idOrUPN)
+	if err != nil {
+		return worker.User{}, err
+	}
+	return fromGraph(u), nil
+}
+
+func (g Graph) MemberOf(ctx context.Context, userID string, groupIDs []string) ([]string, error) {
+	return g.Client.MemberOf(ctx, userID, groupIDs)
+}
+
+func (g Graph) GroupMembers(ctx context.Context, groupID string) iter.Seq2[string, error] {
+	return g.Client.GroupMembers(ctx, groupID)
+}
+
+func (g Graph) ScopeMembers(ctx context.Context, groupIDs []string) iter.Seq2[worker.User, error] {
+	return users(g.Client.ScopeMembers(ctx, groupIDs))
+}
+
+func (g Graph) TeamsUsers(ctx context.Context) iter.Seq2[worker.User, error] {
+	return users(g.Client.TeamsUsers(ctx, worker.TeamsPlanIDs))
+}
+
+func (g Graph) ResourceAccounts(ctx context.Context) iter.Seq2[worker.User, error] {
+	return users(g.Client.ResourceAccounts(ctx, worker.ResourceAccountSKUs))
+}
+
+func (g Graph) DeletedUsers(ctx context.Context, since time.Time) iter.Seq2[worker.User, error] {
+	return users(g.Client.DeletedUsers(ctx, since))
+}
+
+func users(seq iter.Seq2[graph.User, error]) iter.Seq2[worker.User, error] {
+	return func(yield func(worker.User, error) bool) {
+		for u, err := range seq {
+			if !yield(fromGraph(u), err) {
+				return
+			}
+		}
+	}
+}
+
+func fromGraph(u graph.User) worker.User {
+	plans := make([]worker.AssignedPlan, len(u.Plans))
+	for i, p := range u.Plans {
+		plans[i] = worker.AssignedPlan{ServicePlanID: p.ServicePlanID, CapabilityStatus: p.CapabilityStatus, Service: p.Service}
+	}
+	return worker.User{
+		ID: u.ID, UPN: u.UPN, AccountEnabled: u.AccountEnabled, UserType: u.UserType,
+		Department: u.Department, SKUs: u.SKUs, Plans: plans,
+	}
+}
+
+// Subscriptions adapts *graph.Client to the worker's subscription keeper.
+type Subscriptions struct{ Client *graph.Client }
+
+func (g Subscriptions) ListSubscriptions(ctx context.Context) ([]worker.Subscription, error) {
+	subs, err := g.Client.ListSubscriptions(ctx)
+	out := make([]worker.Subscription, 0, len(subs))
+	for _, s := range subs {
+		out = append(out, fromGraphSubscription(s))
+	}
+	return out, err
+}
+
+func (g Subscriptions) CreateSubscription(ctx context.Context, s worker.SubscriptionSpec) (worker.Subscription, error) {
+	got, err := g.Client.CreateSubscription(ctx, graph.SubscriptionSpec{
+		Resource: s.Resource, ChangeType: s.ChangeType, NotificationURL: s.NotificationURL,
+		LifecycleNotificationURL: s.LifecycleNotificationURL, ClientState: s.ClientState,
+		ExpirationDateTime: s.ExpirationDateTime,
+	})
+	return fromGraphSubscription(got), err
+}
+
+func (g Subscriptions) RenewSubscription(ctx context.Context, id string, exp time.Time) (worker.Subscription, error) {
+	got, err := g.Client.RenewSubscription(ctx, id, exp)
+	return fromGraphSubscription(got), err
+}
+
+func (g Subscriptions) ReauthorizeSubscription(ctx context.Context, id string) error {
+	return g.Client.ReauthorizeSubscription(ctx, id)
+}
+
+func (g Subscriptions) DeleteSubscription(ctx context.Context, id string) error {
+	return g.Client.DeleteSubscription(ctx, id)
+}
+
+func fromGraphSubscription(s graph.Subscription) worker.Subscription {
+	return worker.Subscription{ID: s.ID, Resource: s.Resource, ChangeType: s.ChangeType,
+		NotificationURL: s.NotificationURL, LifecycleNotificationURL: s.LifecycleNotificationURL,
+		ExpirationDateTime: s.ExpirationDateTime}
+}
