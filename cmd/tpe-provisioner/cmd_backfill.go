@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+
+	"github.com/tpe-provisioner/tpe-provisioner/worker"
+)
+
+func init() {
+	commands["backfill"] = command{
+		summary: "reconcile the whole scope: plan (--dry-run), apply, or --enqueue the changes for every replica",
+		run:     runBackfill,
+	}
+}
+
+// backfillConcurrency is the backfill's default: it runs alone, so it may use more than a
+// replica of run does.
+const backfillConcurrency = 32
+
+func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var c Config
+	fs := flag.NewFlagSet("backfill", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	output := fs.String("output", "table", "plan format: table or json (JSON Lines)")
+	force := fs.Bool("force", false, "apply revokes even when the brake trips")
+	enqueue := fs.Bool("enqueue", false, "send one reconcile command per planned change to SERVICEBUS_QUEUE instead of writing to ACS")
+	showNoops := fs.Bool("show-noops", false, "print rows that need no change too")
+	if err := c.bindFlags(fs, environ, "ACS_CONNECTION_STRING", "ACS_ENDPOINT", "ACS_API_VERSION",
+		"ACS_RESOURCE_ACCOUNT_TYPE", "GRAPH_ENDPOINT", "TPE_TENANT_ID", "TPE_CLIENT_IDS", "TPE_SCOPE_GROUPS",
+		"TPE_ALLOW_GUESTS", "TPE_MANAGE_RESOURCE_ACCOUNTS", "TPE_DRY_RUN", "TPE_CONCURRENCY",
+		"TPE_MAX_REVOKES", "TPE_MAX_REVOKE_PERCENT", "TPE_LOG_LEVEL", "TPE_LOG_FORMAT",
+		"SERVICEBUS_NAMESPACE", "SERVICEBUS_CONNECTION_STRING", "SERVICEBUS_QUEUE"); err != nil {
+		return err
+	}
+	if environ("TPE_CONCURRENCY") == "" {
+		c.Concurrency = backfillConcurrency
+	}
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if *output != "table" && *output != "json" {
+		return fmt.Errorf("--output must be table or json, got %q", *output)
+	}
+	if err := c.Validate(needs{acs: true, clientIDs: true, graph: true, source: *enqueue}); err != nil {
+		return err
+	}
+	log := newLogger(stderr, c.LogFormat, c.LogLevel)
+	limiter := worker.NewAdaptiveLimiter(1, c.Concurrency)
+	svc, err := newService(&c, log, limiter.Transport)
+	if err != nil {
+		return err
+	}
+	o := svc.backfillOptions()
+	o.Force, o.ShowNoops, o.Limiter = *force, *showNoops, limiter
+	o.Progress, o.IsTerminal = stderr, isTerminal(stderr)
+	o.Out = worker.PlanWriter(worker.NewPlanTable(stdout))
+	if *output == "json" {
+		o.Out = worker.NewPlanJSON(stdout)
+	}
+	if *enqueue {
+		send, closeSender, err := queueSender(ctx, &c)
+		if err != nil {
+			return err
+		}
+		defer closeSender()
+		o.Enqueue = send
+	}
+	sum, err := worker.Backfill(ctx, o)
+	log.LogAttrs(ctx, levelOf(err), "backfill finished", sum.LogAttrs()...)
+	switch {
+	case errors.Is(err, worker.ErrBrake):
+		return &exitError{code: 3, err: fmt.Errorf("%w: nothing was revoked; review the plan, then rerun with --force or raise --max-revokes/--max-revoke-percent", err)}
+	case err != nil:
+		return err
+	}
+	return nil
+}
+
+func levelOf(err error) slog.Level {
+	if err != nil {
+		return slog.LevelWarn
+	}
+	return slog.LevelInfo
+}
+
+// isTerminal reports whether w is a character device (a person is watching).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// queueSender returns an Enqueue function that sends reconcile commands to the queue in
+// message batches. Message ids carry a per-run id, so a rerun is not mistaken for a
+// duplicate by the queue's duplicate detection while a retry within the run is.
+func queueSender(ctx context.Context, c *Config) (func(context.Context, []worker.Target) error, func(), error) {
+	client, err := newServiceBusClient(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	sender, err := client.NewSender(c.ServiceBusQueue, nil)
+	if err != nil {
+		_ = client.Close(ctx)
+		return nil, nil, fmt.Errorf("Service Bus sender: %w", err)
+	}
+	run := make([]byte, 6)
+	_, _ = rand.Read(run)
+	runID := hex.EncodeToString(run)
+	send := func(ctx context.Context, targets []worker.Target) error {
+		return sendBatches(ctx, sender, runID, targets)
+	}
+	return send, func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		_ = sender.Close(cctx)
+		_ = client.Close(cctx)
+	}, nil
+}
+
+// batchSender is the part of *azservicebus.Sender that sendBatches uses.
+type batchSender interface {
+	NewMessageBatch(ctx context.Context, o *azservicebus.MessageBatchOptions) (*azservicebus.MessageBatch, error)
+	SendMessageBatch(ctx context.Context, b *azservicebus.MessageBatch, o *azservicebus.SendMessageBatchOptions) error
+}
+
+var _ batchSender = (*azservicebus.Sender)(nil)
+
+func sendBatches(ctx context.Context, s batchSender, runID string, targets []worker.Target) error {
+	batch, err := s.NewMessageBatch(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("new message batch: %w", err)
+	}
+	for _, t := range targets {
+		body, _ := json.Marshal(map[string]string{"command": string(worker.CommandReconcile), "principal": t.Principal})
+		id := "backfill-" + runID + "-" + t.Principal
+		msg := &azservicebus.Message{Body: body, MessageID: &id, ContentType: ptr("application/json")}
+		err := batch.AddMessage(msg, nil)
+		if errors.Is(err, azservicebus.ErrMessageTooLarge) {
+			if err := s.SendMessageBatch(ctx, batch, nil); err != nil {
+				return fmt.Errorf("send batch: %w", err)
+			}
+			if batch, err = s.NewMessageBatch(ctx, nil); err != nil {
+				return fmt.Errorf("new message batch: %w", err)
+			}
+			err = batch.AddMessage(msg, nil)
+		}
+		if err != nil {
+			return fmt.Errorf("add message: %w", err)
+		}
+	}
+	if batch.NumMessages() == 0 {
+		return nil
+	}
+	if err := s.SendMessageBatch(ctx, batch, nil); err != nil {
+		return fmt.Errorf("send batch: %w", err)
+	}
+	return nil
+}
+
+func ptr[T any](v T) *T { return &v }
+
