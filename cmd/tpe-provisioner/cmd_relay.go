@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+
+	"github.com/tpe-provisioner/tpe-provisioner/worker"
+)
+
+func init() {
+	commands["relay"] = command{
+		summary: "receive Graph webhook posts (no Event Grid) and put them on the queue",
+		run:     runRelay,
+	}
+}
+
+func runRelay(ctx context.Context, args []string, _, stderr io.Writer) error {
+	var c Config
+	fs := flag.NewFlagSet("relay", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	certFile := fs.String("tls-cert", "", "TLS certificate (PEM); without it the relay serves plain HTTP for a TLS-terminating ingress")
+	keyFile := fs.String("tls-key", "", "TLS private key (PEM)")
+	if err := c.bindFlags(fs, environ, "TPE_TENANT_ID", "TPE_CLIENT_STATE", "TPE_RELAY_LISTEN", "TPE_LOG_LEVEL",
+		"TPE_LOG_FORMAT", "SERVICEBUS_NAMESPACE", "SERVICEBUS_CONNECTION_STRING", "SERVICEBUS_QUEUE"); err != nil {
+		return err
+	}
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if err := c.Validate(needs{tenant: true, source: true}); err != nil {
+		return err
+	}
+	if c.ClientState == "" {
+		return fmt.Errorf("TPE_CLIENT_STATE: the relay only forwards notifications carrying the subscription's clientState; set it")
+	}
+	log := newLogger(stderr, c.LogFormat, c.LogLevel)
+	client, err := newServiceBusClient(&c)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = client.Close(context.WithoutCancel(ctx)) }()
+	sender, err := client.NewSender(c.ServiceBusQueue, nil)
+	if err != nil {
+		return fmt.Errorf("Service Bus sender: %w", err)
+	}
+	defer func() { _ = sender.Close(context.WithoutCancel(ctx)) }()
+
+	h := worker.NewRelay(worker.RelayOptions{
+		Trust:  worker.Trust{TenantID: c.TenantID, ClientState: c.ClientState},
+		Logger: log,
+		Enqueue: func(ctx context.Context, body []byte, messageID string) error {
+			return sender.SendMessage(ctx, &azservicebus.Message{Body: body, MessageID: &messageID, ContentType: ptr("application/json")}, nil)
+		},
+	})
+	ln, err := net.Listen("tcp", c.RelayListen)
+	if err != nil {
+		return fmt.Errorf("TPE_RELAY_LISTEN %s: %w", c.RelayListen, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.ShutdownTimeout)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	log.Info("relay listening", "addr", ln.Addr().String(), "tls", *certFile != "")
+	if *certFile != "" {
+		err = srv.ServeTLS(ln, *certFile, *keyFile)
+	} else {
+		err = srv.Serve(ln)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/tpe-provisioner/tpe-provisioner/internal/adapt"
+	"github.com/tpe-provisioner/tpe-provisioner/worker"
+)
+
+func init() {
+	commands["subscribe"] = command{
+		summary: "create or renew the Graph change-notification subscriptions (--list, --delete for operators)",
+		run:     runSubscribe,
+	}
+}
+
+func runSubscribe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var c Config
+	fs := flag.NewFlagSet("subscribe", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	list := fs.Bool("list", false, "list our subscriptions and their expiry")
+	del := fs.Bool("delete", false, "delete our subscriptions")
+	if err := c.bindFlags(fs, environ, "GRAPH_ENDPOINT", "TPE_TENANT_ID", "TPE_CLIENT_STATE", "TPE_SCOPE_GROUPS",
+		"TPE_EVENT_GRID", "TPE_WEBHOOK_URL", "TPE_LOG_LEVEL", "TPE_LOG_FORMAT"); err != nil {
+		return err
+	}
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if err := c.Validate(needs{graph: true}); err != nil {
+		return err
+	}
+	target, err := notificationURL(&c)
+	if err != nil {
+		return err
+	}
+	if target == "" {
+		return fmt.Errorf("TPE_EVENT_GRID: set the Graph partner topic (azuresubscriptionid=...&resourcegroup=...&partnertopic=...&location=...), or TPE_WEBHOOK_URL for the relay")
+	}
+	if c.ClientState == "" && !*list && !*del {
+		return fmt.Errorf("TPE_CLIENT_STATE: set a random secret (e.g. `openssl rand -base64 32`); notifications must echo it and the worker rejects those that do not")
+	}
+	log := newLogger(stderr, c.LogFormat, c.LogLevel)
+	g, err := newGraphClient(&c, log, nil)
+	if err != nil {
+		return err
+	}
+	k, err := worker.NewKeeper(adapt.Subscriptions{Client: g}, worker.KeeperOptions{
+		Resources:       worker.SubscriptionResources(c.ScopeGroups),
+		NotificationURL: target,
+		ClientState:     c.ClientState,
+		Logger:          log,
+	})
+	if err != nil {
+		return err
+	}
+	switch {
+	case *del:
+		if err := k.Delete(ctx); err != nil {
+			return err
+		}
+		fmt.Fprintln(stderr, "subscriptions deleted")
+		return nil
+	case *list:
+		subs, err := k.List(ctx)
+		if err != nil {
+			return err
+		}
+		printSubscriptions(stdout, subs)
+		return nil
+	}
+	subs, err := k.Ensure(ctx)
+	if err != nil {
+		return err
+	}
+	printSubscriptions(stdout, subs)
+	return nil
+}
+
+func printSubscriptions(w io.Writer, subs []worker.Subscription) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tRESOURCE\tCHANGE TYPE\tEXPIRES\tIN")
+	for _, s := range subs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.ID, s.Resource, s.ChangeType,
+			s.ExpirationDateTime.UTC().Format(time.RFC3339), time.Until(s.ExpirationDateTime).Round(time.Minute))
+	}
+	_ = tw.Flush()
+}
