@@ -44,8 +44,9 @@ type subsFakeGraph struct {
 	fail         map[string][]error // scripted failures by method, taken in order
 	hideNextList bool
 	gateID       string        // Renew of this id waits for gate
-	gate         chan struct{} // closed to let it through
-	entered      chan string   // receives the id when a gated Renew starts
+	gate         chan struct{} // closed by releaseGate to let it through
+	gateOnce     sync.Once
+	entered      chan string // receives the id when a gated Renew starts
 }
 
 func newSubsFakeGraph(now func() time.Time) *subsFakeGraph {
@@ -191,6 +192,18 @@ func (g *subsFakeGraph) gateRenew(id string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.gateID, g.gate, g.entered = id, make(chan struct{}), make(chan string, 1)
+}
+
+func (g *subsFakeGraph) releaseGate() { g.gateOnce.Do(func() { close(g.gate) }) }
+
+// awaitGated waits until a gated Renew has started.
+func (g *subsFakeGraph) awaitGated(t *testing.T) {
+	t.Helper()
+	select {
+	case <-g.entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("timed out waiting for the gated renewal")
+	}
 }
 
 func (g *subsFakeGraph) count(method string) int {
@@ -640,6 +653,7 @@ func TestRunAndReauthorizationRaceRenewOnce(t *testing.T) {
 			f.run(t)
 			users := f.only(t, "users")
 			f.api.gateRenew(users.ID)
+			t.Cleanup(f.api.releaseGate) // lets Run finish if the test fails early
 			f.api.failNext("Reauthorize", &subsFakeErr{400, "cannot reauthorize"})
 
 			lifecycleErr := make(chan error, 1)
@@ -651,11 +665,11 @@ func TestRunAndReauthorizationRaceRenewOnce(t *testing.T) {
 			if tt.lifecycle {
 				f.advance(t, subsRenewAt-time.Second) // not due yet
 				handle()
-				<-f.api.entered
+				f.api.awaitGated(t)
 				f.clock.Advance(time.Second) // due: Run wakes and finds the renewal in flight
 			} else {
 				f.clock.Advance(subsRenewAt)
-				<-f.api.entered
+				f.api.awaitGated(t)
 				handle()
 			}
 			subsEventually(t, "the second caller to join", func() bool {
@@ -663,7 +677,7 @@ func TestRunAndReauthorizationRaceRenewOnce(t *testing.T) {
 				defer f.k.mu.Unlock()
 				return f.k.flights[users.ID] != nil && f.k.flights[users.ID].waiters == 1
 			})
-			close(f.api.gate)
+			f.api.releaseGate()
 			if err := <-lifecycleErr; err != nil {
 				t.Fatalf("HandleLifecycle: %v", err)
 			}
