@@ -231,8 +231,8 @@ func TestSBWorkerSurvivesADroppedConnection(t *testing.T) {
 		}
 	}
 	for _, s := range e.settled(t, len(users)) {
-		if s.outcome != OutcomeCompleted {
-			t.Errorf("message %s settled %s (%s), want completed", s.id, s.outcome, s.reason)
+		if s.outcome != OutcomeCompleted || s.count != 1 {
+			t.Errorf("message %s settled %s (%s) at delivery %d, want completed at the first (a release raises no count)", s.id, s.outcome, s.reason, s.count)
 		}
 	}
 }
