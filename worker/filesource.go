@@ -63,7 +63,8 @@ type FileSource struct{ *localQueue }
 
 // NewFileSource reads message bodies from r. deadLetter (nil: none) receives one JSON line
 // per dead-lettered message. A line longer than MaxBodyBytes is cut there; Decode then
-// rejects it as too large.
+// rejects it as too large. A goroutine reads r ahead of Receive; it ends at the end of r or
+// at Close (a Read that blocks, as on an idle terminal, holds it until the Read returns).
 func NewFileSource(r io.Reader, deadLetter io.Writer, o FileOptions) *FileSource {
 	q := newLocalQueue(o, "line-", deadLetter)
 	lines := make(chan localMsg)

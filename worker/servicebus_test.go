@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+	"github.com/tpe-provisioner/tpe-provisioner/sbtest"
 )
 
 func receiveOne(t *testing.T, s *ServiceBusSource) *Delivery {
@@ -242,5 +243,84 @@ func TestWorkerShutdownNeverCompletesUnfinishedWork(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// slowDirectory makes one principal's read take delay (or until its ctx ends).
+type slowDirectory struct {
+	*fakeDirectory
+	slow  string
+	delay time.Duration
+}
+
+func (d *slowDirectory) User(ctx context.Context, idOrUPN string) (User, error) {
+	if strings.EqualFold(idOrUPN, d.slow) {
+		select {
+		case <-time.After(d.delay):
+		case <-ctx.Done():
+			return User{}, ctx.Err()
+		}
+	}
+	return d.fakeDirectory.User(ctx, idOrUPN)
+}
+
+// TestServiceBusSourceWithTheRealClient runs the worker on the real azservicebus client
+// against the local AMQP endpoint: settlement by the design table, and a reconcile slower
+// than the lock that is kept by renewals rather than delivered twice.
+func TestServiceBusSourceWithTheRealClient(t *testing.T) {
+	t.Parallel()
+	const lock = 2 * time.Second
+	s := sbtest.Start(t, sbtest.Options{LockDuration: lock})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client, err := azservicebus.NewClientFromConnectionString(s.ConnectionString(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close(context.Background())
+	sender, err := client.NewSender(s.Queue(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast, slow := rtTeamsUser(1), rtTeamsUser(2)
+	forged := strings.ReplaceAll(string(rtUserNote(fast.ID)), fxClientState, "guessed")
+	for id, body := range map[string]string{
+		"good": string(rtUserNote(fast.ID)), "dup": string(rtUserNote(fast.ID)), "slow": string(rtUserNote(slow.ID)),
+		"bad": `{"value":[`, "forged": forged,
+	} {
+		msg := &azservicebus.Message{MessageID: &id, Body: []byte(body),
+			ApplicationProperties: map[string]any{"aeg-event-type": "Notification"}}
+		if err := sender.SendMessage(ctx, msg, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	e := newRTEnv(fast, slow)
+	e.rec = NewReconciler(&slowDirectory{fakeDirectory: e.dir, slow: slow.ID, delay: 3 * lock / 2}, e.acs, rtPolicy, ReconcilerOptions{})
+	src := NewServiceBusSource(func(context.Context) (*azservicebus.Receiver, error) {
+		return client.NewReceiverForQueue(s.Queue(), nil)
+	}, ServiceBusOptions{Logger: e.logger()})
+	w := e.worker(t, src, Options{Concurrency: 4})
+	stop := runInBackground(t, w)
+	defer stop()
+
+	var st sbtest.Stats
+	for st.Completed != 3 || st.DeadLettered != 2 {
+		if ctx.Err() != nil {
+			t.Fatalf("queue = %+v, want 3 completed and 2 dead-lettered; logs:\n%s", st, e.logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+		if st, err = s.Stats(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if st.Deliveries != 5 {
+		t.Errorf("deliveries = %d, want 5: the slow message's lock should have been renewed", st.Deliveries)
+	}
+	if !e.granted(fast.ID) || !e.granted(slow.ID) {
+		t.Errorf("granted fast=%v slow=%v, want both", e.granted(fast.ID), e.granted(slow.ID))
 	}
 }

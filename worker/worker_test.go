@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // Runtime test helpers. Notifications use the fixtures' tenant and clientState (fxTrust).
@@ -485,5 +486,86 @@ func TestWorkerCoalescesDuplicateMessages(t *testing.T) {
 	}
 	if e.acs.Writes() != 1 || !e.granted(u.ID) {
 		t.Errorf("writes = %d, granted = %v; want one grant", e.acs.Writes(), e.granted(u.ID))
+	}
+}
+
+func TestWorkerDeadLettersARejectedPrincipalOnlyWhenNothingElseNeedsARetry(t *testing.T) {
+	t.Parallel()
+	refused, flaky := rtTeamsUser(1), rtTeamsUser(2)
+	tests := []struct {
+		name string
+		body []byte
+		want []Outcome
+	}{
+		{"alone, a principal ACS refuses is dead-lettered", rtUserNote(refused.ID),
+			[]Outcome{OutcomeDeadLettered}},
+		{"next to a principal that needs a retry, the message is abandoned, then completed",
+			rtUserNote(refused.ID, flaky.ID), []Outcome{OutcomeAbandoned, OutcomeCompleted}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := newRTEnv(refused, flaky)
+			for range 4 {
+				e.acs.FailNext("Put", refused.ID, errBadRequest())
+			}
+			e.acs.FailNext("Get", flaky.ID, errUnavailable())
+			src := NewMemorySource([][]byte{tt.body}, FileOptions{Backoff: noBackoff})
+			obs := &recordingObserver{}
+			runToEnd(t, e.worker(t, src, Options{Concurrency: 1, Retries: -1, Observer: obs}))
+			if got := obs.outcomes(); !slices.Equal(got, tt.want) {
+				t.Fatalf("outcomes = %v, want %v\n%s", got, tt.want, e.logs)
+			}
+			if last := obs.settled()[len(tt.want)-1]; last.outcome == OutcomeDeadLettered && last.reason != ReasonRejected {
+				t.Errorf("dead-letter reason = %q, want %q", last.reason, ReasonRejected)
+			}
+		})
+	}
+}
+
+// plainLifecycle fails with an error that says nothing about how to handle it, once.
+type plainLifecycle struct{ failed bool }
+
+func (h *plainLifecycle) HandleLifecycle(context.Context, LifecycleEvent) error {
+	if h.failed {
+		return nil
+	}
+	h.failed = true
+	return errors.New("subscription keeper: unexpected state")
+}
+
+func TestWorkerTreatsUnclassifiedErrorsAsTemporaryAndCountsThem(t *testing.T) {
+	t.Parallel()
+	e := newRTEnv()
+	src := NewMemorySource([][]byte{readFixture(t, "eg_lifecycle_reauth.json")}, FileOptions{Backoff: noBackoff})
+	obs := &recordingObserver{}
+	w := e.worker(t, src, Options{Concurrency: 1, Lifecycle: &plainLifecycle{}, Observer: obs})
+	runToEnd(t, w)
+	if got, want := obs.outcomes(), []Outcome{OutcomeAbandoned, OutcomeCompleted}; !slices.Equal(got, want) {
+		t.Fatalf("outcomes = %v, want %v", got, want)
+	}
+	if n := testutil.ToFloat64(w.metrics.unclassified); n != 1 {
+		t.Errorf("tpe_unclassified_errors_total = %v, want 1", n)
+	}
+	if !strings.Contains(e.logs.String(), `"level":"ERROR","msg":"message abandoned on an unclassified error"`) {
+		t.Errorf("the unclassified error was not logged as an error:\n%s", e.logs)
+	}
+}
+
+func TestWorkerIsNotReadyUntilRunning(t *testing.T) {
+	t.Parallel()
+	e := newRTEnv()
+	b := newFakeBroker(time.Minute)
+	w := e.worker(t, newServiceBusSource(b.newReceiver, ServiceBusOptions{}), Options{})
+	if w.Ready() == nil {
+		t.Error("Ready() = nil before Run")
+	}
+	stop := runInBackground(t, w)
+	waitUntil(t, "the worker is ready", func() bool { return w.Ready() == nil })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if w.Ready() == nil {
+		t.Error("Ready() = nil after Run returned")
 	}
 }
