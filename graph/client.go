@@ -53,10 +53,11 @@ type Options struct {
 // Client reads the directory and manages subscriptions through msgraph-sdk-go. It is safe
 // for concurrent use.
 type Client struct {
-	sdk      *msgraphsdk.GraphServiceClient
-	pageSize int32
-	log      *slog.Logger
-	calls    atomic.Int64
+	sdk       *msgraphsdk.GraphServiceClient
+	pageSize  int32
+	log       *slog.Logger
+	calls     atomic.Int64
+	pageCount atomic.Int64
 }
 
 // NewClient builds a client whose requests carry a bearer token for Scope from cred.
@@ -177,6 +178,10 @@ func (c *Client) shouldRetry(maxRetries int) func(time.Duration, int, *http.Requ
 
 // Calls returns how many HTTP requests the client has sent, retries included.
 func (c *Client) Calls() int64 { return c.calls.Load() }
+
+// Pages returns how many listing pages of users the client has read (for backfill
+// summaries: a full listing costs about users/999 pages).
+func (c *Client) Pages() int64 { return c.pageCount.Load() }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)
 

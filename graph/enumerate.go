@@ -28,6 +28,7 @@ func (c *Client) pages(ctx context.Context, op string, fetch fetchPage) iter.Seq
 				yield(User{}, classify(op, err))
 				return
 			}
+			c.pageCount.Add(1)
 			for _, u := range page.GetValue() {
 				if !yield(toUser(u), nil) {
 					return

@@ -109,12 +109,16 @@ func TestPagingFollowsNextLink(t *testing.T) {
 		{"deleted users", c.DeletedUsers(ctx, time.Time{}), "GET /v1.0/directory/deletedItems/microsoft.graph.user", wantDeleted},
 	}
 	for _, tt := range tests {
+		before := c.Pages()
 		got := ids(collect(t, tt.seq))
 		if !slices.Equal(got, tt.want) {
 			t.Errorf("%s: got %d users, want %d", tt.name, len(got), len(tt.want))
 		}
 		if pages, min := srv.Calls(tt.route), (len(tt.want)+24)/25; pages != min || pages < 3 {
 			t.Errorf("%s: %d pages for %d users at 25 per page, want %d (≥ 3)", tt.name, pages, len(tt.want), min)
+		}
+		if counted, served := c.Pages()-before, int64(srv.Calls(tt.route)); counted != served {
+			t.Errorf("%s: Pages() counted %d pages, the emulator served %d", tt.name, counted, served)
 		}
 	}
 }
