@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"maps"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -339,10 +342,12 @@ func checkPrincipal(t *testing.T, dir *graphtest.Directory, cur *worker.Assignme
 		return
 	}
 	ours := cur != nil && slices.ContainsFunc(p.ClientIDs, func(c string) bool { return slices.Contains(cur.ClientIDs, c) })
+	foreign := cur != nil && slices.ContainsFunc(cur.ClientIDs, func(c string) bool { return !slices.Contains(p.ClientIDs, c) })
 	switch {
 	case v.Type == worker.PrincipalUser && (cur == nil || cur.PrincipalType != worker.PrincipalUser || !ours):
 		t.Errorf("%s: eligible Teams user, ACS holds %+v", id, cur)
-	case v.Type == worker.PrincipalResourceAccount && (cur == nil || cur.PrincipalType != worker.PrincipalResourceAccount):
+	case v.Type == worker.PrincipalResourceAccount && (cur == nil || cur.PrincipalType != worker.PrincipalResourceAccount && !foreign):
+		// Another application's user assignment on a resource account is not ours to replace.
 		t.Errorf("%s: resource account, ACS holds %+v", id, cur)
 	case v.Type == "" && ours:
 		t.Errorf("%s (%s): not eligible but holds our client id: %+v", id, v.Reason, cur)
@@ -677,5 +682,212 @@ func TestE2EShutdownMidFlightCompletesNothingUnfinished(t *testing.T) {
 		if _, ok := e.assignment(id); !ok {
 			t.Errorf("%s not granted after the redelivery", id)
 		}
+	}
+}
+
+// The property over HTTP: whatever the directory does, and however its notifications are
+// duplicated, reordered and met by emulator faults, once every message is settled each
+// principal's assignment is the policy's verdict on the directory as it is at the end.
+
+// propWorld is the emulated tenant a property run mutates.
+type propWorld struct {
+	rng     *rand.Rand
+	dir     *graphtest.Directory
+	ids     []string
+	deleted map[string]bool
+	member  map[string]map[string]bool // group → direct user members
+}
+
+func propID(i int) string { return fmt.Sprintf("00000000-0000-4000-8000-%012d", i) }
+
+// shape gives the user one of the kinds the policy tells apart.
+func (w *propWorld) shape(u *graphtest.UserRecord) {
+	teams := []graphtest.Plan{{ServicePlanID: graphtest.TeamsPlanID, CapabilityStatus: "Enabled"}}
+	u.AccountEnabled, u.UserType, u.Department = true, "Member", ""
+	u.AssignedLicenses, u.AssignedPlans = []graphtest.License{{SkuID: graphtest.E5SkuID}}, teams
+	switch w.rng.IntN(7) {
+	case 0: // disabled
+		u.AccountEnabled = false
+	case 1: // suspended Teams plan
+		u.AssignedPlans = []graphtest.Plan{{ServicePlanID: graphtest.TeamsPlanID, CapabilityStatus: "Suspended"}}
+	case 2: // resource account, disabled by design
+		u.AccountEnabled, u.Department = false, graphtest.RADepartment
+		u.AssignedLicenses = []graphtest.License{{SkuID: graphtest.RASkuID}}
+		u.AssignedPlans = []graphtest.Plan{{ServicePlanID: graphtest.RAPlanID, CapabilityStatus: "Enabled"}}
+	case 3: // guest
+		u.UserType = "Guest"
+	case 4: // unlicensed
+		u.AssignedLicenses, u.AssignedPlans = nil, nil
+	}
+}
+
+func newPropWorld(t *testing.T, seed uint64, n int) *propWorld {
+	w := &propWorld{rng: rand.New(rand.NewPCG(seed, seed^0x7e2e)), dir: graphtest.NewDirectory(graphtest.SampleTenantID),
+		deleted: map[string]bool{}, member: map[string]map[string]bool{graphtest.ScopeGroupID: {}, graphtest.NestedGroupID: {}}}
+	for i := 1; i <= n; i++ {
+		u := graphtest.UserRecord{ID: propID(i), UserPrincipalName: fmt.Sprintf("p%d@contoso.example", i)}
+		w.shape(&u)
+		if err := w.dir.AddUser(u); err != nil {
+			t.Fatal(err)
+		}
+		w.ids = append(w.ids, u.ID)
+		switch w.rng.IntN(4) {
+		case 0, 1:
+			w.member[graphtest.ScopeGroupID][u.ID] = true
+		case 2:
+			w.member[graphtest.NestedGroupID][u.ID] = true
+		}
+	}
+	for _, g := range []string{graphtest.NestedGroupID, graphtest.ScopeGroupID} {
+		members := slices.Sorted(maps.Keys(w.member[g]))
+		if g == graphtest.ScopeGroupID {
+			members = append(members, graphtest.NestedGroupID)
+		}
+		if err := w.dir.AddGroup(g, g, members...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return w
+}
+
+// mutate changes about a third of the live users and returns the notifications owed.
+func (w *propWorld) mutate() ([][]byte, error) {
+	var notes [][]byte
+	added, removed := map[string][]string{}, map[string][]string{}
+	for _, id := range w.ids {
+		if w.deleted[id] || w.rng.IntN(3) != 0 {
+			continue
+		}
+		var err error
+		switch w.rng.IntN(4) {
+		case 0:
+			err = w.dir.DeleteUser(id)
+			w.deleted[id] = true
+			if w.rng.IntN(2) == 0 {
+				notes = append(notes, deletedEvent(id))
+			} else {
+				notes = append(notes, userNote(id)) // Graph reports a soft delete as updated
+			}
+		case 1:
+			g := []string{graphtest.ScopeGroupID, graphtest.NestedGroupID}[w.rng.IntN(2)]
+			if w.member[g][id] {
+				err = w.dir.RemoveMember(g, id)
+				removed[g] = append(removed[g], id)
+			} else {
+				err = w.dir.AddMember(g, id)
+				added[g] = append(added[g], id)
+			}
+			w.member[g][id] = !w.member[g][id]
+		default:
+			u, _ := w.dir.LookupUser(id)
+			w.shape(&u)
+			err = errors.Join(w.dir.SetAccountEnabled(id, u.AccountEnabled), w.dir.SetPlans(id, u.AssignedPlans...),
+				w.dir.SetLicenses(id, skuIDs(u.AssignedLicenses)...))
+			notes = append(notes, userNote(id))
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	for _, g := range []string{graphtest.ScopeGroupID, graphtest.NestedGroupID} {
+		if len(added[g])+len(removed[g]) > 0 {
+			notes = append(notes, groupNote(g, added[g], removed[g]))
+		}
+	}
+	return notes, nil
+}
+
+func skuIDs(ls []graphtest.License) []string {
+	var out []string
+	for _, l := range ls {
+		out = append(out, l.SkuID)
+	}
+	return out
+}
+
+// deliver duplicates and shuffles notes as Graph and Event Grid do, and adds notifications
+// for nothing and, sometimes, a group notification without a delta.
+func (w *propWorld) deliver(notes [][]byte) [][]byte {
+	var out [][]byte
+	for _, n := range notes {
+		for range 1 + w.rng.IntN(3) {
+			out = append(out, n)
+		}
+	}
+	for range 3 {
+		out = append(out, userNote(w.ids[w.rng.IntN(len(w.ids))]))
+	}
+	if w.rng.IntN(3) == 0 {
+		out = append(out, groupNote(graphtest.NestedGroupID, nil, nil))
+	}
+	w.rng.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	return out
+}
+
+func TestE2EPropertyAssignmentsConvergeOverHTTP(t *testing.T) {
+	t.Parallel()
+	for _, seed := range []uint64{1, 2} {
+		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) {
+			t.Parallel()
+			checkConvergenceOverHTTP(t, seed, 40, 3)
+		})
+	}
+}
+
+func checkConvergenceOverHTTP(t *testing.T, seed uint64, n, rounds int) {
+	w := newPropWorld(t, seed, n)
+	e := newE2E(t, w.dir, func(o *graphtest.Options) { o.FaultRate, o.Seed = 0.05, int64(seed) })
+	e.acs.SetFaultRate(0.05, int64(seed))
+	others := map[string]bool{}
+	var notes [][]byte
+	for _, id := range w.ids { // whatever ACS holds before the worker ever ran
+		a := acstest.Assignment{ObjectID: id, TenantID: graphtest.SampleTenantID, PrincipalType: "user"}
+		switch w.rng.IntN(5) {
+		case 1:
+			a.ClientIDs = e2eOurIDs[:1]
+		case 2:
+			a.ClientIDs, others[id] = []string{e2eOtherApp}, true
+		case 3:
+			a.ClientIDs, others[id] = append([]string{e2eOtherApp}, e2eOurIDs...), true
+		case 4:
+			a.PrincipalType = "teamsResourceAccount"
+		}
+		if a.ClientIDs != nil || a.PrincipalType != "user" {
+			e.acs.Seed(a)
+		}
+		notes = append(notes, userNote(id)) // the first resync names everyone
+	}
+	svc := e.service(t, "TPE_MANAGE_RESOURCE_ACCOUNTS", "true")
+	for round := range rounds {
+		// The directory keeps changing while the worker works; those changes' notifications
+		// come in the next round. The last round changes nothing.
+		var next [][]byte
+		var mutErr error
+		var mutating sync.WaitGroup
+		if round < rounds-1 {
+			mutating.Go(func() { next, mutErr = w.mutate() })
+		}
+		src, _ := e.drain(t, svc, w.deliver(notes), worker.Options{Concurrency: 8})
+		mutating.Wait()
+		if mutErr != nil {
+			t.Fatal(mutErr)
+		}
+		if dl := src.DeadLetters(); len(dl) != 0 {
+			t.Fatalf("round %d: dead letters = %+v, want none: every fault was temporary", round, dl[:min(3, len(dl))])
+		}
+		notes = next
+	}
+	faults := 0
+	for _, r := range e.acs.Requests() {
+		if r.Status >= 429 {
+			faults++
+		}
+	}
+	if faults == 0 {
+		t.Error("ACS never failed: the fault rate did not apply")
+	}
+	checkConverged(t, w.dir, e.acs, svc.policy(), others)
+	if t.Failed() {
+		t.Logf("logs:\n%s", e.logs)
 	}
 }
