@@ -891,3 +891,115 @@ func checkConvergenceOverHTTP(t *testing.T, seed uint64, n, rounds int) {
 		t.Logf("logs:\n%s", e.logs)
 	}
 }
+
+// withEnviron points the settings at env for one sequential test (environ is a package
+// variable, so such tests must not run in parallel).
+func withEnviron(t *testing.T, env map[string]string) {
+	t.Helper()
+	old := environ
+	environ = func(k string) string { return env[k] }
+	t.Cleanup(func() { environ = old })
+}
+
+// startLocalEmulators starts the emulators as `emulate` does, on the sample directory.
+func startLocalEmulators(t *testing.T) *emulators {
+	t.Helper()
+	f := emulateFlags{acsListen: "127.0.0.1:0", graphListen: "127.0.0.1:0", directory: filepath.Join(repoRoot(t), localDirectory)}
+	emu, err := startEmulators(context.Background(), f, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(emu.Close)
+	return emu
+}
+
+// emulatorEnv is what `emulate` prints, plus the settings a test run needs.
+func emulatorEnv(emu *emulators) map[string]string {
+	env := map[string]string{"TPE_HTTP_LISTEN": "127.0.0.1:0", "TPE_RESYNC_INTERVAL": "0", "TPE_LOG_FORMAT": "json"}
+	for _, kv := range emu.env() {
+		env[kv[0]] = kv[1]
+	}
+	return env
+}
+
+// sampleOutcome is what deploy/local/sample-events.jsonl leaves in ACS under the local
+// settings: Adele, Alex (line 1) and Lee Gu (line 9, a group delta) are in-scope Teams
+// users; cq-support (line 2) and reception (line 10, by UPN) are resource accounts. Emily
+// is disabled, Allan a guest, Irvin suspended, Megan out of scope, Bianca deleted; line 11
+// is forged and line 12 malformed.
+func sampleOutcome() map[string]*wantAssignment {
+	ours := slices.Sorted(slices.Values(e2eOurIDs))
+	return map[string]*wantAssignment{
+		e2eAdele: userWith(ours...), e2eAlex: userWith(ours...), e2eLeeGu: userWith(ours...),
+		e2eCQSupport: resourceAccount, e2eReception: resourceAccount,
+	}
+}
+
+// checkSampleOutcome asserts that ACS holds exactly sampleOutcome.
+func checkSampleOutcome(t *testing.T, got []acstest.Assignment) {
+	t.Helper()
+	want := sampleOutcome()
+	if len(got) != len(want) {
+		t.Errorf("ACS holds %d assignments, want %d: %+v", len(got), len(want), got)
+	}
+	for _, a := range got {
+		w, ok := want[a.ObjectID]
+		switch {
+		case !ok:
+			t.Errorf("unexpected assignment %+v", a)
+		case a.TenantID != graphtest.SampleTenantID || a.PrincipalType != w.principalType ||
+			!slices.Equal(slices.Sorted(slices.Values(a.ClientIDs)), w.clientIDs):
+			t.Errorf("%s: ACS holds %s %v in %s, want %s %v", a.ObjectID, a.PrincipalType, a.ClientIDs, a.TenantID, w.principalType, w.clientIDs)
+		}
+	}
+}
+
+func TestRunFileSourceReplaysTheSampleEvents(t *testing.T) {
+	// Not parallel: it swaps environ.
+	emu := startLocalEmulators(t)
+	withEnviron(t, emulatorEnv(emu))
+	events := filepath.Join(t.TempDir(), "sample-events.jsonl")
+	data, err := os.ReadFile(filepath.Join(repoRoot(t), "deploy/local/sample-events.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(events, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	var stdout, stderr lockedBuffer
+	if code := realMain([]string{"run", "--source", "file:" + events}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d\nstderr:\n%s", code, stderr.String())
+	}
+	if got, want := stdout.String(), "messages: completed=10 dead_lettered=2 abandoned=0"; !strings.HasPrefix(got, want) {
+		t.Errorf("summary = %q, want it to start with %q", got, want)
+	}
+	checkSampleOutcome(t, emu.acs.Assignments())
+
+	f, err := os.Open(events + ".deadletter.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	type deadLine struct {
+		Line        int    `json:"line"`
+		Reason      string `json:"reason"`
+		Description string `json:"description"`
+	}
+	var dead []deadLine
+	dec := json.NewDecoder(f)
+	for {
+		var d deadLine
+		if err := dec.Decode(&d); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatalf("dead-letter file: %v", err)
+		}
+		dead = append(dead, d)
+	}
+	slices.SortFunc(dead, func(a, b deadLine) int { return a.Line - b.Line })
+	if len(dead) != 2 || dead[0].Line != 11 || dead[0].Reason != worker.ReasonUntrusted || dead[1].Line != 12 || dead[1].Reason != worker.ReasonMalformed {
+		t.Errorf("dead letters = %+v, want line 11 untrusted and line 12 malformed", dead)
+	}
+	assertNoSecrets(t, stderr.String(), emu.acs.AccessKey())
+}
