@@ -15,6 +15,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
+	"github.com/tpe-provisioner/tpe-provisioner/acs/acstest"
+	"github.com/tpe-provisioner/tpe-provisioner/graph/graphtest"
 	"github.com/tpe-provisioner/tpe-provisioner/sbtest"
 	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
@@ -224,4 +226,58 @@ func sbKey(cs string) string {
 		}
 	}
 	return ""
+}
+
+func TestServiceBusBackfillEnqueueThenRunConvergesTheScope(t *testing.T) {
+	const emily, bianca = "f03198c4-5f95-4f9c-bef1-2c37ca6cd66c", "2a2d67ff-f459-4731-9119-cf3b52c7c179"
+	f := newSBFixture(t, sbtest.Options{Queue: "tpe-notifications", LockDuration: 5 * time.Second})
+	// Stale grants the backfill must find: a disabled scope member and a deleted user.
+	for _, id := range []string{emily, bianca} {
+		f.emu.acs.Seed(acstestUser(id, e2eOurIDs...))
+	}
+
+	var stdout, stderr lockedBuffer
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := runBackfill(ctx, []string{"--enqueue", "--output", "json"}, &stdout, &stderr); err != nil {
+		t.Fatalf("backfill --enqueue: %v\nstderr:\n%s", err, stderr.String())
+	}
+	totals := backfillTotals(t, stdout.String())
+	enqueued := 0
+	for _, n := range totals.Applied {
+		enqueued += n
+	}
+	if !totals.Enqueued || totals.Applied[worker.ActionRevoke] != 2 || totals.Applied[worker.ActionGrant] == 0 {
+		t.Fatalf("totals = %+v, want the grants and the 2 revokes enqueued", totals)
+	}
+	if c := f.emu.acs.Counts(); c["PUT"]+c["DELETE"] != 0 {
+		t.Fatalf("backfill --enqueue wrote to ACS (%v): the replicas consuming the queue should", c)
+	}
+	if st := f.stats(t); st.Active != enqueued {
+		t.Fatalf("queue holds %d messages, want the %d planned changes", st.Active, enqueued)
+	}
+
+	f.runUntilDrained(t, enqueued, nil)
+	if st := f.stats(t); st.Completed != enqueued || st.DeadLettered != 0 {
+		t.Errorf("queue = %+v, want all %d commands completed", st, enqueued)
+	}
+	p := worker.Policy{ClientIDs: e2eOurIDs, ScopeGroups: []string{localScopeGroup}}
+	checkConverged(t, f.emu.dir, f.emu.acs, p, nil)
+}
+
+func acstestUser(oid string, clientIDs ...string) acstest.Assignment {
+	return acstest.Assignment{ObjectID: oid, TenantID: graphtest.SampleTenantID, PrincipalType: "user", ClientIDs: clientIDs}
+}
+
+// backfillTotals reads the totals line a JSON plan ends with.
+func backfillTotals(t *testing.T, out string) worker.PlanTotals {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	var last struct {
+		Totals *worker.PlanTotals `json:"totals"`
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil || last.Totals == nil {
+		t.Fatalf("plan output does not end with totals (%v):\n%s", err, out)
+	}
+	return *last.Totals
 }
