@@ -132,11 +132,27 @@ func (e *e2eEnv) service(t *testing.T, extra ...string) *service {
 	if err := c.Validate(needs{acs: true, clientIDs: true, graph: true}); err != nil {
 		t.Fatal(err)
 	}
+	graphSDK.Lock()
 	svc, err := newService(&c, newLogger(e.logs, "text", "debug"), nil)
+	graphSDK.Unlock()
 	if err != nil {
 		t.Fatal(err)
 	}
 	return svc
+}
+
+// graphSDK keeps parallel tests from building a Graph client while another one is in use:
+// msgraph-sdk-go's constructor writes a package-level default (kiota's
+// store.BackingStoreFactoryInstance) that every model constructor reads, which the race
+// detector reports. Building takes the write lock; running a worker takes a read lock
+// (never nested).
+var graphSDK sync.RWMutex
+
+// runWorker runs w under a read lock of graphSDK.
+func runWorker(ctx context.Context, w *worker.Worker) error {
+	graphSDK.RLock()
+	defer graphSDK.RUnlock()
+	return w.Run(ctx)
 }
 
 // newWorker wires a worker over src as run does.
@@ -165,7 +181,7 @@ func (e *e2eEnv) drain(t *testing.T, svc *service, bodies [][]byte, o worker.Opt
 	w := e.newWorker(t, svc, src, o)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := w.Run(ctx); err != nil || ctx.Err() != nil {
+	if err := runWorker(ctx, w); err != nil || ctx.Err() != nil {
 		t.Fatalf("Run = %v (context: %v)\nlogs:\n%s", err, ctx.Err(), e.logs)
 	}
 	return src, rec
@@ -569,7 +585,7 @@ func TestE2ERevokedACSKeyOpensTheCircuitWithoutDeadLetters(t *testing.T) {
 	done := make(chan error, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	go func() { done <- w.Run(ctx) }()
+	go func() { done <- runWorker(ctx, w) }()
 
 	unauthorized := func() int {
 		n := 0
@@ -638,7 +654,7 @@ func TestE2EShutdownMidFlightCompletesNothingUnfinished(t *testing.T) {
 	w := e.newWorker(t, svc, src, worker.Options{Concurrency: 4, DrainTimeout: 100 * time.Millisecond, Observer: rec})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
+	go func() { done <- runWorker(ctx, w) }()
 	waitFor(t, "ACS calls in flight", func() bool { return e.acs.Counts()["GET"] > 0 })
 	cancel()
 	select {
@@ -861,13 +877,14 @@ func checkConvergenceOverHTTP(t *testing.T, seed uint64, n, rounds int) {
 	for round := range rounds {
 		// The directory keeps changing while the worker works; those changes' notifications
 		// come in the next round. The last round changes nothing.
+		bodies := w.deliver(notes) // before mutate starts drawing from the same generator
 		var next [][]byte
 		var mutErr error
 		var mutating sync.WaitGroup
 		if round < rounds-1 {
 			mutating.Go(func() { next, mutErr = w.mutate() })
 		}
-		src, _ := e.drain(t, svc, w.deliver(notes), worker.Options{Concurrency: 8})
+		src, _ := e.drain(t, svc, bodies, worker.Options{Concurrency: 8})
 		mutating.Wait()
 		if mutErr != nil {
 			t.Fatal(mutErr)
