@@ -173,4 +173,3 @@ func sendBatches(ctx context.Context, s batchSender, runID string, targets []wor
 }
 
 func ptr[T any](v T) *T { return &v }
-

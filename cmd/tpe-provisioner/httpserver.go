@@ -36,9 +36,10 @@ func opsHandler(reg *prometheus.Registry, ready readiness) http.Handler {
 	return mux
 }
 
-// serveOps runs the ops server on addr until ctx ends. An empty addr turns it off.
+// serveOps runs the ops server on addr until ctx ends. "off" (or an empty flag value) turns
+// it off.
 func serveOps(ctx context.Context, addr string, h http.Handler, log *slog.Logger) (stop func(), err error) {
-	if addr == "" {
+	if addr == "" || addr == "off" {
 		return func() {}, nil
 	}
 	ln, err := net.Listen("tcp", addr)

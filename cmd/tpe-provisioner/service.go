@@ -83,7 +83,9 @@ func (s *service) backfillOptions() worker.BackfillOptions {
 		MaxRevokes:       s.cfg.MaxRevokes,
 		MaxRevokePercent: int(s.cfg.MaxRevokePercent),
 		Logger:           s.log,
-		DirectoryStats:   func() worker.DirectoryStats { return worker.DirectoryStats{Pages: s.graph.Pages(), Calls: s.graph.Calls()} },
+		DirectoryStats: func() worker.DirectoryStats {
+			return worker.DirectoryStats{Pages: s.graph.Pages(), Calls: s.graph.Calls()}
+		},
 	}
 }
 
