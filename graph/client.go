@@ -61,6 +61,11 @@ type Client struct {
 }
 
 // NewClient builds a client whose requests carry a bearer token for Scope from cred.
+//
+// Build clients before using any: msgraph-sdk-go's constructor sets a package-level default
+// (kiota's backing store factory) that every model constructor reads, so constructing a
+// client while another is decoding responses is a data race. A process needs one client;
+// tests that need several build them up front.
 func NewClient(cred azcore.TokenCredential, o *Options) (*Client, error) {
 	if cred == nil {
 		return nil, fmt.Errorf("graph: a token credential is required")
