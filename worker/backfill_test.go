@@ -53,40 +53,6 @@ func bfRA(n int) Assignment {
 	return Assignment{ObjectID: bfID(n), PrincipalType: PrincipalResourceAccount}
 }
 
-// instantClock never waits: After fires at once and moves time forward by d, and every
-// wait asked for is recorded, so retry timing is checked without sleeping.
-type instantClock struct {
-	mu    sync.Mutex
-	now   time.Time
-	waits []time.Duration
-}
-
-func newInstantClock() *instantClock {
-	return &instantClock{now: time.Date(2025, 7, 1, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *instantClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *instantClock) After(d time.Duration) <-chan time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.waits = append(c.waits, d)
-	c.now = c.now.Add(d)
-	ch := make(chan time.Time, 1)
-	ch <- c.now
-	return ch
-}
-
-func (c *instantClock) Waits() []time.Duration {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return slices.Clone(c.waits)
-}
-
 // recordedPlan is a PlanWriter that keeps what it is given.
 type recordedPlan struct {
 	rows   []PlanRow
@@ -546,7 +512,7 @@ func TestBackfillStopsWhenContextEnds(t *testing.T) {
 }
 
 func TestBackfillProgressReportsFinalCounts(t *testing.T) {
-	clock := newStepClock() // never advanced: only the final lines are drawn
+	clock := newFakeClock() // never advanced: only the final lines are drawn
 	dir, acs := bfTenant(clock.Now())
 	var progress bytes.Buffer
 	o := bfOptions(dir, acs, clock)
@@ -690,7 +656,7 @@ func BenchmarkBackfill(b *testing.B) {
 }
 
 func TestResyncerCoalescesTriggers(t *testing.T) {
-	r := NewResyncer(0, BackfillOptions{Clock: newStepClock()})
+	r := NewResyncer(0, BackfillOptions{Clock: newFakeClock()})
 	started := make(chan int32)
 	release := make(chan struct{})
 	var runs, active, peak atomic.Int32
@@ -731,7 +697,7 @@ func TestResyncerCoalescesTriggers(t *testing.T) {
 }
 
 func TestResyncerRunsOnSchedule(t *testing.T) {
-	clock := newStepClock()
+	clock := newFakeClock()
 	r := NewResyncer(time.Hour, BackfillOptions{Clock: clock})
 	ran := make(chan struct{})
 	r.resync = func(context.Context) (Summary, error) { ran <- struct{}{}; return Summary{}, nil }
@@ -754,7 +720,7 @@ func TestResyncerRunsOnSchedule(t *testing.T) {
 func TestResyncerAlwaysBrakesAndLogsSummary(t *testing.T) {
 	clock := newInstantClock()
 	dir, acs := bfTenant(clock.Now())
-	var logs syncBuffer
+	var logs logSink
 	o := bfOptions(dir, acs, clock)
 	o.MaxRevokes, o.Force = 1, true // a resync ignores Force
 	o.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
@@ -763,13 +729,7 @@ func TestResyncerAlwaysBrakesAndLogsSummary(t *testing.T) {
 	done := make(chan struct{})
 	go func() { r.Run(ctx); close(done) }()
 	r.Trigger()
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(logs.String(), "resync braked") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no braked summary logged; logs:\n%s", logs.String())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitUntil(t, "the braked summary is logged", func() bool { return strings.Contains(logs.String(), "resync braked") })
 	cancel()
 	<-done
 	if acs.Calls("Delete") != 0 || acs.Calls("Put") != 2 {

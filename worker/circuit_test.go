@@ -51,17 +51,6 @@ func (s *switchableACS) probe(ctx context.Context) error {
 	return err
 }
 
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 func TestCircuitPausesOnSystemicFaultAndResumesAfterProbe(t *testing.T) {
 	t.Parallel()
 	const n = 6

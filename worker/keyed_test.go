@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -10,21 +11,15 @@ import (
 	"time"
 )
 
-// waitQueued polls until key's lane has a queued call joined by n other requests.
+// waitQueued waits until key's lane has a queued call joined by n other requests.
 func waitQueued(t *testing.T, k *keyed, key string, calls, joined int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
+	waitUntil(t, fmt.Sprintf("lane %s has %d queued calls with %d joined", key, calls, joined), func() bool {
 		k.mu.Lock()
+		defer k.mu.Unlock()
 		l := k.lanes[key]
-		ok := l != nil && len(l.queue) == calls && l.queue[calls-1].joined == joined
-		k.mu.Unlock()
-		if ok {
-			return
-		}
-		time.Sleep(time.Millisecond)
-	}
-	t.Fatalf("lane %s never had %d queued calls with %d joined", key, calls, joined)
+		return l != nil && len(l.queue) == calls && l.queue[calls-1].joined == joined
+	})
 }
 
 func TestKeyedCoalescesRequestsThatArriveWhileOneRuns(t *testing.T) {

@@ -39,7 +39,7 @@ func acquireN(t *testing.T, l *AdaptiveLimiter, n int) []func(bool, time.Duratio
 
 func TestAdaptiveLimiterStartsAtMaxAndBlocksBeyond(t *testing.T) {
 	l := NewAdaptiveLimiter(2, 8)
-	l.clock = newStepClock()
+	l.clock = newFakeClock()
 	rs := acquireN(t, l, 8)
 	if !limiterFull(l) {
 		t.Fatalf("a 9th slot was granted with a limit of 8")
@@ -67,7 +67,7 @@ func TestAdaptiveLimiterStartsAtMaxAndBlocksBeyond(t *testing.T) {
 }
 
 func TestAdaptiveLimiterAIMD(t *testing.T) {
-	clock := newStepClock()
+	clock := newFakeClock()
 	l := NewAdaptiveLimiter(2, 8)
 	l.clock = clock
 
@@ -124,7 +124,7 @@ func TestAdaptiveLimiterNeverExceedsMax(t *testing.T) {
 
 func TestAdaptiveLimiterAcquireEndsWithContext(t *testing.T) {
 	l := NewAdaptiveLimiter(1, 1)
-	l.clock = newStepClock()
+	l.clock = newFakeClock()
 	acquireN(t, l, 1)
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
 	defer cancel()
@@ -149,7 +149,7 @@ func TestLimiterTransportThrottlesOn429(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	clock := newStepClock()
+	clock := newFakeClock()
 	l := NewAdaptiveLimiter(1, 4)
 	l.clock = clock
 	client := &http.Client{Transport: l.Transport(srv.Client().Transport)}
@@ -262,7 +262,7 @@ func TestLimiterTransportClassifiesStatuses(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			l := NewAdaptiveLimiter(1, 4)
-			l.clock = newStepClock()
+			l.clock = newFakeClock()
 			rt := roundTripFunc(func(*http.Request) (*http.Response, error) {
 				h := http.Header{}
 				if tt.retryAfter != "" {

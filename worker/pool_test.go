@@ -204,7 +204,7 @@ func checkConvergence(t *testing.T, seed uint64, n, rounds int) {
 	for round := range rounds {
 		w.injectFaults(acs)
 		src := NewMemorySource(w.deliver(notes), FileOptions{MaxDeliveryCount: 50, Backoff: noBackoff})
-		wk, err := New(src, rec, w.dir, Options{Concurrency: 16, Trust: fxTrust, Clock: rtInstantClock{}})
+		wk, err := New(src, rec, w.dir, Options{Concurrency: 16, Trust: fxTrust, Clock: newInstantClock()})
 		if err != nil {
 			t.Fatal(err)
 		}

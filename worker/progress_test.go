@@ -1,82 +1,10 @@
 package worker
 
 import (
-	"bytes"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
-
-// stepClock is a clock that moves only when the test advances it. After channels fire
-// when the clock passes their time; Waiters tells how many are pending, so a test can
-// wait for a goroutine to be parked before advancing.
-type stepClock struct {
-	mu      sync.Mutex
-	now     time.Time
-	waiters []stepWaiter
-}
-
-type stepWaiter struct {
-	at time.Time
-	ch chan time.Time
-}
-
-func newStepClock() *stepClock {
-	return &stepClock{now: time.Date(2025, 7, 1, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *stepClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *stepClock) After(d time.Duration) <-chan time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ch := make(chan time.Time, 1)
-	if d <= 0 {
-		ch <- c.now
-		return ch
-	}
-	c.waiters = append(c.waiters, stepWaiter{at: c.now.Add(d), ch: ch})
-	return ch
-}
-
-// Advance moves time forward by d and fires the waiters that are due.
-func (c *stepClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	kept := c.waiters[:0]
-	for _, w := range c.waiters {
-		if w.at.After(c.now) {
-			kept = append(kept, w)
-			continue
-		}
-		w.ch <- c.now
-	}
-	c.waiters = kept
-}
-
-// WaitForWaiters blocks until n After calls are pending (or fails the test after 5 s).
-func (c *stepClock) WaitForWaiters(t *testing.T, n int) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		c.mu.Lock()
-		got := len(c.waiters)
-		c.mu.Unlock()
-		if got >= n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d clock waiters, want %d", got, n)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
 
 func TestRenderProgress(t *testing.T) {
 	tests := []struct {
@@ -107,27 +35,9 @@ func TestRenderProgress(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the meter's goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestProgressMeterLogsEveryFiveSeconds(t *testing.T) {
-	clock := newStepClock()
-	var out syncBuffer
+	clock := newFakeClock()
+	var out logSink
 	p := startProgress(&out, false, clock, "plan", -1)
 	p.add(10)
 	clock.WaitForWaiters(t, 1)
@@ -153,8 +63,8 @@ func TestProgressMeterLogsEveryFiveSeconds(t *testing.T) {
 }
 
 func TestProgressMeterRedrawsBarInPlace(t *testing.T) {
-	clock := newStepClock()
-	var out syncBuffer
+	clock := newFakeClock()
+	var out logSink
 	p := startProgress(&out, true, clock, "apply", 4)
 	p.add(2)
 	clock.WaitForWaiters(t, 1)
@@ -172,7 +82,7 @@ func TestProgressMeterRedrawsBarInPlace(t *testing.T) {
 }
 
 func TestNilProgressMeterIsQuiet(t *testing.T) {
-	p := startProgress(nil, true, newStepClock(), "plan", -1)
+	p := startProgress(nil, true, newFakeClock(), "plan", -1)
 	p.add(1) // must not panic
 	p.setTotal(1)
 	p.finish()

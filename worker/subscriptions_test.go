@@ -1,9 +1,7 @@
 package worker
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -232,106 +230,9 @@ func (g *subsFakeGraph) byResource(resource string) []Subscription {
 	return out
 }
 
-// subsClock is a fake clock: After fires only when Advance passes its deadline.
-type subsClock struct {
-	mu      sync.Mutex
-	now     time.Time
-	waiters []subsWaiter
-}
-
-type subsWaiter struct {
-	at time.Time
-	ch chan time.Time
-}
-
-func newSubsClock() *subsClock {
-	return &subsClock{now: time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC)}
-}
-
-func (c *subsClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *subsClock) After(d time.Duration) <-chan time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ch := make(chan time.Time, 1)
-	if d <= 0 {
-		ch <- c.now
-		return ch
-	}
-	c.waiters = append(c.waiters, subsWaiter{c.now.Add(d), ch})
-	return ch
-}
-
-func (c *subsClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	c.waiters = slices.DeleteFunc(c.waiters, func(w subsWaiter) bool {
-		if w.at.After(c.now) {
-			return false
-		}
-		w.ch <- c.now
-		return true
-	})
-}
-
-func (c *subsClock) pending() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.waiters)
-}
-
-// subsEventually polls cond for up to 5 s of real time; Run's progress is otherwise invisible.
-func subsEventually(t *testing.T, what string, cond func() bool) {
+// auditActions returns the action of each audit record in l, in order.
+func auditActions(t *testing.T, l *logSink) []string {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
-// subsLog is a goroutine-safe log sink that can list its audit records.
-type subsLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *subsLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *subsLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-// audits returns the audit records, in order.
-func (l *subsLog) audits(t *testing.T) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for line := range strings.Lines(l.String()) {
-		var rec map[string]any
-		if err := json.Unmarshal([]byte(line), &rec); err != nil {
-			t.Fatalf("log line is not JSON: %q", line)
-		}
-		if rec["msg"] == "audit" {
-			out = append(out, rec)
-		}
-	}
-	return out
-}
-
-func (l *subsLog) auditActions(t *testing.T) []string {
 	var out []string
 	for _, rec := range l.audits(t) {
 		out = append(out, fmt.Sprint(rec[subKeyAction]))
@@ -348,15 +249,15 @@ const (
 type subsFixture struct {
 	k       *Keeper
 	api     *subsFakeGraph
-	clock   *subsClock
-	log     *subsLog
+	clock   *fakeClock
+	log     *logSink
 	reg     *prometheus.Registry
 	resyncs atomic.Int32
 }
 
 func newSubsFixture(t *testing.T, edit func(*KeeperOptions)) *subsFixture {
 	t.Helper()
-	f := &subsFixture{clock: newSubsClock(), log: &subsLog{}, reg: prometheus.NewRegistry()}
+	f := &subsFixture{clock: newFakeClock(), log: &logSink{}, reg: prometheus.NewRegistry()}
 	f.api = newSubsFakeGraph(f.clock.Now)
 	o := KeeperOptions{
 		Resources:       SubscriptionResources([]string{subsGroup}),
@@ -403,7 +304,7 @@ func (f *subsFixture) run(t *testing.T) {
 // idle waits until Run is blocked on the fake clock.
 func (f *subsFixture) idle(t *testing.T) {
 	t.Helper()
-	subsEventually(t, "Run to wait on the clock", func() bool { return f.clock.pending() == 1 })
+	waitUntil(t, "Run to wait on the clock", func() bool { return f.clock.Pending() == 1 })
 }
 
 // advance moves the clock and waits until Run is idle again.
@@ -625,7 +526,7 @@ func TestRunRecreatesASubscriptionGraphRemovedSilently(t *testing.T) {
 			if got := f.resyncs.Load(); got != 1 {
 				t.Errorf("Resync called %d times, want 1 (notifications were lost)", got)
 			}
-			if got, want := f.log.auditActions(t), []string{auditSubscriptionRecreate, auditResyncTriggered}; !slices.Equal(got, want) {
+			if got, want := auditActions(t, f.log), []string{auditSubscriptionRecreate, auditResyncTriggered}; !slices.Equal(got, want) {
 				t.Errorf("audit actions %v, want %v", got, want)
 			}
 			if audits := f.log.audits(t); len(audits) > 0 && audits[0][subKeyPreviousID] != old.ID {
@@ -672,7 +573,7 @@ func TestRunAndReauthorizationRaceRenewOnce(t *testing.T) {
 				f.api.awaitGated(t)
 				handle()
 			}
-			subsEventually(t, "the second caller to join", func() bool {
+			waitUntil(t, "the second caller to join", func() bool {
 				f.k.mu.Lock()
 				defer f.k.mu.Unlock()
 				return f.k.flights[users.ID] != nil && f.k.flights[users.ID].waiters == 1
@@ -772,7 +673,7 @@ func TestHandleLifecycle(t *testing.T) {
 			if got := f.resyncs.Load(); got != tt.wantResyncs {
 				t.Errorf("Resync called %d times, want %d", got, tt.wantResyncs)
 			}
-			if got := f.log.auditActions(t); !slices.Equal(got, tt.wantAudit) {
+			if got := auditActions(t, f.log); !slices.Equal(got, tt.wantAudit) {
 				t.Errorf("audit actions %v, want %v", got, tt.wantAudit)
 			}
 		})

@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -45,35 +44,17 @@ func rtCommand(cmd, principal string) []byte {
 	return fmt.Appendf(nil, `{"command":%q,"principal":%q}`, cmd, principal)
 }
 
-// rtLogBuffer is a log sink safe for the worker's goroutines.
-type rtLogBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *rtLogBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *rtLogBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // rtEnv is a directory, an ACS store and a reconciler over them.
 type rtEnv struct {
 	dir  *fakeDirectory
 	acs  *fakeAssignments
 	rec  *Reconciler
-	logs *rtLogBuffer
+	logs *logSink
 	reg  *prometheus.Registry
 }
 
 func newRTEnv(users ...User) *rtEnv {
-	e := &rtEnv{dir: newFakeDirectory(users...), acs: newFakeAssignments(), logs: &rtLogBuffer{},
+	e := &rtEnv{dir: newFakeDirectory(users...), acs: newFakeAssignments(), logs: &logSink{},
 		reg: prometheus.NewRegistry()}
 	e.rec = NewReconciler(e.dir, e.acs, rtPolicy, ReconcilerOptions{})
 	return e
@@ -118,16 +99,6 @@ func runToEnd(t testing.TB, w *Worker) {
 	if ctx.Err() != nil {
 		t.Fatal("Run did not end before the test's deadline")
 	}
-}
-
-// rtInstantClock fires every wait at once, so retry and backoff timing costs nothing.
-type rtInstantClock struct{}
-
-func (rtInstantClock) Now() time.Time { return time.Now() }
-func (rtInstantClock) After(time.Duration) <-chan time.Time {
-	ch := make(chan time.Time, 1)
-	ch <- time.Now()
-	return ch
 }
 
 func noBackoff(int) time.Duration { return 0 }
@@ -178,7 +149,7 @@ func TestWorkerAbandonsThrottledMessageAndSucceedsOnRedelivery(t *testing.T) {
 	}
 	src := NewMemorySource([][]byte{rtUserNote(u.ID)}, FileOptions{Backoff: noBackoff})
 	obs := &recordingObserver{}
-	w := e.worker(t, src, Options{Concurrency: 1, Clock: rtInstantClock{}, Observer: obs})
+	w := e.worker(t, src, Options{Concurrency: 1, Clock: newInstantClock(), Observer: obs})
 	runToEnd(t, w)
 
 	if !e.granted(u.ID) {

@@ -1,0 +1,109 @@
+package worker
+
+import (
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeEpoch is where every fake clock starts.
+var fakeEpoch = time.Date(2025, 7, 1, 12, 0, 0, 0, time.UTC)
+
+// fakeClock is the tests' Clock (and, through its methods, KeeperOptions.Now/After). Its
+// time moves only when a test or a wait moves it, and every wait asked for is recorded
+// (Waits), so timing is checked without sleeping. It has two modes:
+//
+//   - newFakeClock: After fires when Advance passes its deadline (at once for d <= 0);
+//     Pending and WaitForWaiters tell a test when a goroutine is parked on it.
+//   - newInstantClock: After fires at once and moves time forward by d, so retries and
+//     backoffs cost nothing.
+type fakeClock struct {
+	mu      sync.Mutex
+	now     time.Time
+	instant bool
+	waits   []time.Duration
+	waiters []fakeWaiter
+}
+
+type fakeWaiter struct {
+	at time.Time
+	ch chan time.Time
+}
+
+// newFakeClock returns a clock whose waits end only when Advance passes them.
+func newFakeClock() *fakeClock { return &fakeClock{now: fakeEpoch} }
+
+// newInstantClock returns a clock whose waits end at once, moving time forward.
+func newInstantClock() *fakeClock { return &fakeClock{now: fakeEpoch, instant: true} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.waits = append(c.waits, d)
+	ch := make(chan time.Time, 1)
+	switch {
+	case c.instant:
+		c.now = c.now.Add(d)
+		ch <- c.now
+	case d <= 0:
+		ch <- c.now
+	default:
+		c.waiters = append(c.waiters, fakeWaiter{at: c.now.Add(d), ch: ch})
+	}
+	return ch
+}
+
+// Advance moves time forward by d and fires the waits that are due.
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	c.waiters = slices.DeleteFunc(c.waiters, func(w fakeWaiter) bool {
+		if w.at.After(c.now) {
+			return false
+		}
+		w.ch <- c.now
+		return true
+	})
+}
+
+// Waits returns every duration After was asked for, in order.
+func (c *fakeClock) Waits() []time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.waits)
+}
+
+// Pending returns how many After calls are waiting for Advance.
+func (c *fakeClock) Pending() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.waiters)
+}
+
+// WaitForWaiters blocks until at least n After calls are pending, so a test can advance
+// the clock only once the goroutine it drives is parked on it.
+func (c *fakeClock) WaitForWaiters(t *testing.T, n int) {
+	t.Helper()
+	waitUntil(t, "goroutines to wait on the fake clock", func() bool { return c.Pending() >= n })
+}
+
+// waitUntil polls cond for up to 10 s of real time, for progress that only another
+// goroutine can show.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
