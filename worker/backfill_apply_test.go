@@ -1,0 +1,123 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"slices"
+	"testing"
+)
+
+func TestBackfillApplyConvergesAndSecondRunIsNoop(t *testing.T) {
+	clock := newInstantClock()
+	dir, acs := bfTenant(clock.Now())
+	o := bfOptions(dir, acs, clock)
+
+	sum, err := Backfill(t.Context(), o)
+	if err != nil {
+		t.Fatalf("Backfill: %v", err)
+	}
+	want := map[string]*Assignment{
+		bfID(1): {PrincipalType: PrincipalUser, ClientIDs: []string{bfOurApp}},
+		bfID(2): {PrincipalType: PrincipalUser, ClientIDs: []string{bfOurApp}},
+		bfID(3): nil,
+		bfID(4): {PrincipalType: PrincipalUser, ClientIDs: []string{bfForeignApp}},
+		bfID(5): {PrincipalType: PrincipalResourceAccount},
+		bfID(6): {PrincipalType: PrincipalResourceAccount},
+		bfID(7): nil, // deleted: revoked
+		bfID(8): nil,
+		bfID(9): {PrincipalType: PrincipalUser, ClientIDs: []string{bfOurApp}}, // outside the window
+	}
+	for id, w := range want {
+		got, ok := acs.Lookup(id)
+		switch {
+		case w == nil && ok:
+			t.Errorf("%s: assignment %+v left, want none", id, got)
+		case w != nil && !ok:
+			t.Errorf("%s: no assignment, want %+v", id, *w)
+		case w != nil && (got.PrincipalType != w.PrincipalType || !slices.Equal(got.ClientIDs, w.ClientIDs)):
+			t.Errorf("%s: assignment %s %v, want %s %v", id, got.PrincipalType, got.ClientIDs, w.PrincipalType, w.ClientIDs)
+		}
+	}
+	wantApplied := map[Action]int{ActionGrant: 2, ActionRevoke: 4}
+	if !maps.Equal(sum.Applied, wantApplied) {
+		t.Errorf("applied %v, want %v", sum.Applied, wantApplied)
+	}
+	if got := acs.Calls("Get"); got != 8 {
+		t.Errorf("ACS Get calls = %d, want 8 (one per candidate, none in the apply phase)", got)
+	}
+	if sum.ACSWrites != 6 || int(sum.ACSWrites) != acs.Writes() {
+		t.Errorf("summary writes %d, fake saw %d, want 6", sum.ACSWrites, acs.Writes())
+	}
+
+	writes := acs.Writes()
+	again, err := Backfill(t.Context(), o)
+	if err != nil {
+		t.Fatalf("second Backfill: %v", err)
+	}
+	if acs.Writes() != writes || again.Planned[ActionNoop] != again.Candidates {
+		t.Errorf("second run planned %v and wrote %d, want all noop and no write",
+			again.Planned, acs.Writes()-writes)
+	}
+}
+
+func TestBackfillEnqueueBatchesAndWritesNothing(t *testing.T) {
+	clock := newInstantClock()
+	dir, acs := newFakeDirectory(), newFakeAssignments()
+	for n := 1; n <= 250; n++ {
+		dir.PutUser(bfTeamsUser(n))
+	}
+	for n := 251; n <= 260; n++ { // noop: not enqueued
+		dir.PutUser(bfTeamsUser(n))
+		acs.Set(bfOurs(n))
+	}
+	var batches [][]Target
+	o := bfOptions(dir, acs, clock)
+	o.Enqueue = func(_ context.Context, ts []Target) error {
+		batches = append(batches, slices.Clone(ts))
+		return nil
+	}
+	sum, err := Backfill(t.Context(), o)
+	if err != nil {
+		t.Fatalf("Backfill: %v", err)
+	}
+	var sizes []int
+	seen := map[string]bool{}
+	for _, b := range batches {
+		sizes = append(sizes, len(b))
+		for _, tg := range b {
+			if tg.Command != CommandReconcile || seen[tg.Principal] {
+				t.Errorf("target %+v: want one reconcile per principal", tg)
+			}
+			seen[tg.Principal] = true
+		}
+	}
+	if !slices.Equal(sizes, []int{100, 100, 50}) {
+		t.Errorf("batch sizes %v, want [100 100 50]", sizes)
+	}
+	if acs.Writes() != 0 || !sum.Enqueued || sum.Applied[ActionGrant] != 250 {
+		t.Errorf("writes=%d enqueued=%v applied=%v; want 0 writes, 250 grants enqueued",
+			acs.Writes(), sum.Enqueued, sum.Applied)
+	}
+}
+
+func TestBackfillEnqueueRespectsBrake(t *testing.T) {
+	clock := newInstantClock()
+	dir, acs := bfTenant(clock.Now())
+	var got []Target
+	o := bfOptions(dir, acs, clock)
+	o.MaxRevokes = 1
+	o.Enqueue = func(_ context.Context, ts []Target) error { got = append(got, ts...); return nil }
+	_, err := Backfill(t.Context(), o)
+	if !errors.Is(err, ErrBrake) {
+		t.Fatalf("err = %v, want ErrBrake", err)
+	}
+	var ids []string
+	for _, tg := range got {
+		ids = append(ids, tg.Principal)
+	}
+	slices.Sort(ids)
+	if want := []string{bfID(1), bfID(5)}; !slices.Equal(ids, want) {
+		t.Errorf("enqueued %v, want only the grants %v", ids, want)
+	}
+}

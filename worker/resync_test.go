@@ -1,0 +1,98 @@
+package worker
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestResyncerCoalescesTriggers(t *testing.T) {
+	r := NewResyncer(0, BackfillOptions{Clock: newFakeClock()})
+	started := make(chan int32)
+	release := make(chan struct{})
+	var runs, active, peak atomic.Int32
+	r.resync = func(context.Context) (Summary, error) {
+		n := runs.Add(1)
+		if a := active.Add(1); a > peak.Load() {
+			peak.Store(a)
+		}
+		started <- n
+		if n == 1 {
+			<-release
+		}
+		active.Add(-1)
+		return Summary{}, nil
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+
+	r.Trigger()
+	if n := <-started; n != 1 {
+		t.Fatalf("first run is #%d", n)
+	}
+	var wg sync.WaitGroup
+	for range 5 { // lifecycle events arriving from several goroutines while one runs
+		wg.Go(r.Trigger)
+	}
+	wg.Wait()
+	close(release)
+	if n := <-started; n != 2 {
+		t.Fatalf("follow-up run is #%d", n)
+	}
+	cancel()
+	<-done
+	if got, p := runs.Load(), peak.Load(); got != 2 || p != 1 {
+		t.Errorf("%d runs with at most %d at once; want 2 runs (one follow-up) and never 2 at once", got, p)
+	}
+}
+
+func TestResyncerRunsOnSchedule(t *testing.T) {
+	clock := newFakeClock()
+	r := NewResyncer(time.Hour, BackfillOptions{Clock: clock})
+	ran := make(chan struct{})
+	r.resync = func(context.Context) (Summary, error) { ran <- struct{}{}; return Summary{}, nil }
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go r.Run(ctx)
+	for range 2 {
+		clock.WaitForWaiters(t, 1)
+		clock.Advance(59 * time.Minute)
+		select {
+		case <-ran:
+			t.Fatalf("resync ran before the interval")
+		default:
+		}
+		clock.Advance(time.Minute)
+		<-ran
+	}
+}
+
+func TestResyncerAlwaysBrakesAndLogsSummary(t *testing.T) {
+	clock := newInstantClock()
+	dir, acs := bfTenant(clock.Now())
+	var logs logSink
+	o := bfOptions(dir, acs, clock)
+	o.MaxRevokes, o.Force = 1, true // a resync ignores Force
+	o.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	r := NewResyncer(0, o)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	r.Trigger()
+	waitUntil(t, "the braked summary is logged", func() bool { return strings.Contains(logs.String(), "resync braked") })
+	cancel()
+	<-done
+	if acs.Calls("Delete") != 0 || acs.Calls("Put") != 2 {
+		t.Errorf("puts=%d deletes=%d; want only the 2 grants and no revoke", acs.Calls("Put"), acs.Calls("Delete"))
+	}
+	for _, want := range []string{`"withheld_revokes":4`, `"candidates":8`, `"why":"trigger"`} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("summary log lacks %s:\n%s", want, logs.String())
+		}
+	}
+}
