@@ -117,8 +117,8 @@ func (w *Worker) reconcile(ctx context.Context, d *Delivery, tg Target, t *tally
 		w.metrics.duration.Observe(w.opts.Clock.Now().Sub(start).Seconds())
 		if err == nil {
 			w.reconciled(d, tg, res, nil, shared)
-			attrs := append(res.LogAttrs(), slog.String(keyMessageID, d.MessageID), slog.Bool(keyCoalesced, shared))
-			log.LogAttrs(ctx, slog.LevelInfo, "audit", attrs...)
+			// log already names the message (message_id, delivery_count): see handle.
+			log.LogAttrs(ctx, slog.LevelInfo, "audit", append(res.LogAttrs(), slog.Bool(keyCoalesced, shared))...)
 			t.acted++
 			return
 		}

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -103,20 +104,30 @@ func runToEnd(t testing.TB, w *Worker) {
 
 func noBackoff(int) time.Duration { return 0 }
 
-func TestWorkerAuditsEveryReconcileWithTheMessageID(t *testing.T) {
+// The audit record carries the message's keys (from the worker's per-message logger) and
+// the result's, each exactly once: a JSON object with a repeated key is read differently by
+// different tools.
+func TestWorkerAuditsEveryReconcileOnceWithTheMessageID(t *testing.T) {
 	t.Parallel()
 	u := rtTeamsUser(1)
 	e := newRTEnv(u)
 	runToEnd(t, e.worker(t, NewMemorySource([][]byte{rtUserNote(u.ID)}, FileOptions{}), Options{}))
-	var audit string
-	for line := range strings.SplitSeq(e.logs.String(), "\n") {
-		if strings.Contains(line, `"msg":"audit"`) {
-			audit = line
-		}
+	lines := e.logs.auditLines(t)
+	if len(lines) != 1 {
+		t.Fatalf("%d audit records, want 1:\n%s", len(lines), e.logs)
 	}
-	for _, want := range []string{`"message_id":"msg-1"`, `"object_id":"` + u.ID + `"`, `"action":"grant"`} {
-		if !strings.Contains(audit, want) {
-			t.Errorf("audit record %q lacks %s", audit, want)
+	if dup := repeatedKeys(t, lines[0]); len(dup) > 0 {
+		t.Errorf("audit record repeats %v: %s", dup, lines[0])
+	}
+	var audit map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &audit); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{keyMessageID: "msg-1", keyDeliveryCount: 1.0, resultKeyObjectID: u.ID,
+		resultKeyAction: "grant", keyCoalesced: false}
+	for k, v := range want {
+		if got, ok := audit[k]; !ok || got != v {
+			t.Errorf("audit %s = %v (present %v), want %v", k, got, ok, v)
 		}
 	}
 }
