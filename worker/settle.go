@@ -141,8 +141,8 @@ func (w *Worker) logSettled(log *slog.Logger, v verdict, outcome Outcome, settle
 	if v.err != nil {
 		attrs = append(attrs, slog.String(keyError, v.err.Error()))
 	}
-	for _, r := range v.rejected {
-		attrs = append(attrs, slog.Group(keyRejected, slog.String(keyReason, r.Reason), slog.String(keyDescription, r.Description)))
+	if len(v.rejected) > 0 {
+		attrs = append(attrs, slog.Any(keyRejected, rejections(v.rejected)))
 	}
 	switch {
 	case errors.Is(settleErr, ErrLockLost):
@@ -162,4 +162,19 @@ func (w *Worker) logSettled(log *slog.Logger, v verdict, outcome Outcome, settle
 	default:
 		log.Info("message completed", attrs...)
 	}
+}
+
+// rejection is one rejected item in a settlement record; the items are logged as one list,
+// so the record never repeats a key.
+type rejection struct {
+	Reason      string `json:"reason"`
+	Description string `json:"description"`
+}
+
+func rejections(errs []*PermanentError) []rejection {
+	out := make([]rejection, len(errs))
+	for i, e := range errs {
+		out[i] = rejection{Reason: e.Reason, Description: e.Description}
+	}
+	return out
 }

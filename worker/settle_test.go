@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
@@ -202,5 +203,35 @@ func TestWorkerTreatsUnclassifiedErrorsAsTemporaryAndCountsThem(t *testing.T) {
 	}
 	if !strings.Contains(e.logs.String(), `"level":"ERROR","msg":"message abandoned on an unclassified error"`) {
 		t.Errorf("the unclassified error was not logged as an error:\n%s", e.logs)
+	}
+}
+
+// Every record the worker writes about a message names each key once, also when several
+// items were rejected: the rejections are one list, not a repeated key.
+func TestWorkerSettlementRecordListsRejectionsOnce(t *testing.T) {
+	t.Parallel()
+	good := rtTeamsUser(1)
+	e := newRTEnv(good)
+	forged := strings.Replace(string(rtUserNote(rtOID(2), rtOID(3), good.ID)), fxClientState, "forged", 2)
+	runToEnd(t, e.worker(t, NewMemorySource([][]byte{[]byte(forged)}, FileOptions{}), Options{}))
+	var settled map[string]any
+	for line := range strings.Lines(e.logs.String()) {
+		if dup := repeatedKeys(t, line); len(dup) > 0 {
+			t.Errorf("record repeats %v: %s", dup, line)
+		}
+		if strings.Contains(line, "some items were rejected") {
+			if err := json.Unmarshal([]byte(line), &settled); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	rejected, _ := settled[keyRejected].([]any)
+	if len(rejected) != 2 {
+		t.Fatalf("settlement record %v: want a list of the 2 rejected items\nlogs:\n%s", settled, e.logs)
+	}
+	for _, r := range rejected {
+		if m, _ := r.(map[string]any); m[keyReason] != ReasonUntrusted || m[keyDescription] == "" {
+			t.Errorf("rejected item %v, want reason %s and a description", r, ReasonUntrusted)
+		}
 	}
 }
