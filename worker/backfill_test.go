@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -405,5 +407,43 @@ func TestBackfillProgressReportsFinalCounts(t *testing.T) {
 		"backfill apply: done=6 total=6 rate=0/s elapsed=0s eta=?\n"
 	if got := progress.String(); got != want {
 		t.Errorf("progress:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// Progress and log records share stderr when it is not a terminal (cmd passes the same
+// writer). Each phase's final line must be whole and written before what follows it: the
+// apply phase's audit records, then the caller's summary.
+func TestBackfillProgressLinesStayWholeAmongLogRecords(t *testing.T) {
+	clock := newFakeClock() // never advanced: only the final lines are drawn
+	dir, acs := bfTenant(clock.Now())
+	var stderr logSink
+	o := bfOptions(dir, acs, clock)
+	o.Progress = &stderr
+	o.Logger = slog.New(slog.NewJSONHandler(&stderr, nil))
+	sum, err := Backfill(t.Context(), o)
+	if err != nil {
+		t.Fatalf("Backfill: %v", err)
+	}
+	o.Logger.LogAttrs(t.Context(), slog.LevelInfo, "backfill finished", sum.LogAttrs()...)
+
+	var kinds []string // one per write: "plan", "apply", or the record's msg
+	for _, w := range stderr.Writes() {
+		if strings.Count(w, "\n") != 1 || !strings.HasSuffix(w, "\n") {
+			t.Fatalf("write %q: want one whole line", w)
+		}
+		if phase, ok := strings.CutPrefix(w, "backfill "); ok {
+			kinds = append(kinds, phase[:strings.Index(phase, ":")])
+			continue
+		}
+		var rec struct{ Msg string }
+		if err := json.Unmarshal([]byte(w), &rec); err != nil {
+			t.Fatalf("write %q is neither a progress line nor a JSON record", w)
+		}
+		kinds = append(kinds, rec.Msg)
+	}
+	applied := slices.Repeat([]string{"backfill applied"}, 6)
+	want := slices.Concat([]string{"plan"}, applied, []string{"apply", "backfill finished"})
+	if !slices.Equal(kinds, want) {
+		t.Errorf("stderr holds, in order:\n%q\nwant:\n%q", kinds, want)
 	}
 }

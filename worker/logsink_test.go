@@ -3,22 +3,32 @@ package worker
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 )
 
 // logSink collects output written from many goroutines (a logger's records, a progress
-// meter's lines) and can read back the JSON records among it.
+// meter's lines), keeping each Write apart too, and can read back the JSON records among it.
 type logSink struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu     sync.Mutex
+	b      bytes.Buffer
+	writes []string
 }
 
 func (l *logSink) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.writes = append(l.writes, string(p))
 	return l.b.Write(p)
+}
+
+// Writes returns what each Write call wrote, in order.
+func (l *logSink) Writes() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.writes)
 }
 
 func (l *logSink) String() string {

@@ -57,7 +57,7 @@ func (p *progressMeter) loop(every time.Duration) {
 		case <-p.stop:
 			return
 		case <-p.clock.After(every):
-			p.draw()
+			p.draw(false)
 		}
 	}
 }
@@ -76,27 +76,31 @@ func (p *progressMeter) setTotal(n int) {
 	}
 }
 
-// finish stops the redraws and prints the final state on its own line.
+// finish stops the redraws and prints the final state on its own line, in one write, so
+// it is out before the caller logs its summary and nothing can be written between the
+// final bar and its newline.
 func (p *progressMeter) finish() {
 	if p == nil {
 		return
 	}
 	close(p.stop)
 	p.stopped.Wait()
-	p.draw()
-	if p.terminal {
-		fmt.Fprintln(p.w)
-	}
+	p.draw(true)
 }
 
-func (p *progressMeter) draw() {
+// draw writes the current state with one Write: a line ending in a newline for a log, a
+// redraw in place for a terminal (ended by a newline when final).
+func (p *progressMeter) draw(final bool) {
 	s := progressSnapshot{Phase: p.phase, Done: p.done.Load(), Total: p.total.Load(),
 		Elapsed: p.clock.Now().Sub(p.start)}
+	line := renderProgress(s, false) + "\n"
 	if p.terminal {
-		fmt.Fprint(p.w, "\r"+renderProgress(s, true)+"\x1b[K") // clear what a longer line left
-		return
+		line = "\r" + renderProgress(s, true) + "\x1b[K" // clear what a longer line left
+		if final {
+			line += "\n"
+		}
 	}
-	fmt.Fprintln(p.w, renderProgress(s, false))
+	_, _ = io.WriteString(p.w, line) // progress is best effort; the summary reports the result
 }
 
 // progressSnapshot is one moment of a phase. Total is -1 while unknown.

@@ -60,6 +60,11 @@ func TestProgressMeterLogsEveryFiveSeconds(t *testing.T) {
 	if got := strings.Split(strings.TrimSpace(out.String()), "\n"); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("lines:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+	for _, w := range out.Writes() { // one whole line per write: nothing can run into it
+		if strings.Count(w, "\n") != 1 || !strings.HasSuffix(w, "\n") {
+			t.Errorf("write %q: want exactly one line, ending in a newline", w)
+		}
+	}
 }
 
 func TestProgressMeterRedrawsBarInPlace(t *testing.T) {
@@ -78,6 +83,12 @@ func TestProgressMeterRedrawsBarInPlace(t *testing.T) {
 	}
 	if !strings.Contains(got, "] 4/4 ") {
 		t.Errorf("output %q: want the final 4/4", got)
+	}
+	// The final bar and its newline are one write: a log record written meanwhile by
+	// another goroutine cannot land between them.
+	writes := out.Writes()
+	if last := writes[len(writes)-1]; !strings.HasPrefix(last, "\r") || !strings.HasSuffix(last, "\n") {
+		t.Errorf("last write %q: want the final bar ending its line", last)
 	}
 }
 
