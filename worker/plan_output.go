@@ -78,10 +78,10 @@ const planTableFormat = "%-6s  %-20s  %-36s  %-40s  %-32s  %s\n"
 // WriteRow writes one row (and the header before the first).
 func (t *PlanTable) WriteRow(r PlanRow) error {
 	if !t.header {
-		fmt.Fprintf(t.w, planTableFormat, "ACTION", "TYPE", "OBJECT ID", "UPN", "REASON", "CHANGE")
+		t.printf(planTableFormat, "ACTION", "TYPE", "OBJECT ID", "UPN", "REASON", "CHANGE")
 		t.header = true
 	}
-	fmt.Fprintf(t.w, planTableFormat, r.Action, orDash(string(r.Type)), r.ObjectID, orDash(r.UPN), r.Reason,
+	t.printf(planTableFormat, r.Action, orDash(string(r.Type)), r.ObjectID, orDash(r.UPN), r.Reason,
 		describeAssignment(r.BeforeType, r.Before)+" -> "+describeAssignment(r.AfterType, r.After))
 	if t.rows++; t.rows%planFlushEvery == 0 {
 		return t.w.Flush()
@@ -91,20 +91,38 @@ func (t *PlanTable) WriteRow(r PlanRow) error {
 
 // WriteTotals writes the totals by action and what was applied, then flushes.
 func (t *PlanTable) WriteTotals(s PlanTotals) error {
-	fmt.Fprintf(t.w, "\nplanned: %s  errors %d  (%d candidates)\n",
-		actionCounts(s.Planned), s.Errors, s.Candidates)
+	t.printf("\nplanned: %s  errors %d  (%d candidates)\n", actionCounts(s.Planned), s.Errors, s.Candidates)
 	switch {
 	case s.DryRun:
-		fmt.Fprintln(t.w, "dry run: nothing written")
+		t.printf("dry run: nothing written\n")
 	case s.Enqueued:
-		fmt.Fprintf(t.w, "enqueued: %s\n", actionCounts(s.Applied))
+		t.printf("enqueued: %s\n", actionCounts(s.Applied))
 	default:
-		fmt.Fprintf(t.w, "applied: %s\n", actionCounts(s.Applied))
+		t.printf("applied: %s\n", actionCounts(s.Applied))
 	}
 	if s.Brake != nil {
-		fmt.Fprintf(t.w, "brake: %s; %d revokes withheld (rerun with force to apply them)\n", s.Brake.Error(), s.Withheld)
+		t.printf("brake: %s; %d revokes withheld (rerun with force to apply them)\n", s.Brake.Error(), s.Withheld)
 	}
 	return t.w.Flush()
+}
+
+// printf buffers whole lines; a write error sticks in t.w and is returned by the next Flush.
+func (t *PlanTable) printf(format string, args ...any) {
+	_ = writeLines(t.w, fmt.Appendf(nil, format, args...))
+}
+
+// writeLines buffers p, which ends at a line's end, so that w only ever writes whole
+// lines: it flushes first when p does not fit (a p longer than the buffer is then written
+// at once). stdout is often merged with stderr's progress and log lines, which would
+// otherwise run into a row cut in two.
+func writeLines(w *bufio.Writer, p []byte) error {
+	if len(p) > w.Available() && w.Buffered() > 0 {
+		if err := w.Flush(); err != nil {
+			return err
+		}
+	}
+	_, err := w.Write(p)
+	return err
 }
 
 // actionCounts formats counts in a fixed order: grant, revoke, noop, skip.
@@ -138,20 +156,16 @@ func orDash(s string) string {
 // PlanJSON writes a plan as JSON Lines: one object per row, then
 // {"totals":{...}} as the last line.
 type PlanJSON struct {
-	w   *bufio.Writer
-	enc *json.Encoder
-	n   int
+	w *bufio.Writer
+	n int
 }
 
 // NewPlanJSON returns a JSON Lines writer on w.
-func NewPlanJSON(w io.Writer) *PlanJSON {
-	bw := bufio.NewWriter(w)
-	return &PlanJSON{w: bw, enc: json.NewEncoder(bw)}
-}
+func NewPlanJSON(w io.Writer) *PlanJSON { return &PlanJSON{w: bufio.NewWriter(w)} }
 
 // WriteRow writes one row as a line.
 func (j *PlanJSON) WriteRow(r PlanRow) error {
-	if err := j.enc.Encode(r); err != nil {
+	if err := j.line(r); err != nil {
 		return err
 	}
 	if j.n++; j.n%planFlushEvery == 0 {
@@ -162,12 +176,21 @@ func (j *PlanJSON) WriteRow(r PlanRow) error {
 
 // WriteTotals writes the totals line and flushes.
 func (j *PlanJSON) WriteTotals(s PlanTotals) error {
-	if err := j.enc.Encode(struct {
+	if err := j.line(struct {
 		Totals PlanTotals `json:"totals"`
 	}{s}); err != nil {
 		return err
 	}
 	return j.w.Flush()
+}
+
+// line writes v as one JSON line, as json.Encoder would.
+func (j *PlanJSON) line(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return writeLines(j.w, append(b, '\n'))
 }
 
 // ErrBrake says a backfill held back its revokes because there were more than the brake

@@ -3,6 +3,7 @@ package worker
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -114,6 +115,41 @@ func TestPlanJSONLines(t *testing.T) {
 	if totals.Totals.Planned[ActionNoop] != 7 || totals.Totals.Withheld != 2 || totals.Totals.Brake == nil ||
 		totals.Totals.Brake.Revokes != 2 {
 		t.Errorf("totals = %+v, want 7 noops, 2 withheld and the brake", totals.Totals)
+	}
+}
+
+// The plan goes to stdout, which is often merged with stderr's progress and log lines: a
+// flush must never end inside a row, whatever the rows' length, or another line runs into
+// it.
+func TestPlanWritersFlushWholeLines(t *testing.T) {
+	writers := map[string]func(io.Writer) PlanWriter{
+		"table": func(w io.Writer) PlanWriter { return NewPlanTable(w) },
+		"json":  func(w io.Writer) PlanWriter { return NewPlanJSON(w) },
+	}
+	for name, newWriter := range writers {
+		t.Run(name, func(t *testing.T) {
+			var out logSink
+			pw := newWriter(&out)
+			for i := range 3 * planFlushEvery {
+				r := planFixtureRows[i%len(planFixtureRows)]
+				r.Reason = strings.Repeat("long reason ", 2*i) // the last rows outgrow a 4 KB buffer
+				if err := pw.WriteRow(r); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := pw.WriteTotals(planFixtureTotals); err != nil {
+				t.Fatal(err)
+			}
+			writes := out.Writes()
+			for i, w := range writes {
+				if !strings.HasSuffix(w, "\n") {
+					t.Fatalf("write %d of %d ends inside a line: ...%q", i+1, len(writes), w[max(len(w)-40, 0):])
+				}
+			}
+			if lines := strings.Count(out.String(), "\n"); lines < 3*planFlushEvery {
+				t.Errorf("%d lines written, want every row", lines)
+			}
+		})
 	}
 }
 
