@@ -107,6 +107,8 @@ type countedAssignments struct {
 	reads, writes atomic.Int64
 }
 
+var _ assignments = (*countedAssignments)(nil)
+
 func (c *countedAssignments) Get(ctx context.Context, objectID string) (Assignment, error) {
 	c.reads.Add(1)
 	return c.next.Get(ctx, objectID)

@@ -18,6 +18,8 @@ type switchableACS struct {
 	probes atomic.Int32
 }
 
+var _ assignments = (*switchableACS)(nil)
+
 func errUnauthorized() error { return &fakeErr{status: 401, code: "Unauthorized", systemic: true} }
 
 func (s *switchableACS) Get(ctx context.Context, oid string) (Assignment, error) {

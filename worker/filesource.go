@@ -77,6 +77,11 @@ func NewFileSource(r io.Reader, deadLetter io.Writer, o FileOptions) *FileSource
 // the demo. MessageID is "msg-N" (N from 1).
 type MemorySource struct{ *localQueue }
 
+var (
+	_ Source = (*FileSource)(nil)
+	_ Source = (*MemorySource)(nil)
+)
+
 // NewMemorySource returns a source that delivers bodies in order.
 func NewMemorySource(bodies [][]byte, o FileOptions) *MemorySource {
 	q := newLocalQueue(o, "msg-", nil)

@@ -41,6 +41,8 @@ type subsFakeGraph struct {
 	entered      chan string // receives the id when a gated Renew starts
 }
 
+var _ subscriptionAPI = (*subsFakeGraph)(nil)
+
 func newSubsFakeGraph(now func() time.Time) *subsFakeGraph {
 	return &subsFakeGraph{now: now, subs: map[string]Subscription{}, specs: map[string]SubscriptionSpec{},
 		calls: map[string]int{}, renews: map[string]int{}, fail: map[string][]error{}}

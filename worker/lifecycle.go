@@ -7,6 +7,8 @@ import (
 	"strings"
 )
 
+var _ LifecycleHandler = (*Keeper)(nil)
+
 // HandleLifecycle answers a lifecycle notification for one of our subscriptions:
 // reauthorizationRequired reauthorizes it (or renews it when Graph refuses the
 // reauthorization) and asks for a resync; subscriptionRemoved recreates it and asks for a

@@ -144,6 +144,8 @@ type limitedTransport struct {
 	next http.RoundTripper
 }
 
+var _ http.RoundTripper = (*limitedTransport)(nil)
+
 func (t *limitedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	release, err := t.l.Acquire(req.Context())
 	if err != nil {

@@ -160,6 +160,11 @@ type PlanJSON struct {
 	n int
 }
 
+var (
+	_ PlanWriter = (*PlanTable)(nil)
+	_ PlanWriter = (*PlanJSON)(nil)
+)
+
 // NewPlanJSON returns a JSON Lines writer on w.
 func NewPlanJSON(w io.Writer) *PlanJSON { return &PlanJSON{w: bufio.NewWriter(w)} }
 

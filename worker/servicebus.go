@@ -55,6 +55,8 @@ type ServiceBusSource struct {
 	lastErr string
 }
 
+var _ Source = (*ServiceBusSource)(nil)
+
 // sbLink is one receiver and the count of its unsettled messages.
 type sbLink struct {
 	r           receiver

@@ -229,6 +229,8 @@ type recordingObserver struct {
 	recs int
 }
 
+var _ Observer = (*recordingObserver)(nil)
+
 type settledRecord struct {
 	id      string
 	count   uint32
