@@ -49,34 +49,13 @@ func (b *backfillRun) applyPlanned(ctx context.Context, row PlanRow) (Result, er
 		cur = &Assignment{ObjectID: row.ObjectID, PrincipalType: row.BeforeType, ClientIDs: row.Before}
 	}
 	plan := Decide(Verdict{Type: row.Type, Reason: row.Reason}, CommandReconcile, cur, b.policy)
-	res := Result{ObjectID: row.ObjectID, UPN: row.UPN, Type: row.Type, Action: plan.Action,
-		Reason: plan.Reason, Before: row.Before, BeforeType: row.BeforeType, AfterType: row.BeforeType,
-		After: row.Before, Source: row.Source, Command: CommandReconcile}
+	res := withPlan(Result{ObjectID: row.ObjectID, UPN: row.UPN, Type: row.Type, Before: row.Before,
+		BeforeType: row.BeforeType, Source: row.Source, Command: CommandReconcile}, plan)
 	if plan.Action != row.Action {
 		return res, &PermanentError{Reason: ReasonRejected,
 			Description: fmt.Sprintf("plan for %s changed from %s to %s", row.ObjectID, row.Action, plan.Action)}
 	}
-	switch {
-	case plan.Put != nil:
-		put := *plan.Put
-		put.ObjectID = row.ObjectID
-		got, err := b.counted.Put(ctx, put)
-		if err != nil {
-			return res, fmt.Errorf("put assignment %s: %w", row.ObjectID, classify(ctx, err))
-		}
-		res.AfterType, res.After = describe(&put)
-		if got.PrincipalType != "" {
-			res.AfterType, res.After = describe(&got)
-		}
-		res.CorrelationID = got.CorrelationID
-	case plan.Delete:
-		cv, err := b.counted.Delete(ctx, row.ObjectID)
-		if err != nil && !IsNotFound(err) {
-			return res, fmt.Errorf("delete assignment %s: %w", row.ObjectID, classify(ctx, err))
-		}
-		res.AfterType, res.After, res.CorrelationID = "", nil, cv
-	}
-	return res, nil
+	return b.rec.apply(ctx, res, plan) // b.rec writes through b.counted
 }
 
 // enqueue hands the rows to the queue as reconcile targets, in batches of at most 100.

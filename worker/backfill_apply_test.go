@@ -2,9 +2,12 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -119,5 +122,57 @@ func TestBackfillEnqueueRespectsBrake(t *testing.T) {
 	slices.Sort(ids)
 	if want := []string{bfID(1), bfID(5)}; !slices.Equal(ids, want) {
 		t.Errorf("enqueued %v, want only the grants %v", ids, want)
+	}
+}
+
+// Each write of the apply phase gets one audit record that says what the principal holds
+// now and names the write's ms-cv, like a reconcile's.
+func TestBackfillAuditsEachWriteWithWhatItLeft(t *testing.T) {
+	clock := newInstantClock()
+	dir, acs := bfTenant(clock.Now())
+	var logs logSink
+	o := bfOptions(dir, acs, clock)
+	o.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	if _, err := Backfill(t.Context(), o); err != nil {
+		t.Fatalf("Backfill: %v", err)
+	}
+	type audit struct {
+		Action     Action        `json:"action"`
+		AfterType  PrincipalType `json:"after_type"`
+		After      []string      `json:"after"`
+		BeforeType PrincipalType `json:"before_type"`
+		MSCV       string        `json:"ms_cv"`
+	}
+	got := map[string]audit{}
+	for line := range strings.Lines(logs.String()) {
+		var rec struct {
+			Msg      string `json:"msg"`
+			ObjectID string `json:"object_id"`
+			audit
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if rec.Msg == "backfill applied" {
+			got[rec.ObjectID] = rec.audit
+		}
+	}
+	want := map[string]audit{ // MSCV is checked to be the write's, "cv-N"
+		bfID(1): {ActionGrant, PrincipalUser, []string{bfOurApp}, "", ""},
+		bfID(3): {ActionRevoke, "", nil, PrincipalUser, ""},
+		bfID(4): {ActionRevoke, PrincipalUser, []string{bfForeignApp}, PrincipalUser, ""},
+		bfID(5): {ActionGrant, PrincipalResourceAccount, []string{}, "", ""},
+		bfID(7): {ActionRevoke, "", nil, PrincipalUser, ""},
+		bfID(8): {ActionRevoke, "", nil, PrincipalUser, ""},
+	}
+	if len(got) != len(want) {
+		t.Errorf("audited %d writes, want %d: %v", len(got), len(want), got)
+	}
+	for id, w := range want {
+		g, ok := got[id]
+		if !ok || !strings.HasPrefix(g.MSCV, "cv-") || g.Action != w.Action || g.AfterType != w.AfterType ||
+			g.BeforeType != w.BeforeType || !slices.Equal(g.After, w.After) || (g.After == nil) != (w.After == nil) {
+			t.Errorf("%s audited %+v (present %v), want %+v with the write's ms-cv", id, g, ok, w)
+		}
 	}
 }

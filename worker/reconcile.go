@@ -147,14 +147,7 @@ func (r *Reconciler) converge(ctx context.Context, t Target, oid string, u *User
 		res.CorrelationID = cur.CorrelationID
 	}
 	plan := Decide(v, t.Command, cur, r.policy)
-	res.Action, res.Reason = plan.Action, plan.Reason
-	res.AfterType, res.After = res.BeforeType, res.Before
-	switch {
-	case plan.Put != nil:
-		res.AfterType, res.After = describe(plan.Put)
-	case plan.Delete:
-		res.AfterType, res.After = "", nil
-	}
+	res = withPlan(res, plan)
 	if !write {
 		return res, nil
 	}
@@ -173,7 +166,21 @@ func (r *Reconciler) current(ctx context.Context, oid string) (*Assignment, erro
 	return &a, nil
 }
 
-// apply performs the plan's write, if any. Deleting an assignment that is already gone is
+// withPlan returns res with the plan's action and reason, and After set to what the plan's
+// write would leave (Before when it writes nothing).
+func withPlan(res Result, plan Plan) Result {
+	res.Action, res.Reason = plan.Action, plan.Reason
+	res.AfterType, res.After = res.BeforeType, res.Before
+	switch {
+	case plan.Put != nil:
+		res.AfterType, res.After = describe(plan.Put)
+	case plan.Delete:
+		res.AfterType, res.After = "", nil
+	}
+	return res
+}
+
+// apply performs the plan's write, if any, on res from withPlan. Deleting an assignment that is already gone is
 // success.
 func (r *Reconciler) apply(ctx context.Context, res Result, plan Plan) (Result, error) {
 	switch {
