@@ -203,10 +203,7 @@ func (s *ServiceBusSource) retire(link *sbLink) {
 		s.link = nil
 	}
 	link.retired = true
-	closeNow := link.outstanding == 0 && s.links[link]
-	if closeNow {
-		delete(s.links, link)
-	}
+	closeNow := s.forgetIfIdleLocked(link)
 	s.mu.Unlock()
 	if closeNow {
 		s.closeLink(link)
@@ -217,14 +214,22 @@ func (s *ServiceBusSource) retire(link *sbLink) {
 func (s *ServiceBusSource) release(link *sbLink) {
 	s.mu.Lock()
 	link.outstanding--
-	closeNow := link.retired && link.outstanding == 0 && s.links[link]
-	if closeNow {
-		delete(s.links, link)
-	}
+	closeNow := s.forgetIfIdleLocked(link)
 	s.mu.Unlock()
 	if closeNow {
 		s.closeLink(link)
 	}
+}
+
+// forgetIfIdleLocked forgets link and reports true, for the caller to close it once s.mu
+// is released, when it is retired and none of its messages is outstanding. Call it with
+// s.mu held.
+func (s *ServiceBusSource) forgetIfIdleLocked(link *sbLink) bool {
+	if !link.retired || link.outstanding != 0 || !s.links[link] {
+		return false
+	}
+	delete(s.links, link)
+	return true
 }
 
 func (s *ServiceBusSource) closeLink(link *sbLink) {
