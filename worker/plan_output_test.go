@@ -27,17 +27,22 @@ var planFixtureTotals = PlanTotals{
 	Brake:      &BrakeError{Revokes: 2, Assigned: 9, MaxRevokes: 1},
 }
 
-func TestPlanTable(t *testing.T) {
-	var out bytes.Buffer
-	table := NewPlanTable(&out)
-	for _, r := range planFixtureRows {
-		if err := table.WriteRow(r); err != nil {
+// writePlan writes rows and totals to pw as Backfill would.
+func writePlan(t *testing.T, pw PlanWriter, rows []PlanRow, totals PlanTotals) {
+	t.Helper()
+	for _, r := range rows {
+		if err := pw.WriteRow(r); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := table.WriteTotals(planFixtureTotals); err != nil {
+	if err := pw.WriteTotals(totals); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestPlanTable(t *testing.T) {
+	var out bytes.Buffer
+	writePlan(t, NewPlanTable(&out), planFixtureRows, planFixtureTotals)
 	want := strings.Join([]string{
 		"ACTION  TYPE                  OBJECT ID                             UPN                                       REASON                            CHANGE",
 		"grant   user                  00000000-0000-4000-8000-000000000001  ada@contoso.test                          teams plan enabled                none -> user[app-1]",
@@ -67,9 +72,7 @@ func TestPlanTableSaysDryRunAndEnqueue(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var out bytes.Buffer
-			if err := NewPlanTable(&out).WriteTotals(tt.totals); err != nil {
-				t.Fatal(err)
-			}
+			writePlan(t, NewPlanTable(&out), nil, tt.totals)
 			if got := out.String(); !strings.HasSuffix(got, tt.want) || strings.Contains(got, "ACTION") {
 				t.Errorf("got %q, want it to end with %q and have no header", got, tt.want)
 			}
@@ -79,15 +82,7 @@ func TestPlanTableSaysDryRunAndEnqueue(t *testing.T) {
 
 func TestPlanJSONLines(t *testing.T) {
 	var out bytes.Buffer
-	j := NewPlanJSON(&out)
-	for _, r := range planFixtureRows {
-		if err := j.WriteRow(r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := j.WriteTotals(planFixtureTotals); err != nil {
-		t.Fatal(err)
-	}
+	writePlan(t, NewPlanJSON(&out), planFixtureRows, planFixtureTotals)
 	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
 	if len(lines) != len(planFixtureRows)+1 {
 		t.Fatalf("%d lines, want %d rows and a totals line", len(lines), len(planFixtureRows))
@@ -128,18 +123,13 @@ func TestPlanWritersFlushWholeLines(t *testing.T) {
 	}
 	for name, newWriter := range writers {
 		t.Run(name, func(t *testing.T) {
+			rows := make([]PlanRow, 3*planFlushEvery)
+			for i := range rows {
+				rows[i] = planFixtureRows[i%len(planFixtureRows)]
+				rows[i].Reason = strings.Repeat("long reason ", 2*i) // the last rows outgrow a 4 KB buffer
+			}
 			var out logSink
-			pw := newWriter(&out)
-			for i := range 3 * planFlushEvery {
-				r := planFixtureRows[i%len(planFixtureRows)]
-				r.Reason = strings.Repeat("long reason ", 2*i) // the last rows outgrow a 4 KB buffer
-				if err := pw.WriteRow(r); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if err := pw.WriteTotals(planFixtureTotals); err != nil {
-				t.Fatal(err)
-			}
+			writePlan(t, newWriter(&out), rows, planFixtureTotals)
 			writes := out.Writes()
 			for i, w := range writes {
 				if !strings.HasSuffix(w, "\n") {
