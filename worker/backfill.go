@@ -63,6 +63,11 @@ type BackfillOptions struct {
 	Force bool
 	// DeletedSince is how far back deleted users are reconciled; zero means 30 days ago.
 	DeletedSince time.Time
+	// SweepOutOfScope, with scope groups, also walks every holder of a Teams plan so that
+	// users who left the scope while the group notification was lost lose our access (ACS
+	// cannot list assignments). It costs one ACS read per Teams user of the tenant, not
+	// only per member of the scope.
+	SweepOutOfScope bool
 	// Out receives the plan; nil prints nothing. Noop rows are only counted unless
 	// ShowNoops.
 	Out       PlanWriter

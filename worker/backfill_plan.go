@@ -61,8 +61,8 @@ func (b *backfillRun) plan(ctx context.Context) ([]PlanRow, error) {
 }
 
 // enumerate emits each candidate once: scope members first (so that in-scope is a set
-// lookup), or Teams users when there is no scope; then resource accounts; then deleted
-// users. It returns how many it emitted.
+// lookup), or Teams users when there is no scope; with SweepOutOfScope, Teams users outside
+// the scope; then resource accounts; then deleted users. It returns how many it emitted.
 func (b *backfillRun) enumerate(ctx context.Context, emit func(candidate) bool) (int, error) {
 	seen := map[string]struct{}{}
 	scoped := len(b.policy.ScopeGroups) > 0
@@ -92,6 +92,10 @@ func (b *backfillRun) enumerate(ctx context.Context, emit func(candidate) bool) 
 		err = visit(sourceBackfillScope, e.ScopeMembers(ctx, b.policy.ScopeGroups), true, false)
 	} else {
 		err = visit(sourceBackfillTeams, e.TeamsUsers(ctx), true, false)
+	}
+	if err == nil && scoped && b.o.SweepOutOfScope {
+		// Every member was seen above: a Teams user new here is out of scope.
+		err = visit(sourceBackfillTeams, e.TeamsUsers(ctx), false, false)
 	}
 	if err == nil {
 		// With scope groups every member was seen above: whoever is new here is out of scope.

@@ -194,6 +194,34 @@ func TestBackfillScopeMembersFirstAndOnce(t *testing.T) {
 	}
 }
 
+// With SweepOutOfScope the Teams users outside the scope are walked too, so a leaver whose
+// group notification was lost loses our access; members are still read once.
+func TestBackfillSweepOutOfScopeRevokesLeavers(t *testing.T) {
+	dir := newFakeDirectory(bfTeamsUser(1), bfTeamsUser(2), bfTeamsUser(3))
+	dir.SetGroup(bfScopeGroup, bfID(1))
+	acs := newFakeAssignments(bfOurs(1), bfOurs(2)) // 2 left the group; 3 never had access
+	p := bfPolicy
+	p.ScopeGroups = []string{bfScopeGroup}
+	out := &recordedPlan{}
+	o := bfOptions(dir, acs, newInstantClock())
+	o.Reconciler = NewReconciler(dir, acs, p, ReconcilerOptions{})
+	o.Out, o.ShowNoops, o.SweepOutOfScope = out, true, true
+
+	if _, err := Backfill(t.Context(), o); err != nil {
+		t.Fatalf("Backfill: %v", err)
+	}
+	want := map[string]Action{bfID(1): ActionNoop, bfID(2): ActionRevoke, bfID(3): ActionNoop}
+	if got := out.actions(); !maps.Equal(got, want) || len(out.rows) != 3 {
+		t.Errorf("plan %v (%d rows), want %v", got, len(out.rows), want)
+	}
+	if _, err := acs.Get(t.Context(), bfID(2)); !IsNotFound(err) {
+		t.Errorf("the leaver still holds an assignment (err %v)", err)
+	}
+	if got := acs.Calls("Get"); got != 4 { // 3 planned + the check above
+		t.Errorf("Get calls = %d, want one per candidate", got)
+	}
+}
+
 func TestBackfillBrake(t *testing.T) {
 	// Ten users hold ours; three of them vanish (30%), and one new user is eligible.
 	setup := func(clock Clock) (*fakeDirectory, *fakeAssignments) {

@@ -29,6 +29,7 @@ type Config struct {
 	AllowGuests            bool
 	ManageResourceAccounts bool
 	DryRun                 bool
+	SweepOutOfScope        bool
 
 	Concurrency      int
 	MessageTimeout   time.Duration
@@ -69,6 +70,7 @@ var settings = []setting{
 	{"TPE_SCOPE_GROUPS", "scope-groups", "", "comma-separated group ids; only their transitive members are eligible (empty = whole tenant)", false, list(func(c *Config) *[]string { return &c.ScopeGroups })},
 	{"TPE_ALLOW_GUESTS", "allow-guests", "false", "make guests (userType Guest) eligible", false, boolean(func(c *Config) *bool { return &c.AllowGuests })},
 	{"TPE_MANAGE_RESOURCE_ACCOUNTS", "manage-resource-accounts", "false", "allow deleting resource-account assignments (they are only created otherwise)", false, boolean(func(c *Config) *bool { return &c.ManageResourceAccounts })},
+	{"TPE_SWEEP_OUT_OF_SCOPE", "sweep-out-of-scope", "false", "backfill and resync also walk Teams users outside the scope groups, so leavers whose group notification was lost lose our access (one ACS read per Teams user of the tenant)", false, boolean(func(c *Config) *bool { return &c.SweepOutOfScope })},
 	{"TPE_DRY_RUN", "dry-run", "false", "decide and log, never write to ACS", false, boolean(func(c *Config) *bool { return &c.DryRun })},
 	{"TPE_CONCURRENCY", "concurrency", "16", "reconciles in flight", false, integer(func(c *Config) *int { return &c.Concurrency })},
 	{"TPE_MESSAGE_TIMEOUT", "message-timeout", "2m", "bound on one message's work", false, duration(func(c *Config) *time.Duration { return &c.MessageTimeout })},

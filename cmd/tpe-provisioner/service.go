@@ -82,6 +82,7 @@ func (s *service) backfillOptions() worker.BackfillOptions {
 		DryRun:           s.cfg.DryRun,
 		MaxRevokes:       s.cfg.MaxRevokes,
 		MaxRevokePercent: int(s.cfg.MaxRevokePercent),
+		SweepOutOfScope:  s.cfg.SweepOutOfScope,
 		Logger:           s.log,
 		DirectoryStats: func() worker.DirectoryStats {
 			return worker.DirectoryStats{Pages: s.graph.Pages(), Calls: s.graph.Calls()}

@@ -82,6 +82,9 @@ param allowGuests bool = false
 @description('Allow deleting resource-account assignments (TPE_MANAGE_RESOURCE_ACCOUNTS); otherwise they are only created.')
 param manageResourceAccounts bool = false
 
+@description('Backfill and resync also walk Teams users outside the scope groups, so leavers whose group notification was lost lose access (TPE_SWEEP_OUT_OF_SCOPE; one ACS read per Teams user).')
+param sweepOutOfScope bool = false
+
 @description('Decide and log, never write to ACS (TPE_DRY_RUN). Start with true and read the logs.')
 param dryRun bool = true
 
@@ -239,6 +242,7 @@ var workerEnv = [
   { name: 'TPE_SCOPE_GROUPS', value: join(scopeGroups, ',') }
   { name: 'TPE_ALLOW_GUESTS', value: allowGuests ? 'true' : 'false' }
   { name: 'TPE_MANAGE_RESOURCE_ACCOUNTS', value: manageResourceAccounts ? 'true' : 'false' }
+  { name: 'TPE_SWEEP_OUT_OF_SCOPE', value: sweepOutOfScope ? 'true' : 'false' }
   { name: 'TPE_DRY_RUN', value: dryRun ? 'true' : 'false' }
   { name: 'TPE_CONCURRENCY', value: string(concurrency) }
   { name: 'TPE_MESSAGE_TIMEOUT', value: messageTimeout }
