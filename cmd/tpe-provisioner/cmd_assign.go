@@ -85,19 +85,26 @@ func resolve(ctx context.Context, c *Config, principal string, stderr io.Writer)
 	return u.ID, nil
 }
 
+// openPrincipal validates the settings, resolves the principal to an object id and opens
+// the ACS client.
+func openPrincipal(ctx context.Context, c *Config, principal string, n needs, stderr io.Writer) (string, *acs.Client, error) {
+	if err := c.Validate(n); err != nil {
+		return "", nil, err
+	}
+	oid, err := resolve(ctx, c, principal, stderr)
+	if err != nil {
+		return "", nil, err
+	}
+	client, err := newACSClient(c, newLogger(stderr, "text", c.LogLevel), nil)
+	return oid, client, err
+}
+
 func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	c, principal, err := assignFlags("get", args, stderr, nil)
 	if err != nil {
 		return err
 	}
-	if err := c.Validate(needs{acs: true}); err != nil {
-		return err
-	}
-	oid, err := resolve(ctx, c, principal, stderr)
-	if err != nil {
-		return err
-	}
-	client, err := newACSClient(c, newLogger(stderr, "text", c.LogLevel), nil)
+	oid, client, err := openPrincipal(ctx, c, principal, needs{acs: true}, stderr)
 	if err != nil {
 		return err
 	}
@@ -123,14 +130,7 @@ func assignVerb(cmd worker.Command) func(context.Context, []string, io.Writer, i
 		if err != nil {
 			return err
 		}
-		if err := c.Validate(needs{acs: true, clientIDs: !ra}); err != nil {
-			return err
-		}
-		oid, err := resolve(ctx, c, principal, stderr)
-		if err != nil {
-			return err
-		}
-		client, err := newACSClient(c, newLogger(stderr, "text", c.LogLevel), nil)
+		oid, client, err := openPrincipal(ctx, c, principal, needs{acs: true, clientIDs: !ra}, stderr)
 		if err != nil {
 			return err
 		}

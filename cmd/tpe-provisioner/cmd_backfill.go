@@ -11,7 +11,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
@@ -109,27 +108,16 @@ func isTerminal(w io.Writer) bool {
 // message batches. Message ids carry a per-run id, so a rerun is not mistaken for a
 // duplicate by the queue's duplicate detection while a retry within the run is.
 func queueSender(ctx context.Context, c *Config) (func(context.Context, []worker.Target) error, func(), error) {
-	client, err := newServiceBusClient(c)
+	sender, closeSender, err := openSender(ctx, c)
 	if err != nil {
 		return nil, nil, err
-	}
-	sender, err := client.NewSender(c.ServiceBusQueue, nil)
-	if err != nil {
-		_ = client.Close(ctx)
-		return nil, nil, fmt.Errorf("Service Bus sender: %w", err)
 	}
 	run := make([]byte, 6)
 	_, _ = rand.Read(run)
 	runID := hex.EncodeToString(run)
-	send := func(ctx context.Context, targets []worker.Target) error {
+	return func(ctx context.Context, targets []worker.Target) error {
 		return sendBatches(ctx, sender, runID, targets)
-	}
-	return send, func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		_ = sender.Close(cctx)
-		_ = client.Close(cctx)
-	}, nil
+	}, closeSender, nil
 }
 
 // batchSender is the part of *azservicebus.Sender that sendBatches uses.

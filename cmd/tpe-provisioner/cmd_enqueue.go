@@ -50,16 +50,11 @@ func runEnqueue(ctx context.Context, args []string, _, stderr io.Writer) error {
 		defer f.Close()
 		in = f
 	}
-	client, err := newServiceBusClient(&c)
+	sender, closeSender, err := openSender(ctx, &c)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = client.Close(context.WithoutCancel(ctx)) }()
-	sender, err := client.NewSender(c.ServiceBusQueue, nil)
-	if err != nil {
-		return fmt.Errorf("Service Bus sender: %w", err)
-	}
-	defer func() { _ = sender.Close(context.WithoutCancel(ctx)) }()
+	defer closeSender()
 	n, err := enqueueLines(ctx, sender, in)
 	fmt.Fprintf(stderr, "enqueued %d message(s) to %s\n", n, c.ServiceBusQueue)
 	return err

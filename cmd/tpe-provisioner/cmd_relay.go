@@ -42,16 +42,11 @@ func runRelay(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return fmt.Errorf("TPE_CLIENT_STATE: the relay only forwards notifications carrying the subscription's clientState; set it")
 	}
 	log := newLogger(stderr, c.LogFormat, c.LogLevel)
-	client, err := newServiceBusClient(&c)
+	sender, closeSender, err := openSender(ctx, &c)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = client.Close(context.WithoutCancel(ctx)) }()
-	sender, err := client.NewSender(c.ServiceBusQueue, nil)
-	if err != nil {
-		return fmt.Errorf("Service Bus sender: %w", err)
-	}
-	defer func() { _ = sender.Close(context.WithoutCancel(ctx)) }()
+	defer closeSender()
 
 	h := worker.NewRelay(worker.RelayOptions{
 		Trust:  worker.Trust{TenantID: c.TenantID, ClientState: c.ClientState},

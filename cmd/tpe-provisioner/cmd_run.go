@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
@@ -149,6 +150,25 @@ func newServiceBusClient(c *Config) (*azservicebus.Client, error) {
 		return nil, fmt.Errorf("Entra ID credential for Service Bus: %w", err)
 	}
 	return azservicebus.NewClient(c.ServiceBusNamespace, cred, nil)
+}
+
+// openSender opens a sender on the configured queue; close releases it and its client.
+func openSender(ctx context.Context, c *Config) (sender *azservicebus.Sender, close func(), err error) {
+	client, err := newServiceBusClient(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	sender, err = client.NewSender(c.ServiceBusQueue, nil)
+	if err != nil {
+		_ = client.Close(ctx)
+		return nil, nil, fmt.Errorf("Service Bus sender: %w", err)
+	}
+	return sender, func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		_ = sender.Close(cctx)
+		_ = client.Close(cctx)
+	}, nil
 }
 
 // redactSB keeps a connection string's key out of an error the SDK may have quoted it in.
