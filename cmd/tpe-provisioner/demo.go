@@ -132,6 +132,7 @@ type story struct {
 type storyRow struct {
 	chapter   int
 	principal string
+	event     string // the notification's kind, as the decoder named it ("users/updated", ...)
 	action    worker.Action
 	reason    string
 }
@@ -289,9 +290,9 @@ func (s *story) printRows(chapters int) {
 	sort.SliceStable(rows, func(i, j int) bool { return rows[i].chapter < rows[j].chapter })
 	fmt.Fprintln(s.out, "\nWhat the worker did, message by message:")
 	tw := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CHAPTER\tPRINCIPAL\tACTION\tREASON")
+	fmt.Fprintln(tw, "CHAPTER\tPRINCIPAL\tEVENT\tACTION\tREASON")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", r.chapter, s.name(r.principal), r.action, r.reason)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", r.chapter, s.name(r.principal), r.event, r.action, r.reason)
 	}
 	_ = tw.Flush()
 }
@@ -320,7 +321,7 @@ type storyObserver struct {
 }
 
 func (o storyObserver) Reconciled(_ *worker.Delivery, t worker.Target, res worker.Result, err error) {
-	row := storyRow{chapter: o.chapter, principal: res.ObjectID, action: res.Action, reason: res.Reason}
+	row := storyRow{chapter: o.chapter, principal: res.ObjectID, event: t.Source, action: res.Action, reason: res.Reason}
 	if row.principal == "" {
 		row.principal = t.Principal
 	}
@@ -333,7 +334,7 @@ func (o storyObserver) Reconciled(_ *worker.Delivery, t worker.Target, res worke
 }
 
 func (o storyObserver) Settled(_ *worker.Delivery, outcome worker.Outcome, reason string) {
-	if outcome != worker.Outcome("dead_lettered") {
+	if outcome != worker.OutcomeDeadLettered {
 		return
 	}
 	principal := "(message)"
@@ -341,6 +342,6 @@ func (o storyObserver) Settled(_ *worker.Delivery, outcome worker.Outcome, reaso
 		principal = id
 	}
 	o.s.mu.Lock()
-	o.s.rows = append(o.s.rows, storyRow{chapter: o.chapter, principal: principal, action: wantDeadLetter, reason: reason})
+	o.s.rows = append(o.s.rows, storyRow{chapter: o.chapter, principal: principal, event: "notification", action: wantDeadLetter, reason: reason})
 	o.s.mu.Unlock()
 }

@@ -84,9 +84,9 @@ func storyChapters(tenant string) []chapter {
 			want:   map[string]worker.Action{alexID: worker.ActionRevoke},
 		},
 		{
-			title:  "user deleted",
+			title:  "user deleted; an older 'updated' arrives after the 'deleted' (out of order)",
 			change: func(d *graphtest.Directory, _ *emulators) error { return d.DeleteUser(diegoID) },
-			bodies: [][]byte{n.cloudEvent("Microsoft.Graph.UserDeleted", diegoID)},
+			bodies: [][]byte{n.cloudEvent("Microsoft.Graph.UserDeleted", diegoID), n.webhook(diegoID, "updated")},
 			want:   map[string]worker.Action{diegoID: worker.ActionRevoke},
 		},
 		{
@@ -96,7 +96,7 @@ func storyChapters(tenant string) []chapter {
 			want:   map[string]worker.Action{gradyID: worker.ActionRevoke},
 		},
 		{
-			title: "late and out of order: two notifications for one change, delivered after the account was disabled",
+			title: "account disabled, notified twice (webhook and Event Grid)",
 			change: func(d *graphtest.Directory, _ *emulators) error {
 				return d.SetAccountEnabled(isaiahID, false)
 			},
