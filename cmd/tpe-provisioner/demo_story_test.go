@@ -17,10 +17,11 @@ func TestDemoTellsTheWholeStory(t *testing.T) {
 		t.Fatalf("demo exit %d:\n%s", code, out.String())
 	}
 	got := out.String()
-	rows := map[string]int{} // "principal event action reason" → count
+	rows := map[string]int{} // "principal event action reason" and "principal action reason" → count
 	for _, line := range strings.Split(got, "\n") {
 		if f := strings.Fields(line); len(f) >= 5 {
 			rows[strings.Join(f[1:], " ")]++
+			rows[f[1]+" "+strings.Join(f[3:], " ")]++
 		}
 	}
 	for row, n := range map[string]int{
