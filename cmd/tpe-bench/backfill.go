@@ -51,6 +51,7 @@ type backfillFlags struct {
 	faultStart, faultDuration time.Duration
 	seed                      int64
 	cpuprofile                string
+	noLimiter                 bool
 }
 
 func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -65,6 +66,7 @@ func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.DurationVar(&f.faultDuration, "fault-duration", 10*time.Second, "how long the fault window stays open")
 	fs.Int64Var(&f.seed, "seed", 1, "seed of the directory, the ACS seeding and the faults")
 	fs.StringVar(&f.cpuprofile, "cpuprofile", "", "write a CPU profile of the run to `FILE`")
+	fs.BoolVar(&f.noLimiter, "no-limiter", false, "leave the adaptive limiter out of the transports (to measure what it costs)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -94,8 +96,12 @@ func backfill(ctx context.Context, f backfillFlags) (backfillResult, error) {
 	defer emu.close()
 	seeded := seedBackfill(emu.acs, dir, p, f.seed, 0.10, 0.02)
 	limiter := worker.NewAdaptiveLimiter(1, f.concurrency)
+	wrap := limiter.Transport
+	if f.noLimiter {
+		wrap = nil
+	}
 	cl, err := newClients(clientSettings{acsConnectionString: emu.acs.ConnectionString(), graphURL: emu.graphURL,
-		tenantID: dir.TenantID(), idleConns: 2 * f.concurrency, wrap: limiter.Transport})
+		tenantID: dir.TenantID(), idleConns: 2 * f.concurrency, wrap: wrap})
 	if err != nil {
 		return backfillResult{}, err
 	}
