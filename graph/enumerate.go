@@ -17,25 +17,51 @@ import (
 // absolute @odata.nextLink).
 type fetchPage func(ctx context.Context, next string) (models.UserCollectionResponseable, error)
 
-// pages streams the users of a listing page by page, following @odata.nextLink, so at most
-// one page is held in memory. A failed page ends the sequence with its error.
+// pages streams the users of a listing page by page, following @odata.nextLink. While the
+// caller consumes one page the next is already being read, so a consumer that is slower
+// than Graph never waits at a page boundary; at most two pages are held in memory. A failed
+// page ends the sequence with its error; a caller that stops early cancels the read ahead.
 func (c *Client) pages(ctx context.Context, op string, fetch fetchPage) iter.Seq2[User, error] {
+	type result struct {
+		page models.UserCollectionResponseable
+		err  error
+	}
 	return func(yield func(User, error) bool) {
-		next := ""
+		ctx, cancel := context.WithCancel(ctx)
+		var ahead chan result
+		defer func() {
+			cancel()
+			if ahead != nil {
+				<-ahead // the read ahead ends with ctx; never leave it running
+			}
+		}()
+		read := func(next string) chan result {
+			ch := make(chan result, 1)
+			go func() {
+				page, err := fetch(ctx, next)
+				ch <- result{page, err}
+			}()
+			return ch
+		}
+		ahead = read("")
 		for n := 1; ; n++ {
-			page, err := fetch(ctx, next)
-			if err != nil {
-				yield(User{}, classify(op, err))
+			r := <-ahead
+			ahead = nil
+			if r.err != nil {
+				yield(User{}, classify(op, r.err))
 				return
 			}
 			c.pageCount.Add(1)
-			for _, u := range page.GetValue() {
+			next := deref(r.page.GetOdataNextLink())
+			if next != "" {
+				ahead = read(next)
+			}
+			c.log.DebugContext(ctx, "graph page", "op", op, "page", n, "users", len(r.page.GetValue()), "more", next != "")
+			for _, u := range r.page.GetValue() {
 				if !yield(toUser(u), nil) {
 					return
 				}
 			}
-			next = deref(page.GetOdataNextLink())
-			c.log.DebugContext(ctx, "graph page", "op", op, "page", n, "users", len(page.GetValue()), "more", next != "")
 			if next == "" {
 				return
 			}

@@ -3,7 +3,10 @@ package graph_test
 import (
 	"context"
 	"iter"
+	"net/http"
+	"net/http/httptest"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -123,9 +126,11 @@ func TestPagingFollowsNextLink(t *testing.T) {
 	}
 }
 
+// A consumer that stops early stops the paging: beyond the page it read, at most the one
+// read ahead is fetched, and the sequence returns only once that read has ended.
 func TestPagingStopsWhenTheConsumerDoes(t *testing.T) {
 	t.Parallel()
-	dir := graphtest.Generate(200, 3, graphtest.Mix{})
+	dir := graphtest.Generate(400, 3, graphtest.Mix{})
 	c, srv := newClient(t, dir, graph.Options{PageSize: 50})
 	n := 0
 	for _, err := range c.TeamsUsers(context.Background(), []string{teams1}) {
@@ -136,15 +141,56 @@ func TestPagingStopsWhenTheConsumerDoes(t *testing.T) {
 			break
 		}
 	}
-	if got := srv.Calls("GET /v1.0/users"); got != 1 {
-		t.Errorf("fetched %d pages to read 10 users, want 1", got)
+	if got := srv.Calls("GET /v1.0/users"); got > 2 {
+		t.Errorf("fetched %d pages to read 10 users, want at most 2 (the page read and the one read ahead)", got)
+	}
+}
+
+// While the consumer is busy with a page the next one is read: a slow consumer never waits
+// for Graph at a page boundary.
+func TestPagingReadsAhead(t *testing.T) {
+	t.Parallel()
+	dir := graphtest.Generate(400, 3, graphtest.Mix{})
+	c, srv := newClient(t, dir, graph.Options{PageSize: 50})
+	n := 0
+	for _, err := range c.TeamsUsers(context.Background(), []string{teams1}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n++; n > 1 {
+			continue
+		}
+		// Still on the first user of page 1: page 2 is fetched without being asked for.
+		deadline := time.Now().Add(10 * time.Second)
+		for srv.Calls("GET /v1.0/users") < 2 {
+			if time.Now().After(deadline) {
+				t.Fatal("page 2 was not read while page 1 was being consumed")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if n <= 50 {
+		t.Fatalf("read %d users, want more than one page", n)
 	}
 }
 
 func TestPageErrorEndsTheSequence(t *testing.T) {
 	t.Parallel()
 	dir := graphtest.Generate(120, 5, graphtest.Mix{})
-	c, srv := newClient(t, dir, graph.Options{PageSize: 50, MaxRetries: -1})
+	srv := graphtest.NewServer(t, dir)
+	// The second page of the listing fails, whenever it is read.
+	var listings atomic.Int32
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1.0/users" && listings.Add(1) == 2 {
+			srv.FailNext(500, 0)
+		}
+		srv.Handler().ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	c, err := graph.NewClient(&tokenCred{token: "test-token"}, &graph.Options{Endpoint: front.URL, PageSize: 50, MaxRetries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
 	var got int
 	var last error
 	for _, err := range c.TeamsUsers(context.Background(), []string{teams1}) {
@@ -152,9 +198,7 @@ func TestPageErrorEndsTheSequence(t *testing.T) {
 			last = err
 			break
 		}
-		if got++; got == 50 {
-			srv.FailNext(500, 0) // the second page fails
-		}
+		got++
 	}
 	if got != 50 || classify(last) != (behaviour{temporary: true}) {
 		t.Errorf("read %d users then err %v; want 50 then a temporary error", got, last)
