@@ -106,9 +106,15 @@ func (r *Reconciler) known(ctx context.Context, t Target, u *User, inScope, writ
 }
 
 // inScope reports whether u is in the policy's scope. With no scope groups everyone is;
-// operator commands bypass eligibility, so they skip the lookup.
+// operator commands bypass eligibility, so they skip the lookup. So does a user the policy
+// refuses whatever the scope (disabled, a guest, no enabled Teams plan): membership cannot
+// change that verdict, so it saves a Graph call per such notification, and the reason then
+// names what makes the user ineligible.
 func (r *Reconciler) inScope(ctx context.Context, t Target, u User) (bool, error) {
 	if len(r.policy.ScopeGroups) == 0 || t.Command != CommandReconcile {
+		return true, nil
+	}
+	if Eligibility(&u, true, r.policy).Type == "" {
 		return true, nil
 	}
 	groups, err := r.dir.MemberOf(ctx, u.ID, r.policy.ScopeGroups)

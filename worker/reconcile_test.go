@@ -174,7 +174,12 @@ func TestReconcileFailuresNeverRevoke(t *testing.T) {
 			func(d *fakeDirectory, _ *fakeAssignments) { d.FailNext("User", "", errThrottled(7*time.Second)) },
 			func(err error) bool { return RetryAfterOf(err) == 7*time.Second }, "retry after 7s"},
 		{"scope check failure is temporary", scoped,
-			func(d *fakeDirectory, _ *fakeAssignments) { d.FailNext("MemberOf", rcAlice, errUnavailable()) }, IsTemporary, "temporary"},
+			func(d *fakeDirectory, _ *fakeAssignments) {
+				// Enabled but out of scope: only the failed scope check stands between her and a revoke.
+				d.PutUser(fxTeamsUser(rcAlice))
+				d.SetGroup(rcScope)
+				d.FailNext("MemberOf", rcAlice, errUnavailable())
+			}, IsTemporary, "temporary"},
 		{"ACS read throttled", rcPolicy,
 			func(_ *fakeDirectory, a *fakeAssignments) { a.FailNext("Get", rcAlice, errThrottled(time.Second)) }, IsTemporary, "temporary"},
 		{"ACS write not allowed is systemic", rcPolicy,
@@ -375,27 +380,46 @@ func TestReconcileKnownMakesNoDirectoryCalls(t *testing.T) {
 	}
 }
 
-func TestReconcileScopeIsReadOncePerCallAndOnlyWhenScoped(t *testing.T) {
+// Scope is read once, and only when it can change the verdict: the policy has scope groups,
+// the message asks for a reconcile, and the user is otherwise eligible. A user refused for
+// another reason is revoked with that reason, whatever the scope.
+func TestReconcileScopeIsReadOnlyWhenItCanChangeTheVerdict(t *testing.T) {
 	t.Parallel()
+	disabled := func(u *User) { u.AccountEnabled = false }
+	unlicensed := func(u *User) { u.Plans = nil }
 	for _, tc := range []struct {
-		name   string
-		scope  []string
-		target Target
-		want   int
+		name       string
+		scope      []string
+		user       User
+		target     Target
+		want       int
+		wantReason string
 	}{
-		{"unscoped policy", nil, Target{Principal: rcAlice}, 0},
-		{"scoped policy", []string{rcScope}, Target{Principal: rcAlice}, 1},
-		{"operator command", []string{rcScope}, Target{Principal: rcAlice, Command: CommandGrant}, 0},
+		{"unscoped policy", nil, fxTeamsUser(rcAlice), Target{Principal: rcAlice}, 0, "teams plan enabled"},
+		{"scoped policy", []string{rcScope}, fxTeamsUser(rcAlice), Target{Principal: rcAlice}, 1, "teams plan enabled"},
+		{"scoped resource account", []string{rcScope}, fxResourceAccount(rcAlice), Target{Principal: rcAlice}, 1, "out of scope"},
+		{"operator command", []string{rcScope}, fxTeamsUser(rcAlice), Target{Principal: rcAlice, Command: CommandGrant}, 0, ""},
+		{"disabled user", []string{rcScope}, withUser(fxTeamsUser(rcAlice), disabled), Target{Principal: rcAlice}, 0, "account disabled"},
+		{"user without a teams plan", []string{rcScope}, withUser(fxTeamsUser(rcAlice), unlicensed), Target{Principal: rcAlice}, 0, "no teams plan"},
 	} {
-		dir := newFakeDirectory(fxTeamsUser(rcAlice))
+		dir := newFakeDirectory(tc.user)
+		dir.SetGroup(rcScope, rcBob)
+		if tc.name == "scoped policy" {
+			dir.SetGroup(rcScope, rcAlice)
+		}
 		p := rcPolicy
 		p.ScopeGroups = tc.scope
-		r := NewReconciler(dir, newFakeAssignments(), p, ReconcilerOptions{})
-		if _, err := r.Reconcile(context.Background(), tc.target); err != nil {
+		acs := newFakeAssignments(userAssignment(rcAlice, ourApp1))
+		r := NewReconciler(dir, acs, p, ReconcilerOptions{})
+		res, err := r.Reconcile(context.Background(), tc.target)
+		if err != nil {
 			t.Fatal(err)
 		}
 		if got := dir.Calls("MemberOf"); got != tc.want {
 			t.Errorf("%s: MemberOf calls = %d, want %d", tc.name, got, tc.want)
+		}
+		if tc.wantReason != "" && res.Reason != tc.wantReason {
+			t.Errorf("%s: reason = %q, want %q", tc.name, res.Reason, tc.wantReason)
 		}
 	}
 }
