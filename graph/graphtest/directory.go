@@ -69,6 +69,13 @@ type Directory struct {
 
 	groups  map[string]*GroupRecord
 	parents map[string][]string // member id → ids of groups that list it directly
+
+	// members caches transitiveUserMembers by group, so that paging through a large group
+	// does not walk it again for every page. It is read and filled under mu's read lock
+	// (hence its own mutex) and cleared by every change to memberships or to which users
+	// are live, which hold mu's write lock.
+	membersMu sync.Mutex
+	members   map[string][]string
 }
 
 // NewDirectory returns an empty directory for the tenant.
@@ -191,10 +198,34 @@ func (d *Directory) transitiveGroupsOf(id string) []string {
 func (d *Directory) TransitiveUserMembers(groupID string) []string {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	return d.transitiveUserMembers(strings.ToLower(groupID))
+	return slices.Clone(d.transitiveUserMembers(strings.ToLower(groupID)))
 }
 
+// transitiveUserMembers returns the sorted ids of the live users in the group, directly or
+// through nested groups. The slice is shared: callers must not change it. Callers hold mu
+// (read or write).
 func (d *Directory) transitiveUserMembers(groupID string) []string {
+	d.membersMu.Lock()
+	defer d.membersMu.Unlock()
+	if ids, ok := d.members[groupID]; ok {
+		return ids
+	}
+	ids := d.walkUserMembers(groupID)
+	if d.members == nil {
+		d.members = map[string][]string{}
+	}
+	d.members[groupID] = ids
+	return ids
+}
+
+// membershipChanged drops the cached group closures. Callers hold mu's write lock.
+func (d *Directory) membershipChanged() {
+	d.membersMu.Lock()
+	d.members = nil
+	d.membersMu.Unlock()
+}
+
+func (d *Directory) walkUserMembers(groupID string) []string {
 	if _, ok := d.groups[groupID]; !ok {
 		return nil
 	}

@@ -106,6 +106,47 @@ func TestMembershipHelpers(t *testing.T) {
 	}
 }
 
+// The group listings page through a cached closure: every change to memberships or to which
+// users are live must show in the next read, and a caller's copy must not alias the cache.
+func TestTransitiveUserMembersFollowChanges(t *testing.T) {
+	t.Parallel()
+	d := graphtest.NewDirectory(graphtest.SampleTenantID)
+	for _, id := range []string{"u1", "u2", "u3"} {
+		must(t, d.AddUser(graphtest.UserRecord{ID: id, UserPrincipalName: id + "@contoso.example", AccountEnabled: true}))
+	}
+	must(t, d.AddGroup("top", "Top", "u1"))
+	steps := []struct {
+		name   string
+		change func() error
+		want   []string
+	}{
+		{"start", func() error { return nil }, []string{"u1"}},
+		{"add a user member", func() error { return d.AddMember("top", "u2") }, []string{"u1", "u2"}},
+		{"add a nested group", func() error { return d.AddGroup("sub", "Sub", "u3") }, []string{"u1", "u2"}},
+		{"nest it", func() error { return d.AddMember("top", "sub") }, []string{"u1", "u2", "u3"}},
+		{"remove a member", func() error { return d.RemoveMember("top", "u1") }, []string{"u2", "u3"}},
+		{"soft-delete a member", func() error { return d.DeleteUser("u2") }, []string{"u3"}},
+		{"add a user who is listed already", func() error {
+			if err := d.AddMember("sub", "u4"); err != nil {
+				return err
+			}
+			return d.AddUser(graphtest.UserRecord{ID: "u4", UserPrincipalName: "u4@contoso.example"})
+		}, []string{"u3", "u4"}},
+		{"purge a member", func() error { return d.PurgeUser("u3") }, []string{"u4"}},
+	}
+	for _, st := range steps {
+		must(t, st.change())
+		got := d.TransitiveUserMembers("top")
+		if !slices.Equal(got, st.want) {
+			t.Fatalf("after %s: users of top = %v, want %v", st.name, got, st.want)
+		}
+		got[0] = "changed by the caller"
+		if again := d.TransitiveUserMembers("top"); !slices.Equal(again, st.want) {
+			t.Fatalf("after %s: a caller's change to the result reached the directory: %v", st.name, again)
+		}
+	}
+}
+
 func TestMutations(t *testing.T) {
 	t.Parallel()
 	d := graphtest.NewDirectory(graphtest.SampleTenantID)

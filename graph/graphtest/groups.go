@@ -23,6 +23,7 @@ func (d *Directory) AddGroup(id, displayName string, members ...string) error {
 		return fmt.Errorf("graphtest: group %s already exists", id)
 	}
 	d.groups[id] = &GroupRecord{ID: id, DisplayName: displayName}
+	d.membershipChanged()
 	for _, m := range members {
 		d.addMember(id, strings.ToLower(m))
 	}
@@ -43,6 +44,7 @@ func (d *Directory) AddMember(groupID, memberID string) error {
 }
 
 func (d *Directory) addMember(groupID, memberID string) {
+	d.membershipChanged()
 	g := d.groups[groupID]
 	if slices.Contains(g.Members, memberID) {
 		return
@@ -61,6 +63,7 @@ func (d *Directory) RemoveMember(groupID, memberID string) error {
 		return fmt.Errorf("%w: %s", ErrNoSuchGroup, groupID)
 	}
 	g.Members = slices.DeleteFunc(g.Members, func(s string) bool { return s == memberID })
+	d.membershipChanged()
 	d.parents[memberID] = slices.DeleteFunc(d.parents[memberID], func(s string) bool { return s == groupID })
 	if len(d.parents[memberID]) == 0 {
 		delete(d.parents, memberID)
@@ -69,6 +72,7 @@ func (d *Directory) RemoveMember(groupID, memberID string) error {
 }
 
 func (d *Directory) dropMemberships(memberID string) {
+	d.membershipChanged()
 	for _, gid := range d.parents[memberID] {
 		g := d.groups[gid]
 		g.Members = slices.DeleteFunc(g.Members, func(s string) bool { return s == memberID })

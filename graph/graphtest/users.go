@@ -27,6 +27,7 @@ func (d *Directory) AddUser(u UserRecord) error {
 	d.users[u.ID] = &u
 	d.byUPN[upn] = u.ID
 	d.order = append(d.order, u.ID)
+	d.membershipChanged()
 	return nil
 }
 
@@ -94,10 +95,12 @@ func (d *Directory) PurgeUser(idOrUPN string) error {
 	delete(d.deleted, id)
 	d.delOrd = slices.DeleteFunc(d.delOrd, func(s string) bool { return s == id })
 	d.dropMemberships(id)
+	d.membershipChanged()
 	return nil
 }
 
 func (d *Directory) removeLive(u *UserRecord) {
+	d.membershipChanged()
 	delete(d.users, u.ID)
 	delete(d.byUPN, strings.ToLower(u.UserPrincipalName))
 	d.order = slices.DeleteFunc(d.order, func(s string) bool { return s == u.ID })
