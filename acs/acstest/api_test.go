@@ -218,3 +218,35 @@ func TestNewPanicsOnBadKey(t *testing.T) {
 	}()
 	New(Options{AccessKey: "not base64!"})
 }
+
+// The request log keeps the most recent requests only, so a long-running emulator does not
+// grow without bound; Counts still counts every request.
+func TestRequestLogIsBounded(t *testing.T) {
+	srv := NewServer(t, func(o *Options) { o.MaxLog = 5 })
+	for i := range 23 {
+		id := alice[:len(alice)-2] + string(rune('a'+i/10)) + string(rune('0'+i%10))
+		do(t, srv, "GET", assignmentURL(srv, id, "2025-06-30"), "")
+	}
+	reqs := srv.Requests()
+	if len(reqs) != 5 {
+		t.Fatalf("Requests() kept %d, want the last 5", len(reqs))
+	}
+	for i, r := range reqs {
+		if want := "c" + string(rune('0'+i-2)); i >= 2 && !strings.HasSuffix(r.Path, want) {
+			t.Errorf("Requests()[%d] = %s, want the path ending %s", i, r.Path, want)
+		}
+	}
+	if !strings.HasSuffix(reqs[0].Path, "b8") || !strings.HasSuffix(reqs[4].Path, "c2") {
+		t.Errorf("Requests() = %s … %s, want b8 … c2 in arrival order", reqs[0].Path, reqs[4].Path)
+	}
+	if got := srv.Counts()["GET"]; got != 23 {
+		t.Errorf("Counts()[GET] = %d, want 23", got)
+	}
+	unbounded := NewServer(t, func(o *Options) { o.MaxLog = -1 })
+	for range 12 {
+		do(t, unbounded, "GET", assignmentURL(unbounded, alice, "2025-06-30"), "")
+	}
+	if n := len(unbounded.Requests()); n != 12 {
+		t.Errorf("with no limit Requests() kept %d, want 12", n)
+	}
+}

@@ -20,11 +20,28 @@ type Request struct {
 	Date string
 }
 
-// Requests returns the request log in arrival order.
+// Requests returns the request log in arrival order: the most recent
+// Options.MaxLog requests.
 func (s *Server) Requests() []Request {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.Clone(s.log)
+	log := s.log
+	if limit := s.logLimit(); limit > 0 && len(log) > limit {
+		log = log[len(log)-limit:]
+	}
+	return slices.Clone(log)
+}
+
+// logLimit is the request log's bound, or 0 for none. Callers hold mu.
+func (s *Server) logLimit() int {
+	switch l := s.opts.MaxLog; {
+	case l == 0:
+		return DefaultMaxLog
+	case l < 0:
+		return 0
+	default:
+		return l
+	}
 }
 
 // Counts returns the number of API requests received per HTTP method, faults included.
@@ -38,6 +55,10 @@ func (s *Server) record(r *http.Request, at time.Time, status int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.log = append(s.log, Request{Method: r.Method, Path: r.URL.Path, Status: status, Time: at, Date: r.Header.Get("x-ms-date")})
+	if limit := s.logLimit(); limit > 0 && len(s.log) >= 2*limit {
+		// Drop the older half in one copy: amortized O(1) per request, at most 2×limit kept.
+		s.log = append(s.log[:0:0], s.log[len(s.log)-limit:]...)
+	}
 	s.counts[r.Method]++
 }
 

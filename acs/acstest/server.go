@@ -37,7 +37,15 @@ type Options struct {
 	// ThrottleRetryAfter is the Retry-After of random 429 faults. Zero means
 	// DefaultThrottleRetryAfter.
 	ThrottleRetryAfter time.Duration
+	// MaxLog is how many of the most recent requests Requests keeps: a long-running
+	// emulator (the local mode, a benchmark) must not grow without bound. Zero means
+	// DefaultMaxLog; a negative value keeps every request. Counts is never limited.
+	MaxLog int
 }
+
+// DefaultMaxLog is the number of requests the log keeps when Options.MaxLog
+// is zero.
+const DefaultMaxLog = 10_000
 
 // Option adjusts Options for NewServer.
 type Option func(*Options)

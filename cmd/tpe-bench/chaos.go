@@ -87,7 +87,7 @@ func chaos(ctx context.Context, f chaosFlags, stderr io.Writer) (chaosResult, er
 	p := benchPolicy()
 	dir := graphtest.Generate(f.users, f.seed, graphtest.DefaultMix)
 	emu, err := startEmulators(dir, emulatorSettings{acsLatency: time.Millisecond, graphLatency: time.Millisecond,
-		throttleRetryAfter: 100 * time.Millisecond})
+		throttleRetryAfter: 100 * time.Millisecond, keepACSLog: true})
 	if err != nil {
 		return chaosResult{}, err
 	}

@@ -26,6 +26,9 @@ type emulatorSettings struct {
 	acsLatency, graphLatency time.Duration
 	// throttleRetryAfter is the Retry-After of injected 429s (0: one second).
 	throttleRetryAfter time.Duration
+	// keepACSLog keeps every ACS request in the emulator's log (chaos counts the faults
+	// from it); otherwise the log keeps only the last request.
+	keepACSLog bool
 }
 
 func startEmulators(dir *graphtest.Directory, s emulatorSettings) (*emulators, error) {
@@ -33,12 +36,16 @@ func startEmulators(dir *graphtest.Directory, s emulatorSettings) (*emulators, e
 	if ra <= 0 {
 		ra = time.Second
 	}
-	a := acstest.New(acstest.Options{ThrottleRetryAfter: ra})
+	// MaxLog 1: the request logs are for tests; a long run should not keep them.
+	o := acstest.Options{ThrottleRetryAfter: ra, MaxLog: 1}
+	if s.keepACSLog {
+		o.MaxLog = -1
+	}
+	a := acstest.New(o)
 	if err := a.Start("127.0.0.1:0"); err != nil {
 		return nil, fmt.Errorf("ACS emulator: %w", err)
 	}
 	a.SetLatency(s.acsLatency)
-	// MaxLog 1: the request log is for tests; a long run should not keep it.
 	g := graphtest.New(dir, graphtest.Options{Latency: s.graphLatency, MaxLog: 1})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
