@@ -18,6 +18,7 @@ type metrics struct {
 	circuitOpen  prometheus.Gauge       // tpe_circuit_open
 	deadLetters  *prometheus.CounterVec // tpe_dead_letters_total{reason}
 	unclassified prometheus.Counter     // tpe_unclassified_errors_total
+	fannedOut    prometheus.Counter     // tpe_fanned_out_principals_total
 }
 
 // actionError labels tpe_reconciles_total for a reconcile that returned an error.
@@ -50,6 +51,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		unclassified: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tpe_unclassified_errors_total",
 			Help: "Errors that said neither temporary, systemic nor permanent (treated as temporary); a bug to look at.",
+		})),
+		fannedOut: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tpe_fanned_out_principals_total",
+			Help: "Members of large groups handed back to the queue as one reconcile command each.",
 		})),
 	}
 }

@@ -47,7 +47,7 @@ func (w *Worker) work(work context.Context, d *Delivery, log *slog.Logger) verdi
 	}
 	t := &tally{w: w, rejected: dec.Rejected}
 	w.lifecycle(ctx, dec.Lifecycle, t, log)
-	for _, tg := range w.targets(ctx, dec, t, log) {
+	for _, tg := range w.targets(ctx, d, dec, t, log) {
 		if t.systemic != nil {
 			break // the rest would hit the same fault
 		}
@@ -74,9 +74,9 @@ func (w *Worker) lifecycle(ctx context.Context, events []LifecycleEvent, t *tall
 	}
 }
 
-// targets returns the message's principals followed by the members of its groups,
-// deduplicated.
-func (w *Worker) targets(ctx context.Context, dec Decoded, t *tally, log *slog.Logger) []Target {
+// targets returns the message's principals followed by the members of its groups that are
+// reconciled here (groupTargets), deduplicated.
+func (w *Worker) targets(ctx context.Context, d *Delivery, dec Decoded, t *tally, log *slog.Logger) []Target {
 	seen := map[string]bool{}
 	var out []Target
 	add := func(tg Target) {
@@ -90,21 +90,86 @@ func (w *Worker) targets(ctx context.Context, dec Decoded, t *tally, log *slog.L
 		add(tg)
 	}
 	for _, g := range dec.Groups {
-		for id, err := range w.dir.GroupMembers(ctx, g) {
-			if IsNotFound(err) {
-				log.Info("group no longer exists; the scheduled resync covers its former members", slog.String(keyGroupID, g))
-				t.acted++
-				break
-			}
-			if err != nil {
-				t.add(fmt.Errorf("list members of group %s: %w", g, err))
-				break
-			}
-			add(Target{Principal: id, Command: CommandReconcile, Source: "groups/members"})
+		for _, tg := range w.groupTargets(ctx, d, g, t, log) {
+			add(tg)
 		}
 	}
 	return out
 }
+
+// groupTargets lists the transitive members of a group named without members@delta and
+// returns those to reconcile in this message: all of them, unless Options.FanOut is set and
+// the group has more than FanOutAbove members; then every member goes to the queue as a
+// reconcile command of its own and none is returned. A failure is added to t; members
+// already handed to the queue stay there (reconciling them twice is harmless).
+func (w *Worker) groupTargets(ctx context.Context, d *Delivery, g string, t *tally, log *slog.Logger) []Target {
+	var (
+		inline, batch []Target
+		fanning       bool
+		fanned        int
+	)
+	key := d.MessageID + "/groups/" + g
+	send := func() bool {
+		if len(batch) == 0 {
+			return true
+		}
+		if err := w.opts.FanOut(ctx, key, batch); err != nil {
+			t.add(fmt.Errorf("hand members of group %s to the queue: %w", g, asTemporary(err)))
+			return false
+		}
+		fanned += len(batch)
+		w.metrics.fannedOut.Add(float64(len(batch)))
+		batch = nil
+		return true
+	}
+	for id, err := range w.dir.GroupMembers(ctx, g) {
+		if IsNotFound(err) {
+			log.Info("group no longer exists; the scheduled resync covers its former members", slog.String(keyGroupID, g))
+			t.acted++
+			return nil
+		}
+		if err != nil {
+			t.add(fmt.Errorf("list members of group %s: %w", g, err))
+			return nil
+		}
+		tg := Target{Principal: id, Command: CommandReconcile, Source: "groups/members"}
+		if !fanning {
+			inline = append(inline, tg)
+			if w.opts.FanOut == nil || len(inline) <= w.opts.FanOutAbove {
+				continue
+			}
+			fanning, batch, inline = true, inline, nil
+		} else {
+			batch = append(batch, tg)
+		}
+		if len(batch) >= fanOutBatch && !send() {
+			return nil
+		}
+	}
+	if !fanning {
+		return inline
+	}
+	if send() {
+		log.Info("group members handed to the queue, one reconcile command each",
+			slog.String(keyGroupID, g), slog.Int("members", fanned))
+		t.acted++
+	}
+	return nil
+}
+
+// asTemporary marks an error that says nothing about its handling as temporary (a queue
+// send that failed is worth retrying); systemic and temporary errors pass unchanged.
+func asTemporary(err error) error {
+	if IsSystemic(err) || IsTemporary(err) {
+		return err
+	}
+	return temporary{err}
+}
+
+type temporary struct{ error }
+
+func (temporary) Temporary() bool { return true }
+func (e temporary) Unwrap() error { return e.error }
 
 // reconcile converges one principal, retrying temporary failures within the message, and
 // writes its audit record.

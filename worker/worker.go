@@ -54,7 +54,23 @@ type Options struct {
 	// Clock drives every wait of the worker (lock renewal, retries, backoff); default the
 	// system clock.
 	Clock Clock
+	// FanOut, when set, puts reconcile commands for targets on the queue. A group
+	// notification without members@delta names the whole group; when the group has more than
+	// FanOutAbove members, its members are handed to FanOut in batches of at most 100 and
+	// the message completes, so that every replica shares the group and no one message has
+	// to reconcile thousands of principals within MessageTimeout (it could never finish, and
+	// every redelivery would start over). key is the same for every batch of one group in
+	// one message and across that message's redeliveries: message ids derived from it and
+	// the principal let the queue's duplicate detection drop what a redelivery sends again.
+	// An error that says neither systemic nor temporary is taken as temporary. Without
+	// FanOut every member is reconciled inside the message.
+	FanOut func(ctx context.Context, key string, targets []Target) error
+	// FanOutAbove is the group size above which FanOut is used (default 20).
+	FanOutAbove int
 }
+
+// fanOutBatch is the most targets handed to FanOut at once.
+const fanOutBatch = 100
 
 // Clock is the time source the worker waits on; tests inject one to make timing
 // deterministic.
@@ -79,6 +95,7 @@ func (o Options) withDefaults() Options {
 		o.Retries = 0
 	}
 	o.RetryWaitMax = cmp.Or(o.RetryWaitMax, 10*time.Second)
+	o.FanOutAbove = cmp.Or(max(o.FanOutAbove, 0), 20)
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
