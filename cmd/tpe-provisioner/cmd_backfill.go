@@ -116,7 +116,7 @@ func queueSender(ctx context.Context, c *Config) (func(context.Context, []worker
 	_, _ = rand.Read(run)
 	runID := hex.EncodeToString(run)
 	return func(ctx context.Context, targets []worker.Target) error {
-		return sendBatches(ctx, sender, runID, targets)
+		return sendBatches(ctx, sender, "backfill-"+runID+"-", targets)
 	}, closeSender, nil
 }
 
@@ -128,14 +128,16 @@ type batchSender interface {
 
 var _ batchSender = (*azservicebus.Sender)(nil)
 
-func sendBatches(ctx context.Context, s batchSender, runID string, targets []worker.Target) error {
+// sendBatches sends one reconcile command per target, in as few message batches as fit;
+// each message id is idPrefix followed by the principal.
+func sendBatches(ctx context.Context, s batchSender, idPrefix string, targets []worker.Target) error {
 	batch, err := s.NewMessageBatch(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("new message batch: %w", err)
 	}
 	for _, t := range targets {
 		body, _ := json.Marshal(map[string]string{"command": string(worker.CommandReconcile), "principal": t.Principal})
-		id := "backfill-" + runID + "-" + t.Principal
+		id := idPrefix + t.Principal
 		msg := &azservicebus.Message{Body: body, MessageID: &id, ContentType: ptr("application/json")}
 		err := batch.AddMessage(msg, nil)
 		if errors.Is(err, azservicebus.ErrMessageTooLarge) {

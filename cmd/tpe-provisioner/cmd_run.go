@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -54,7 +57,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	src, finish, err := openSource(ctx, &c, *source, log)
+	src, fanOut, finish, err := openSource(ctx, &c, *source, log)
 	if err != nil {
 		return err
 	}
@@ -79,6 +82,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		Registerer:     svc.reg,
 		Lifecycle:      lifecycle,
 		Probe:          svc.probe,
+		FanOut:         fanOut,
 	})
 	if err != nil {
 		return err
@@ -103,39 +107,84 @@ func sourceName(c *Config, source string) string {
 	return "servicebus:" + c.ServiceBusQueue
 }
 
-// openSource opens the file source or the Service Bus queue.
-func openSource(ctx context.Context, c *Config, source string, log *slog.Logger) (worker.Source, func(), error) {
+// openSource opens the file source or the Service Bus queue. With the queue it also
+// returns the worker's FanOut, which sends reconcile commands back to the same queue (nil
+// for a file: a replay has no queue to share work through).
+func openSource(ctx context.Context, c *Config, source string, log *slog.Logger) (worker.Source, fanOutFunc, func(), error) {
 	if source != "" {
 		path, ok := strings.CutPrefix(source, "file:")
 		if !ok || path == "" {
-			return nil, nil, fmt.Errorf("--source %q: want file:PATH (or file:- for stdin)", source)
+			return nil, nil, nil, fmt.Errorf("--source %q: want file:PATH (or file:- for stdin)", source)
 		}
 		in, dlPath := io.Reader(os.Stdin), "stdin.deadletter.jsonl"
 		closeIn := func() {}
 		if path != "-" {
 			f, err := os.Open(path)
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 			in, dlPath, closeIn = f, path+".deadletter.jsonl", func() { _ = f.Close() }
 		}
 		dl, err := os.Create(dlPath)
 		if err != nil {
 			closeIn()
-			return nil, nil, fmt.Errorf("dead-letter file: %w", err)
+			return nil, nil, nil, fmt.Errorf("dead-letter file: %w", err)
 		}
 		log.Info("reading messages from a file", "path", path, "dead_letters", dlPath)
-		return worker.NewFileSource(in, dl, worker.FileOptions{}), func() { closeIn(); _ = dl.Close() }, nil
+		return worker.NewFileSource(in, dl, worker.FileOptions{}), nil, func() { closeIn(); _ = dl.Close() }, nil
 	}
 	client, err := newServiceBusClient(c)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
+	}
+	sender, err := client.NewSender(c.ServiceBusQueue, nil)
+	if err != nil {
+		_ = client.Close(ctx)
+		return nil, nil, nil, fmt.Errorf("Service Bus sender: %w", err)
 	}
 	src := worker.NewServiceBusSource(func(context.Context) (*azservicebus.Receiver, error) {
 		return client.NewReceiverForQueue(c.ServiceBusQueue, nil)
 	}, worker.ServiceBusOptions{Logger: log})
-	return src, func() { _ = client.Close(context.WithoutCancel(ctx)) }, nil
+	return src, queueFanOut(sender), func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		_ = sender.Close(cctx)
+		_ = client.Close(cctx)
+	}, nil
 }
+
+// fanOutFunc is worker.Options.FanOut.
+type fanOutFunc = func(ctx context.Context, key string, targets []worker.Target) error
+
+// queueFanOut sends a large group's members back to the queue as reconcile commands. The
+// message ids are "group-" + a hash of the worker's key + "-" + the principal: the same for
+// a redelivery of the same notification, so the queue's duplicate detection drops a
+// second hand-over, and different for the next notification of the group.
+func queueFanOut(s batchSender) fanOutFunc {
+	return func(ctx context.Context, key string, targets []worker.Target) error {
+		sum := sha256.Sum256([]byte(key))
+		err := sendBatches(ctx, s, "group-"+hex.EncodeToString(sum[:8])+"-", targets)
+		if err == nil {
+			return nil
+		}
+		var sbErr *azservicebus.Error
+		systemic := errors.As(err, &sbErr) &&
+			(sbErr.Code == azservicebus.CodeUnauthorizedAccess || sbErr.Code == azservicebus.CodeConnectionLost)
+		return &sendError{err: err, systemic: systemic}
+	}
+}
+
+// sendError is a failed send, classified for the worker: systemic when the queue refuses
+// us or the connection is gone for good, else temporary.
+type sendError struct {
+	err      error
+	systemic bool
+}
+
+func (e *sendError) Error() string   { return e.err.Error() }
+func (e *sendError) Unwrap() error   { return e.err }
+func (e *sendError) Systemic() bool  { return e.systemic }
+func (e *sendError) Temporary() bool { return !e.systemic }
 
 func newServiceBusClient(c *Config) (*azservicebus.Client, error) {
 	if c.ServiceBusConnectionString != "" {

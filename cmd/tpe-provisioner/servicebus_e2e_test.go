@@ -281,3 +281,40 @@ func backfillTotals(t *testing.T, out string) worker.PlanTotals {
 	}
 	return *last.Totals
 }
+
+// A group notification without members@delta for a large group is handed back to the queue
+// as one reconcile command per member, which `run` then works like any other message: the
+// notification completes at once and every member converges.
+func TestServiceBusRunFansOutALargeGroup(t *testing.T) {
+	f := newSBFixture(t, sbtest.Options{Queue: "tpe-notifications", LockDuration: 5 * time.Second})
+	for i := range 60 {
+		id := fmt.Sprintf("00000000-0000-4000-8000-%012d", i+1)
+		if err := f.emu.dir.AddUser(graphtest.UserRecord{ID: id, UserPrincipalName: fmt.Sprintf("agent%d@contoso.example", i+1),
+			AccountEnabled: true, AssignedPlans: []graphtest.Plan{{ServicePlanID: graphtest.TeamsPlanID, CapabilityStatus: "Enabled"}}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.emu.dir.AddMember(localScopeGroup, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	members := len(f.emu.dir.TransitiveUserMembers(localScopeGroup))
+	sender, err := f.client.NewSender(f.sb.Queue(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sender.Close(context.Background())
+	id := "group-note-1"
+	if err := sender.SendMessage(context.Background(), &azservicebus.Message{MessageID: &id, Body: groupNote(localScopeGroup, nil, nil)}, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	out := f.runUntilDrained(t, 1+members, nil)
+	if st := f.stats(t); st.Completed != 1+members || st.DeadLettered != 0 {
+		t.Errorf("queue = %+v, want the notification and one command per member (%d) completed", st, members)
+	}
+	if !strings.Contains(out.stderr, "group members handed to the queue") || !strings.Contains(out.stderr, fmt.Sprintf(`"members":%d`, members)) {
+		t.Errorf("the log does not say the %d members were handed to the queue:\n%s", members, out.stderr)
+	}
+	p := worker.Policy{ClientIDs: e2eOurIDs, ScopeGroups: []string{localScopeGroup}}
+	checkConverged(t, f.emu.dir, f.emu.acs, p, nil)
+}
