@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -120,12 +121,21 @@ func chaos(ctx context.Context, f chaosFlags, stderr io.Writer) (chaosResult, er
 	restarts, err := runWithRestarts(ctx, q, f, func() (*worker.Worker, error) {
 		return worker.New(q, rec, cl.dir, worker.Options{
 			Concurrency: f.concurrency, DrainTimeout: 100 * time.Millisecond,
-			// A group notification without members@delta reconciles the whole group in one
-			// message; under heavy faults it runs out of time, is abandoned, and in the end
-			// dead-lettered for the resync to cover.
 			MessageTimeout: f.messageTimeout,
-			Trust:          worker.Trust{TenantID: dir.TenantID(), ClientState: benchClientState},
-			Logger:         slog.New(slog.DiscardHandler), ProbeBackoff: func(int) time.Duration { return 50 * time.Millisecond },
+			// As `run` on Service Bus: a group notification without members@delta hands a
+			// large group back to the queue, one reconcile command per member.
+			FanOut: func(_ context.Context, _ string, targets []worker.Target) error {
+				for _, tg := range targets {
+					body, err := json.Marshal(map[string]string{"command": string(worker.CommandReconcile), "principal": tg.Principal})
+					if err != nil {
+						return err
+					}
+					q.send(body, 0)
+				}
+				return nil
+			},
+			Trust:  worker.Trust{TenantID: dir.TenantID(), ClientState: benchClientState},
+			Logger: slog.New(slog.DiscardHandler), ProbeBackoff: func(int) time.Duration { return 50 * time.Millisecond },
 		})
 	})
 	nMut := <-mutations
