@@ -49,6 +49,17 @@ func (emulatorCredential) GetToken(context.Context, policy.TokenRequestOptions) 
 	return azcore.AccessToken{Token: "local-emulator-token", ExpiresOn: time.Now().Add(time.Hour)}, nil
 }
 
+// newTransport is http.DefaultTransport keeping enough idle connections per host for the
+// configured concurrency. The default keeps two: under load every call beyond two
+// concurrent ones closed its connection afterwards and the next call opened a new one (a
+// TLS handshake with Azure, and TIME_WAIT sockets piling up).
+func newTransport(c *Config) *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = max(2*c.Concurrency, 2)
+	t.MaxIdleConns = max(t.MaxIdleConns, 2*t.MaxIdleConnsPerHost)
+	return t
+}
+
 // newACSClient builds the assignments client: HMAC when a connection string is set, Entra
 // ID otherwise.
 func newACSClient(c *Config, log *slog.Logger, wrap transportWrap) (*acs.Client, error) {
@@ -57,7 +68,7 @@ func newACSClient(c *Config, log *slog.Logger, wrap transportWrap) (*acs.Client,
 		ResourceAccountWireName: c.ACSResourceAccountType,
 		Logger:                  log,
 	}
-	o.Transport = &http.Client{Transport: wrap.apply(http.DefaultTransport)}
+	o.Transport = &http.Client{Transport: wrap.apply(newTransport(c))}
 	if c.ACSConnectionString != "" {
 		return acs.NewClientFromConnectionString(c.ACSConnectionString, o)
 	}
@@ -76,7 +87,7 @@ func newGraphClient(c *Config, log *slog.Logger, wrap transportWrap) (*graph.Cli
 	}
 	return graph.NewClient(cred, &graph.Options{
 		Endpoint:   c.GraphEndpoint,
-		HTTPClient: &http.Client{Transport: wrap.apply(http.DefaultTransport), Timeout: 60 * time.Second},
+		HTTPClient: &http.Client{Transport: wrap.apply(newTransport(c)), Timeout: 60 * time.Second},
 		Logger:     log,
 	})
 }
