@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	abs "github.com/microsoft/kiota-abstractions-go"
 	khttp "github.com/microsoft/kiota-http-go"
 	msgraphsdk "github.com/microsoftgraph/msgraph-sdk-go"
 	core "github.com/microsoftgraph/msgraph-sdk-go-core"
@@ -54,6 +55,7 @@ type Options struct {
 // for concurrent use.
 type Client struct {
 	sdk       *msgraphsdk.GraphServiceClient
+	adapter   abs.RequestAdapter // the SDK's, for the reads decoded in wire.go
 	pageSize  int32
 	log       *slog.Logger
 	calls     atomic.Int64
@@ -98,6 +100,7 @@ func NewClient(cred azcore.TokenCredential, o *Options) (*Client, error) {
 	}
 	adapter.SetBaseUrl(endpoint + "/v1.0")
 	c.sdk = msgraphsdk.NewGraphServiceClient(adapter)
+	c.adapter = adapter
 	return c, nil
 }
 

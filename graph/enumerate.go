@@ -9,21 +9,20 @@ import (
 
 	abs "github.com/microsoft/kiota-abstractions-go"
 	"github.com/microsoftgraph/msgraph-sdk-go/directory"
-	"github.com/microsoftgraph/msgraph-sdk-go/models"
 	"github.com/microsoftgraph/msgraph-sdk-go/users"
 )
 
-// fetchPage gets the first page of a listing when next is "", else the page at next (an
-// absolute @odata.nextLink).
-type fetchPage func(ctx context.Context, next string) (models.UserCollectionResponseable, error)
+// pageRequest builds the request for the first page of a listing when next is "", else for
+// the page at next (an absolute @odata.nextLink).
+type pageRequest func(ctx context.Context, next string) (*abs.RequestInformation, error)
 
 // pages streams the users of a listing page by page, following @odata.nextLink. While the
 // caller consumes one page the next is already being read, so a consumer that is slower
 // than Graph never waits at a page boundary; at most two pages are held in memory. A failed
 // page ends the sequence with its error; a caller that stops early cancels the read ahead.
-func (c *Client) pages(ctx context.Context, op string, fetch fetchPage) iter.Seq2[User, error] {
+func (c *Client) pages(ctx context.Context, op string, request pageRequest) iter.Seq2[User, error] {
 	type result struct {
-		page models.UserCollectionResponseable
+		page wirePage
 		err  error
 	}
 	return func(yield func(User, error) bool) {
@@ -38,8 +37,13 @@ func (c *Client) pages(ctx context.Context, op string, fetch fetchPage) iter.Seq
 		read := func(next string) chan result {
 			ch := make(chan result, 1)
 			go func() {
-				page, err := fetch(ctx, next)
-				ch <- result{page, err}
+				var r result
+				info, err := request(ctx, next)
+				if err == nil {
+					err = c.getJSON(ctx, info, &r.page)
+				}
+				r.err = err
+				ch <- r
 			}()
 			return ch
 		}
@@ -52,13 +56,13 @@ func (c *Client) pages(ctx context.Context, op string, fetch fetchPage) iter.Seq
 				return
 			}
 			c.pageCount.Add(1)
-			next := deref(r.page.GetOdataNextLink())
+			next := r.page.NextLink
 			if next != "" {
 				ahead = read(next)
 			}
-			c.log.DebugContext(ctx, "graph page", "op", op, "page", n, "users", len(r.page.GetValue()), "more", next != "")
-			for _, u := range r.page.GetValue() {
-				if !yield(toUser(u), nil) {
+			c.log.DebugContext(ctx, "graph page", "op", op, "page", n, "users", len(r.page.Value), "more", next != "")
+			for i := range r.page.Value {
+				if !yield(r.page.Value[i].user(), nil) {
 					return
 				}
 			}
@@ -106,11 +110,11 @@ func (c *Client) filterUsers(ctx context.Context, op, filter string) iter.Seq2[U
 			Select: userSelect, Filter: &filter, Count: &count, Top: &c.pageSize,
 		},
 	}
-	return c.pages(ctx, op, func(ctx context.Context, next string) (models.UserCollectionResponseable, error) {
+	return c.pages(ctx, op, func(ctx context.Context, next string) (*abs.RequestInformation, error) {
 		if next == "" {
-			return c.sdk.Users().Get(ctx, first)
+			return c.sdk.Users().ToGetRequestInformation(ctx, first)
 		}
-		return c.sdk.Users().WithUrl(next).Get(ctx, &users.UsersRequestBuilderGetRequestConfiguration{Headers: headers})
+		return c.sdk.Users().WithUrl(next).ToGetRequestInformation(ctx, &users.UsersRequestBuilderGetRequestConfiguration{Headers: headers})
 	})
 }
 
@@ -123,11 +127,11 @@ func (c *Client) DeletedUsers(ctx context.Context, since time.Time) iter.Seq2[Us
 			Select: slices.Concat(userSelect, []string{"deletedDateTime"}), Top: &c.pageSize,
 		},
 	}
-	all := c.pages(ctx, "list deleted users", func(ctx context.Context, next string) (models.UserCollectionResponseable, error) {
+	all := c.pages(ctx, "list deleted users", func(ctx context.Context, next string) (*abs.RequestInformation, error) {
 		if next == "" {
-			return c.sdk.Directory().DeletedItems().GraphUser().Get(ctx, first)
+			return c.sdk.Directory().DeletedItems().GraphUser().ToGetRequestInformation(ctx, first)
 		}
-		return c.sdk.Directory().DeletedItems().GraphUser().WithUrl(next).Get(ctx, nil)
+		return c.sdk.Directory().DeletedItems().GraphUser().WithUrl(next).ToGetRequestInformation(ctx, nil)
 	})
 	return func(yield func(User, error) bool) {
 		for u, err := range all {

@@ -5,8 +5,8 @@ import (
 	"iter"
 	"strings"
 
+	abs "github.com/microsoft/kiota-abstractions-go"
 	"github.com/microsoftgraph/msgraph-sdk-go/groups"
-	"github.com/microsoftgraph/msgraph-sdk-go/models"
 	"github.com/microsoftgraph/msgraph-sdk-go/users"
 )
 
@@ -21,11 +21,16 @@ func (c *Client) MemberOf(ctx context.Context, userID string, groupIDs []string)
 	for chunk := range chunks(groupIDs, maxCheckGroups) {
 		body := users.NewItemCheckMemberGroupsPostRequestBody()
 		body.SetGroupIds(chunk)
-		resp, err := c.sdk.Users().ByUserId(userID).CheckMemberGroups().PostAsCheckMemberGroupsPostResponse(ctx, body, nil)
+		op := "check member groups of " + userID
+		info, err := c.sdk.Users().ByUserId(userID).CheckMemberGroups().ToPostRequestInformation(ctx, body, nil)
 		if err != nil {
-			return nil, classify("check member groups of "+userID, err)
+			return nil, classify(op, err)
 		}
-		for _, g := range resp.GetValue() {
+		var resp wireStrings
+		if err := c.getJSON(ctx, info, &resp); err != nil {
+			return nil, classify(op, err)
+		}
+		for _, g := range resp.Value {
 			out = append(out, strings.ToLower(g))
 		}
 	}
@@ -74,10 +79,10 @@ func (c *Client) transitiveUsers(ctx context.Context, groupID string, sel []stri
 		QueryParameters: &groups.ItemTransitiveMembersGraphUserRequestBuilderGetQueryParameters{Select: sel, Top: &c.pageSize},
 	}
 	members := c.sdk.Groups().ByGroupId(groupID).TransitiveMembers().GraphUser()
-	return c.pages(ctx, "list transitive members of "+groupID, func(ctx context.Context, next string) (models.UserCollectionResponseable, error) {
+	return c.pages(ctx, "list transitive members of "+groupID, func(ctx context.Context, next string) (*abs.RequestInformation, error) {
 		if next == "" {
-			return members.Get(ctx, first)
+			return members.ToGetRequestInformation(ctx, first)
 		}
-		return members.WithUrl(next).Get(ctx, nil)
+		return members.WithUrl(next).ToGetRequestInformation(ctx, nil)
 	})
 }

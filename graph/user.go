@@ -2,10 +2,8 @@ package graph
 
 import (
 	"context"
-	"strings"
 	"time"
 
-	"github.com/microsoftgraph/msgraph-sdk-go/models"
 	"github.com/microsoftgraph/msgraph-sdk-go/users"
 )
 
@@ -36,40 +34,16 @@ var userSelect = []string{"id", "userPrincipalName", "accountEnabled", "assigned
 // User reads one user by object id or userPrincipalName. A user that does not exist (or is
 // soft-deleted) is an *Error whose NotFound is true.
 func (c *Client) User(ctx context.Context, idOrUPN string) (User, error) {
-	u, err := c.sdk.Users().ByUserId(idOrUPN).Get(ctx, &users.UserItemRequestBuilderGetRequestConfiguration{
+	op := "get user " + idOrUPN
+	info, err := c.sdk.Users().ByUserId(idOrUPN).ToGetRequestInformation(ctx, &users.UserItemRequestBuilderGetRequestConfiguration{
 		QueryParameters: &users.UserItemRequestBuilderGetQueryParameters{Select: userSelect},
 	})
 	if err != nil {
-		return User{}, classify("get user "+idOrUPN, err)
+		return User{}, classify(op, err)
 	}
-	return toUser(u), nil
-}
-
-// toUser copies an SDK user into our struct.
-func toUser(u models.Userable) User {
-	out := User{
-		ID:         strings.ToLower(deref(u.GetId())),
-		UPN:        deref(u.GetUserPrincipalName()),
-		UserType:   deref(u.GetUserType()),
-		Department: deref(u.GetDepartment()),
+	var w wireUser
+	if err := c.getJSON(ctx, info, &w); err != nil {
+		return User{}, classify(op, err)
 	}
-	if b := u.GetAccountEnabled(); b != nil {
-		out.AccountEnabled = *b
-	}
-	for _, l := range u.GetAssignedLicenses() {
-		if id := l.GetSkuId(); id != nil {
-			out.SKUs = append(out.SKUs, strings.ToLower(id.String()))
-		}
-	}
-	for _, p := range u.GetAssignedPlans() {
-		plan := Plan{CapabilityStatus: deref(p.GetCapabilityStatus()), Service: deref(p.GetService())}
-		if id := p.GetServicePlanId(); id != nil {
-			plan.ServicePlanID = strings.ToLower(id.String())
-		}
-		out.Plans = append(out.Plans, plan)
-	}
-	if t := u.GetDeletedDateTime(); t != nil {
-		out.DeletedAt = t.UTC()
-	}
-	return out
+	return w.user(), nil
 }

@@ -3,7 +3,9 @@ package graph_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"testing"
 	"time"
@@ -224,5 +226,27 @@ func TestNewClientEndpoint(t *testing.T) {
 		if (err == nil) != tt.ok {
 			t.Errorf("NewClient(endpoint %q) err = %v, want ok=%v", tt.endpoint, err, tt.ok)
 		}
+	}
+}
+
+// A 200 whose body is not the user Graph describes (a proxy's page, a cut answer) is a
+// temporary error: nothing in it says the principal is absent, so it must never read as
+// not found nor as an empty user.
+func TestUserGarbledAnswerIsTemporary(t *testing.T) {
+	t.Parallel()
+	for _, body := range []string{"", "<html>gateway</html>", `{"id":"` + adeleID + `","accountEnabled":`} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, body)
+		}))
+		c, err := graph.NewClient(&tokenCred{token: "test-token"}, &graph.Options{Endpoint: srv.URL})
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, err := c.User(context.Background(), adeleID)
+		if got := classify(err); got != (behaviour{temporary: true}) {
+			t.Errorf("body %q: behaviour = %+v, user %+v, want a temporary error (err %v)", body, got, u, err)
+		}
+		srv.Close()
 	}
 }
