@@ -8,7 +8,10 @@
 // by behaviour (NotFound, Systemic, Temporary, RetryAfter, Conflict), so the worker decides
 // with errors.As and never by string: a Graph error (throttling, 5xx, timeout, auth) is never
 // "not found". Every request goes through one authenticated pipeline with bounded retries
-// that honour Retry-After, and is counted (Client.Calls).
+// that honour Retry-After, and is counted (Client.Calls). The SDK builds and sends every
+// request; the answers of the hot reads (a user, checkMemberGroups, listing pages) are
+// decoded with encoding/json into small structs (wire.go), and listings read one page
+// ahead of their consumer.
 //
 // Tests run the real client against graph/graphtest, the in-process Graph emulator.
 package graph
