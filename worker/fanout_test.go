@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -168,5 +169,23 @@ func TestWorkerRetriesAFailedFanOut(t *testing.T) {
 		if k != q.keys[0] {
 			t.Errorf("redelivery used key %q, the first delivery %q: duplicates would not be detected", k, q.keys[0])
 		}
+	}
+}
+
+// Two different notifications for the same group get different keys even when the source
+// gives no message id, so duplicate detection never drops the second one's commands.
+func TestWorkerFanOutKeysDifferPerNotification(t *testing.T) {
+	t.Parallel()
+	e, _ := groupEnv(t, 30)
+	q := &fanOutQueue{}
+	w := e.worker(t, NewMemorySource(nil, FileOptions{}), Options{FanOut: q.send})
+	body := readFixture(t, "eg_group_updated_nodelta.json")
+	other := []byte(strings.Replace(string(body), `"id"`, `"id" `, 1)) // same group, another event
+	for _, b := range [][]byte{body, body, other} {
+		tl := &tally{w: w}
+		w.groupTargets(context.Background(), &Delivery{Body: b}, fxGroup, tl, e.logger())
+	}
+	if len(q.keys) != 3 || q.keys[0] != q.keys[1] || q.keys[0] == q.keys[2] {
+		t.Errorf("keys = %q; want the same for a redelivered body and another for a different notification", q.keys)
 	}
 }

@@ -2,6 +2,8 @@ package worker
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -108,7 +110,10 @@ func (w *Worker) groupTargets(ctx context.Context, d *Delivery, g string, t *tal
 		fanning       bool
 		fanned        int
 	)
-	key := d.MessageID + "/groups/" + g
+	// The same for every redelivery of this message, different for another notification
+	// even when a source gives no message id.
+	sum := sha256.Sum256(d.Body)
+	key := d.MessageID + "/" + hex.EncodeToString(sum[:8]) + "/groups/" + g
 	send := func() bool {
 		if len(batch) == 0 {
 			return true
