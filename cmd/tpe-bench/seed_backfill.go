@@ -6,6 +6,7 @@ import (
 
 	"github.com/tpe-provisioner/tpe-provisioner/acs/acstest"
 	"github.com/tpe-provisioner/tpe-provisioner/graph/graphtest"
+	"github.com/tpe-provisioner/tpe-provisioner/internal/oracle"
 	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
@@ -44,7 +45,7 @@ func seedBackfill(srv *acstest.Server, dir *graphtest.Directory, p worker.Policy
 	wantGrants, wantRevokes := int(grantShare*float64(n)+0.5), int(revokeShare*float64(n)+0.5)
 	var as []acstest.Assignment
 	for _, id := range cands {
-		v := verdictOf(dir, p, id)
+		v := oracle.Verdict(dir, p, id)
 		eligible := v.Type != ""
 		switch {
 		case eligible && s.grants < wantGrants:

@@ -5,10 +5,10 @@ import (
 	"io"
 	"math/rand/v2"
 	"slices"
-	"strings"
 
 	"github.com/tpe-provisioner/tpe-provisioner/acs/acstest"
 	"github.com/tpe-provisioner/tpe-provisioner/graph/graphtest"
+	"github.com/tpe-provisioner/tpe-provisioner/internal/oracle"
 	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
@@ -26,43 +26,6 @@ func benchPolicy() worker.Policy {
 		ManageResourceAccounts: true}
 }
 
-// verdictOf is the policy's answer for id on the directory as it is now, without HTTP.
-func verdictOf(dir *graphtest.Directory, p worker.Policy, id string) worker.Verdict {
-	r, ok := dir.LookupUser(id)
-	if !ok {
-		return worker.Eligibility(nil, false, p)
-	}
-	inScope := len(p.ScopeGroups) == 0
-	for _, g := range dir.TransitiveGroupsOf(id) {
-		inScope = inScope || slices.Contains(p.ScopeGroups, g)
-	}
-	return worker.Eligibility(workerUser(r), inScope, p)
-}
-
-func workerUser(r graphtest.UserRecord) *worker.User {
-	u := &worker.User{ID: r.ID, UPN: r.UserPrincipalName, AccountEnabled: r.AccountEnabled, UserType: r.UserType,
-		Department: r.Department}
-	for _, l := range r.AssignedLicenses {
-		u.SKUs = append(u.SKUs, strings.ToLower(l.SkuID))
-	}
-	for _, p := range r.AssignedPlans {
-		u.Plans = append(u.Plans, worker.AssignedPlan{ServicePlanID: strings.ToLower(p.ServicePlanID),
-			CapabilityStatus: p.CapabilityStatus, Service: p.Service})
-	}
-	return u
-}
-
-func workerAssignment(a acstest.Assignment) *worker.Assignment {
-	t := worker.PrincipalType(a.PrincipalType)
-	switch strings.ToLower(a.PrincipalType) {
-	case "user":
-		t = worker.PrincipalUser
-	case "teamsresourceaccount", "resourceaccount":
-		t = worker.PrincipalResourceAccount
-	}
-	return &worker.Assignment{ObjectID: a.ObjectID, PrincipalType: t, ClientIDs: a.ClientIDs}
-}
-
 // seedFor is the assignment a principal holds before the run: ours (with another
 // application's id too when foreign), of the kind its verdict (or, when not eligible, a
 // user) calls for.
@@ -78,18 +41,6 @@ func seedFor(tenant, id string, v worker.Verdict, foreign bool) acstest.Assignme
 	return a
 }
 
-// principalIDs lists every principal the directory knows, live users then deleted ones.
-func principalIDs(dir *graphtest.Directory) []string {
-	var ids []string
-	for _, u := range dir.Users() {
-		ids = append(ids, u.ID)
-	}
-	for _, u := range dir.DeletedUsers() {
-		ids = append(ids, u.ID)
-	}
-	return ids
-}
-
 // seedRandom gives each principal an assignment at random: half of the eligible ones,
 // and revokeShare of the others (so notifications mix grants, revokes and no-ops). One
 // in ten seeded user assignments also holds another application's id. It returns the ids
@@ -98,8 +49,8 @@ func seedRandom(srv *acstest.Server, dir *graphtest.Directory, p worker.Policy, 
 	rng := rand.New(rand.NewPCG(uint64(seed), 0x73656564))
 	foreign := map[string]bool{}
 	var as []acstest.Assignment
-	for _, id := range principalIDs(dir) {
-		v := verdictOf(dir, p, id)
+	for _, id := range oracle.Principals(dir) {
+		v := oracle.Verdict(dir, p, id)
 		share := revokeShare
 		if v.Type != "" {
 			share = 0.5
@@ -122,22 +73,12 @@ func seedRandom(srv *acstest.Server, dir *graphtest.Directory, p worker.Policy, 
 // many there were and the ids that are wrong: the policy would still write, or another
 // application's id was lost.
 func check(srv *acstest.Server, dir *graphtest.Directory, p worker.Policy, foreign map[string]bool) (int, []string) {
-	held := map[string]*worker.Assignment{}
-	for _, a := range srv.Assignments() {
-		if a.TenantID == dir.TenantID() {
-			held[a.ObjectID] = workerAssignment(a)
-		}
-	}
-	ids := principalIDs(dir)
-	for id := range held {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	ids = slices.Compact(ids)
+	held := oracle.Held(srv, dir.TenantID())
+	ids := oracle.All(dir, held)
 	var wrong []string
 	for _, id := range ids {
 		cur := held[id]
-		plan := worker.Decide(verdictOf(dir, p, id), worker.CommandReconcile, cur, p)
+		plan := worker.Decide(oracle.Verdict(dir, p, id), worker.CommandReconcile, cur, p)
 		lost := foreign[id] && (cur == nil || !slices.Contains(cur.ClientIDs, otherClientID))
 		if plan.Put != nil || plan.Delete || lost {
 			wrong = append(wrong, id)
@@ -161,7 +102,7 @@ func describeWrong(w io.Writer, srv *acstest.Server, dir *graphtest.Directory, p
 			}
 		}
 		_, live := dir.LookupUser(id)
-		v := verdictOf(dir, p, id)
+		v := oracle.Verdict(dir, p, id)
 		fmt.Fprintf(w, "wrong: %s live=%v verdict=%q (%s) holds %+v\n", id, live, v.Type, v.Reason, held)
 	}
 }

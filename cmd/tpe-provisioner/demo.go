@@ -16,7 +16,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/tpe-provisioner/tpe-provisioner/graph/graphtest"
+	"github.com/tpe-provisioner/tpe-provisioner/internal/oracle"
 	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
@@ -248,39 +248,19 @@ func (s *story) check(n int, ch chapter) []string {
 	return failures
 }
 
-// checkPolicy compares every principal's final assignment with the policy's verdict on
-// the final directory.
+// checkPolicy compares every principal's final assignment (the directory's, live and
+// deleted, and whoever ACS holds one for) with the policy's verdict on the final directory.
 func (s *story) checkPolicy() []string {
-	held := map[string]bool{}
-	for _, a := range s.e.acs.Assignments() {
-		held[a.ObjectID] = true
-	}
 	p := s.svc.policy()
+	held := oracle.Held(s.e.acs, s.e.dir.TenantID())
 	var failures []string
-	for _, u := range s.e.dir.Users() {
-		inScope := slices.Contains(s.e.dir.TransitiveGroupsOf(u.ID), localScopeGroup)
-		v := worker.Eligibility(demoUser(u), inScope, p)
-		if want := v.Type != ""; want != held[u.ID] {
-			failures = append(failures, fmt.Sprintf("%s: eligible=%v (%s) but assignment held=%v", u.UserPrincipalName, want, v.Reason, held[u.ID]))
-		}
-	}
-	for _, u := range s.e.dir.DeletedUsers() {
-		if held[u.ID] {
-			failures = append(failures, fmt.Sprintf("%s was deleted but still holds an assignment", u.UserPrincipalName))
+	for _, id := range oracle.All(s.e.dir, held) {
+		v := oracle.Verdict(s.e.dir, p, id)
+		if want, has := v.Type != "", held[id] != nil; want != has {
+			failures = append(failures, fmt.Sprintf("%s: eligible=%v (%s) but assignment held=%v", s.name(id), want, v.Reason, has))
 		}
 	}
 	return failures
-}
-
-func demoUser(u graphtest.UserRecord) *worker.User {
-	w := &worker.User{ID: u.ID, UPN: u.UserPrincipalName, AccountEnabled: u.AccountEnabled, UserType: u.UserType, Department: u.Department}
-	for _, l := range u.AssignedLicenses {
-		w.SKUs = append(w.SKUs, l.SkuID)
-	}
-	for _, p := range u.AssignedPlans {
-		w.Plans = append(w.Plans, worker.AssignedPlan{ServicePlanID: p.ServicePlanID, CapabilityStatus: p.CapabilityStatus, Service: p.Service})
-	}
-	return w
 }
 
 func (s *story) printRows(chapters int) {

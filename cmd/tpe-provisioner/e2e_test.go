@@ -20,6 +20,7 @@ import (
 
 	"github.com/tpe-provisioner/tpe-provisioner/acs/acstest"
 	"github.com/tpe-provisioner/tpe-provisioner/graph/graphtest"
+	"github.com/tpe-provisioner/tpe-provisioner/internal/oracle"
 	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
@@ -288,55 +289,19 @@ func commandNote(verb, principal string) []byte {
 }
 
 // Verdicts: what the policy says for every principal, computed from the emulated directory
-// without HTTP, and compared with what ACS holds.
-
-func workerUser(r graphtest.UserRecord) *worker.User {
-	u := &worker.User{ID: r.ID, UPN: r.UserPrincipalName, AccountEnabled: r.AccountEnabled, UserType: r.UserType, Department: r.Department}
-	for _, l := range r.AssignedLicenses {
-		u.SKUs = append(u.SKUs, strings.ToLower(l.SkuID))
-	}
-	for _, p := range r.AssignedPlans {
-		u.Plans = append(u.Plans, worker.AssignedPlan{ServicePlanID: strings.ToLower(p.ServicePlanID), CapabilityStatus: p.CapabilityStatus, Service: p.Service})
-	}
-	return u
-}
-
-func workerAssignment(a acstest.Assignment) *worker.Assignment {
-	t := worker.PrincipalType(a.PrincipalType)
-	switch strings.ToLower(a.PrincipalType) {
-	case "user":
-		t = worker.PrincipalUser
-	case "teamsresourceaccount", "resourceaccount":
-		t = worker.PrincipalResourceAccount
-	}
-	return &worker.Assignment{ObjectID: a.ObjectID, PrincipalType: t, ClientIDs: a.ClientIDs}
-}
+// without HTTP (internal/oracle), and compared with what ACS holds.
 
 // checkConverged asserts that the principals named (all when none: every one the directory
 // knows and every one ACS holds an assignment for) have the assignment the policy wants now.
 // others are the principals seeded with another application's client id, which must survive.
 func checkConverged(t *testing.T, dir *graphtest.Directory, acsSrv *acstest.Server, p worker.Policy, others map[string]bool, only ...string) {
 	t.Helper()
-	held := map[string]*worker.Assignment{}
-	for _, a := range acsSrv.Assignments() {
-		if a.TenantID == dir.TenantID() {
-			held[a.ObjectID] = workerAssignment(a)
-		}
-	}
-	ids := slices.Clone(only)
+	held := oracle.Held(acsSrv, dir.TenantID())
+	ids := only
 	if len(ids) == 0 {
-		for _, u := range dir.Users() {
-			ids = append(ids, u.ID)
-		}
-		for _, u := range dir.DeletedUsers() {
-			ids = append(ids, u.ID)
-		}
-		for id := range held {
-			ids = append(ids, id)
-		}
+		ids = oracle.All(dir, held)
 	}
-	slices.Sort(ids)
-	for _, id := range slices.Compact(ids) {
+	for _, id := range ids {
 		checkPrincipal(t, dir, held[id], p, others[id], id)
 	}
 }
@@ -344,15 +309,7 @@ func checkConverged(t *testing.T, dir *graphtest.Directory, acsSrv *acstest.Serv
 // checkPrincipal compares one principal's assignment, cur, with the policy's verdict.
 func checkPrincipal(t *testing.T, dir *graphtest.Directory, cur *worker.Assignment, p worker.Policy, other bool, id string) {
 	t.Helper()
-	var u *worker.User
-	inScope := len(p.ScopeGroups) == 0
-	if r, ok := dir.LookupUser(id); ok {
-		u = workerUser(r)
-		for _, g := range dir.TransitiveGroupsOf(id) {
-			inScope = inScope || slices.Contains(p.ScopeGroups, g)
-		}
-	}
-	v := worker.Eligibility(u, inScope, p)
+	v := oracle.Verdict(dir, p, id)
 	if plan := worker.Decide(v, worker.CommandReconcile, cur, p); plan.Put != nil || plan.Delete {
 		t.Errorf("%s (%s): ACS holds %+v; the policy still plans %s", id, v.Reason, cur, plan.Action)
 		return
