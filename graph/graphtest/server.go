@@ -159,6 +159,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1.0/users", s.listUsers)
 	s.mux.HandleFunc("GET /v1.0/users/{id}", s.getUser)
 	s.mux.HandleFunc("POST /v1.0/users/{id}/checkMemberGroups", s.checkMemberGroups)
+	s.mux.HandleFunc("GET /v1.0/groups/{id}", s.getGroup)
 	// Graph accepts the type cast with its full namespace or the "graph." alias (which the
 	// SDK sends); both count under the full route name.
 	for _, cast := range []string{"microsoft.graph.user", "graph.user"} {

@@ -72,6 +72,11 @@ func (g Graph) MemberOf(ctx context.Context, userID string, groupIDs []string) (
 	return g.Client.MemberOf(ctx, userID, groupIDs)
 }
 
+// GroupExists reports whether the directory holds the group; only Graph's 404 says no.
+func (g Graph) GroupExists(ctx context.Context, groupID string) (bool, error) {
+	return g.Client.GroupExists(ctx, groupID)
+}
+
 func (g Graph) GroupMembers(ctx context.Context, groupID string) iter.Seq2[string, error] {
 	return g.Client.GroupMembers(ctx, groupID)
 }
