@@ -57,6 +57,9 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	if err := checkScopeGroups(ctx, svc); err != nil {
+		return err
+	}
 	src, fanOut, finish, err := openSource(ctx, &c, *source, log)
 	if err != nil {
 		return err
