@@ -56,8 +56,9 @@ var ErrPrincipalsFailed = errors.New("some principals failed")
 
 // BackfillOptions configure one Backfill. Reconciler and Enumerator are required.
 type BackfillOptions struct {
-	// Reconciler holds the policy and the assignments client; its directory is not used
-	// (the enumerator streams full users) and its DryRun option is ignored (see DryRun).
+	// Reconciler holds the policy, the directory and the assignments client. The plan reads
+	// no user one by one (the enumerator streams full users); applying reconciles each
+	// changed principal through it afresh. Its DryRun option is ignored (see DryRun).
 	Reconciler *Reconciler
 	Enumerator enumerator
 	// Concurrency is how many principals are planned or applied at once; 0 means 32.
@@ -82,7 +83,8 @@ type BackfillOptions struct {
 	// SweepOutOfScope, with scope groups, also walks every holder of a Teams plan so that
 	// users who left the scope while the group notification was lost lose our access (ACS
 	// cannot list assignments). It costs one ACS read per Teams user of the tenant, not
-	// only per member of the scope.
+	// only per member of the scope. The brake and the listing rules cover its revokes, and
+	// each is confirmed by the user's own scope check before it is written.
 	SweepOutOfScope bool
 	// Out receives the plan; nil prints nothing. Noop rows are only counted unless
 	// ShowNoops.
@@ -255,7 +257,7 @@ func (b *backfillRun) writeTotals() error {
 		return nil
 	}
 	return b.o.Out.WriteTotals(PlanTotals{Candidates: b.sum.Candidates, Planned: b.sum.Planned,
-		Errors: b.sum.Failed(), Applied: b.sum.Applied, Withheld: b.sum.Withheld, Brake: b.sum.Brake,
+		Errors: b.sum.Failed(), Applied: b.sum.Applied, Stale: b.sum.Stale, Withheld: b.sum.Withheld, Brake: b.sum.Brake,
 		DryRun: b.sum.DryRun, Enqueued: b.sum.Enqueued})
 }
 

@@ -97,11 +97,12 @@ func TestBackfillAppliesOnlyWhatIsStillTrue(t *testing.T) {
 	t.Run("user disabled after the plan is not granted", func(t *testing.T) {
 		dir, acs := newFakeDirectory(bfTeamsUser(1)), newFakeAssignments()
 		o := bfOptions(dir, acs, newInstantClock())
-		o.Out = &mutatingPlan{on: bfID(1), mutate: func() {
+		plan := &mutatingPlan{on: bfID(1), mutate: func() {
 			u := bfTeamsUser(1)
 			u.AccountEnabled = false
 			dir.PutUser(u)
 		}}
+		o.Out = plan
 		sum, err := Backfill(t.Context(), o)
 		if err != nil {
 			t.Fatalf("Backfill: %v", err)
@@ -109,8 +110,8 @@ func TestBackfillAppliesOnlyWhatIsStillTrue(t *testing.T) {
 		if a, ok := acs.Lookup(bfID(1)); ok {
 			t.Errorf("disabled user granted %+v on a plan made before it was disabled", a)
 		}
-		if sum.Stale != 1 || sum.Applied[ActionGrant] != 0 {
-			t.Errorf("stale %d applied %v; want 1 stale row and no grant", sum.Stale, sum.Applied)
+		if sum.Stale != 1 || sum.Applied[ActionGrant] != 0 || plan.totals[0].Stale != 1 {
+			t.Errorf("stale %d (totals %d) applied %v; want 1 stale row and no grant", sum.Stale, plan.totals[0].Stale, sum.Applied)
 		}
 	})
 	t.Run("user re-licensed after the plan keeps access", func(t *testing.T) {

@@ -45,11 +45,13 @@ type PlanTotals struct {
 	Errors     int            `json:"errors"`
 	// Applied counts what was written (or, with Enqueue, handed to the queue); empty in a
 	// dry run.
-	Applied  map[Action]int `json:"applied"`
-	Withheld int            `json:"withheld_revokes"` // revokes the brake held back
-	Brake    *BrakeError    `json:"brake,omitempty"`  // set when the brake tripped
-	DryRun   bool           `json:"dry_run"`
-	Enqueued bool           `json:"enqueued"`
+	Applied map[Action]int `json:"applied"`
+	// Stale counts planned changes a fresh read decided otherwise when they were applied.
+	Stale    int         `json:"stale"`
+	Withheld int         `json:"withheld_revokes"` // revokes the brake held back
+	Brake    *BrakeError `json:"brake,omitempty"`  // set when the brake tripped
+	DryRun   bool        `json:"dry_run"`
+	Enqueued bool        `json:"enqueued"`
 }
 
 // PlanWriter receives a backfill plan as it is computed: rows in completion order (not
@@ -100,6 +102,9 @@ func (t *PlanTable) WriteTotals(s PlanTotals) error {
 		t.printf("enqueued: %s\n", actionCounts(s.Applied))
 	default:
 		t.printf("applied: %s\n", actionCounts(s.Applied))
+	}
+	if s.Stale > 0 {
+		t.printf("stale: %d planned changes decided otherwise on a fresh read (applied as read)\n", s.Stale)
 	}
 	if s.Brake != nil {
 		t.printf("brake: %s; nothing applied, %d revokes withheld (rerun with force to apply the plan)\n", s.Brake.Error(), s.Withheld)
