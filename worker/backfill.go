@@ -189,9 +189,13 @@ type backfillRun struct {
 
 func newBackfillRun(o BackfillOptions) *backfillRun {
 	counted := &countedAssignments{next: o.Reconciler.acs}
+	// A copy of the caller's Reconciler, so that whatever it was built with holds for the
+	// backfill's writes too; only its ACS calls are counted and its DryRun is ours.
+	rec := *o.Reconciler
+	rec.acs, rec.dryRun = counted, false
 	return &backfillRun{
 		o:       o,
-		rec:     NewReconciler(o.Reconciler.dir, counted, o.Reconciler.policy, ReconcilerOptions{}),
+		rec:     &rec,
 		counted: counted,
 		policy:  o.Reconciler.policy,
 		metrics: newBackfillMetrics(o.Registerer),
