@@ -54,6 +54,7 @@ type Server struct {
 	mu       sync.Mutex
 	rng      *rand.Rand
 	failNext []*apiError
+	ops      opFaults
 	log      []Request
 	counts   map[string]int
 	total    int
@@ -159,6 +160,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1.0/users", s.listUsers)
 	s.mux.HandleFunc("GET /v1.0/users/{id}", s.getUser)
 	s.mux.HandleFunc("POST /v1.0/users/{id}/checkMemberGroups", s.checkMemberGroups)
+	s.mux.HandleFunc("GET /v1.0/groups/{id}", s.getGroup)
 	// Graph accepts the type cast with its full namespace or the "graph." alias (which the
 	// SDK sends); both count under the full route name.
 	for _, cast := range []string{"microsoft.graph.user", "graph.user"} {
@@ -193,7 +195,9 @@ func (s *Server) Handler() http.Handler {
 			s.writeError(rec, r, e)
 			return
 		}
-		if e := s.fault(); e != nil {
+		op := routeOps[route]
+		r = withOp(r, op)
+		if e := s.fault(op); e != nil {
 			s.writeError(rec, r, e)
 			return
 		}
