@@ -9,8 +9,10 @@
 // per tenant and object id and answers with the service's status codes, bodies and an ms-cv
 // header on every response.
 //
-// Faults are scripted (FailNext, ResetNext, StallNext: a FIFO queue) or random (SetFaultRate,
-// seeded), and SetLatency slows every answer. Requests, Counts and Assignments let a test see
+// Faults are scripted (FailNext, ResetNext, StallNext: a FIFO queue served before
+// authentication), per verb (FailOn("PUT", 403, 0): only PUTs fail, after authentication,
+// until ClearFaults; a positive count fails that many), or random (SetFaultRate, seeded), and
+// SetLatency slows every answer. ClearFaults ends the scripted ones. Requests, Counts and Assignments let a test see
 // what the client did; GET /_emulator/assignments shows the store to a person, without auth.
 //
 // It imports only the standard library.

@@ -56,6 +56,9 @@ func (s *Server) serveAPI(w *statusRecorder, r *http.Request) int {
 		writeError(w, http.StatusUnauthorized, "Unauthorized", "authentication failed: "+reason)
 		return w.status
 	}
+	if f, ok := s.methodFault(r.Method); ok {
+		return s.applyFault(w, r, f)
+	}
 	s.mu.Lock()
 	forbidden := s.opts.SubscriptionNotAllowed
 	s.mu.Unlock()

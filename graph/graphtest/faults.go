@@ -47,14 +47,17 @@ func faultError(status int, retryAfter time.Duration) *apiError {
 	return &apiError{status: status, code: code, msg: msg, retryAfter: retryAfter}
 }
 
-// fault returns the scripted failure for this request, if any: a queued FailNext first,
-// then a draw against Options.FaultRate.
-func (s *Server) fault() *apiError {
+// fault returns the scripted failure for this request of operation op, if any: a queued
+// FailNext first, then a FailOn for op, then a draw against Options.FaultRate.
+func (s *Server) fault(op string) *apiError {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.failNext) > 0 {
 		e := s.failNext[0]
 		s.failNext = s.failNext[1:]
+		return e
+	}
+	if e := s.opFault(op); e != nil {
 		return e
 	}
 	if s.opts.FaultRate <= 0 || s.rng.Float64() >= s.opts.FaultRate {

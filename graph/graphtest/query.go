@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -46,10 +47,14 @@ func parseSelect(r *http.Request) ([]string, *apiError) {
 	return out, nil
 }
 
-// renderUser returns the JSON object for u holding only the selected properties.
-func renderUser(u *UserRecord, sel []string) map[string]any {
+// renderUser returns the JSON object for u holding only the selected properties, less
+// those in strip (StripProperty).
+func renderUser(u *UserRecord, sel, strip []string) map[string]any {
 	m := make(map[string]any, len(sel))
 	for _, p := range sel {
+		if slices.Contains(strip, p) {
+			continue
+		}
 		switch p {
 		case "id":
 			m[p] = u.ID

@@ -54,6 +54,7 @@ type Server struct {
 	mu       sync.Mutex
 	rng      *rand.Rand
 	failNext []*apiError
+	ops      opFaults
 	log      []Request
 	counts   map[string]int
 	total    int
@@ -194,7 +195,9 @@ func (s *Server) Handler() http.Handler {
 			s.writeError(rec, r, e)
 			return
 		}
-		if e := s.fault(); e != nil {
+		op := routeOps[route]
+		r = withOp(r, op)
+		if e := s.fault(op); e != nil {
 			s.writeError(rec, r, e)
 			return
 		}

@@ -56,13 +56,17 @@ func (s *Server) serveUsers(w http.ResponseWriter, r *http.Request, context stri
 		s.writeError(w, r, e)
 		return
 	}
+	strip, empty := s.stripped(), s.emptied(r)
 	s.dir.mu.RLock()
-	all := pick(s.dir)
+	var all []*UserRecord
+	if !empty {
+		all = pick(s.dir)
+	}
 	start := min(page.offset, len(all))
 	end := min(start+page.size, len(all))
 	value := make([]map[string]any, 0, end-start)
 	for _, u := range all[start:end] {
-		value = append(value, renderUser(u, sel))
+		value = append(value, renderUser(u, sel, strip))
 	}
 	s.dir.mu.RUnlock()
 
@@ -87,11 +91,12 @@ func (s *Server) getUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key := r.PathValue("id")
+	strip := s.stripped()
 	s.dir.mu.RLock()
 	u := s.dir.lookup(key)
 	var body map[string]any
 	if u != nil {
-		body = renderUser(u, sel)
+		body = renderUser(u, sel, strip)
 	}
 	s.dir.mu.RUnlock()
 	if body == nil {
