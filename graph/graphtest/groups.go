@@ -3,7 +3,6 @@ package graphtest
 import (
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 )
@@ -92,47 +91,4 @@ func (d *Directory) Group(id string) (GroupRecord, bool) {
 	c := *g
 	c.Members = slices.Clone(g.Members)
 	return c, true
-}
-
-// groupProps are the group properties the emulator serves, by lower-case name ($select
-// names are case-insensitive in Graph).
-var groupProps = map[string]string{"id": "id", "displayname": "displayName"}
-
-// getGroup serves GET /v1.0/groups/{id} with an optional $select of id and displayName
-// (Graph's default set is larger; the emulator holds only these two). An unknown group is
-// 404 Request_ResourceNotFound, an unknown $select property 400, as Graph answers.
-func (s *Server) getGroup(w http.ResponseWriter, r *http.Request) {
-	sel := []string{"id", "displayName"}
-	if raw := r.URL.Query().Get("$select"); raw != "" {
-		sel = nil
-		for p := range strings.SplitSeq(raw, ",") {
-			name, ok := groupProps[strings.ToLower(strings.TrimSpace(p))]
-			if !ok {
-				s.writeError(w, r, badRequest("Request_BadRequest",
-					fmt.Sprintf("Could not find a property named '%s' on type 'microsoft.graph.group'.", strings.TrimSpace(p))))
-				return
-			}
-			sel = append(sel, name)
-		}
-	}
-	gid := strings.ToLower(r.PathValue("id"))
-	s.dir.mu.RLock()
-	g := s.dir.groups[gid]
-	body := map[string]any{"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#groups/$entity"}
-	if g != nil {
-		for _, p := range sel {
-			switch p {
-			case "id":
-				body[p] = g.ID
-			case "displayName":
-				body[p] = g.DisplayName
-			}
-		}
-	}
-	s.dir.mu.RUnlock()
-	if g == nil {
-		s.writeError(w, r, notFound(gid))
-		return
-	}
-	writeJSON(w, http.StatusOK, body)
 }
