@@ -12,6 +12,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
+	"github.com/tpe-provisioner/tpe-provisioner/graph/graphtest"
 	"github.com/tpe-provisioner/tpe-provisioner/sbtest"
 	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
@@ -266,5 +267,46 @@ func TestBrakeAndSweepSettings(t *testing.T) {
 				t.Errorf("options percent=%v sweep=%v, want %v %v", o.MaxRevokePercent, o.SweepOutOfScope, tt.wantPercent, tt.wantSweep)
 			}
 		})
+	}
+}
+
+// A transitiveMembers index that lost its entries answers an empty listing while the
+// group still has its members: backfill refuses to plan from it; forced, it plans every
+// holder's out-of-scope revoke, and each one's own checkMemberGroups keeps it from being
+// written.
+func TestBackfillConfirmsListingRevokesWithTheUsersScopeCheck(t *testing.T) {
+	emu := startLocalEmulators(t)
+	withEnviron(t, emulatorEnv(emu))
+	var out, errOut lockedBuffer
+	if code := realMain([]string{"backfill", "--output", "json"}, &out, &errOut); code != 0 {
+		t.Fatalf("first backfill exit %d, want 0\n%s", code, errOut.String())
+	}
+	held := emu.acs.Assignments()
+	emu.graph.EmptyListing(graphtest.OpTransitiveMembers)
+	writes := func() int { c := emu.acs.Counts(); return c["PUT"] + c["DELETE"] }
+	before := writes()
+
+	out, errOut = lockedBuffer{}, lockedBuffer{}
+	if code := realMain([]string{"backfill", "--output", "json"}, &out, &errOut); code == 0 || !strings.Contains(errOut.String(), "empty") {
+		t.Errorf("backfill on an emptied listing exit %d, want non-zero saying the listing is empty\n%s", code, errOut.String())
+	}
+	checks := emu.graph.Calls("POST /v1.0/users/{id}/checkMemberGroups")
+	out, errOut = lockedBuffer{}, lockedBuffer{}
+	if code := realMain([]string{"backfill", "--output", "json", "--force"}, &out, &errOut); code != 0 {
+		t.Fatalf("forced backfill exit %d, want 0\n%s", code, errOut.String())
+	}
+	totals := backfillTotals(t, out.String())
+	if totals.Planned[worker.ActionRevoke] == 0 {
+		t.Fatalf("set-up: the emptied listing planned no revoke (planned %v)", totals.Planned)
+	}
+	if writes() != before || totals.Applied[worker.ActionRevoke] != 0 || totals.Stale != totals.Planned[worker.ActionRevoke] {
+		t.Errorf("%d writes, applied %v, stale %d: want every planned revoke found stale by the user's scope check and none written",
+			writes()-before, totals.Applied, totals.Stale)
+	}
+	if got := emu.graph.Calls("POST /v1.0/users/{id}/checkMemberGroups") - checks; got < totals.Planned[worker.ActionRevoke] {
+		t.Errorf("%d scope checks for %d planned revokes; want one per revoke", got, totals.Planned[worker.ActionRevoke])
+	}
+	if after := emu.acs.Assignments(); len(after) != len(held) {
+		t.Errorf("ACS holds %d assignments, held %d before the listing fault", len(after), len(held))
 	}
 }
