@@ -82,8 +82,8 @@ param allowGuests bool = false
 @description('Allow deleting resource-account assignments (TPE_MANAGE_RESOURCE_ACCOUNTS); otherwise they are only created.')
 param manageResourceAccounts bool = false
 
-@description('Backfill and resync also walk Teams users outside the scope groups, so leavers whose group notification was lost lose access (TPE_SWEEP_OUT_OF_SCOPE; one ACS read per Teams user).')
-param sweepOutOfScope bool = false
+@description('Backfill and resync also walk Teams users outside the scope groups, so leavers whose group notification was lost lose access (TPE_SWEEP_OUT_OF_SCOPE; one ACS read per Teams user of the tenant). false: such a leaver keeps access until a later notification about them.')
+param sweepOutOfScope bool = true
 
 @description('Decide and log, never write to ACS (TPE_DRY_RUN). Start with true and read the logs.')
 param dryRun bool = true
@@ -110,10 +110,8 @@ param resyncInterval string = '24h'
 @minValue(0)
 param maxRevokes int = 100
 
-@description('Brake: refuse a resync/backfill plan revoking more than this percent of assigned principals (TPE_MAX_REVOKE_PERCENT); 0 = off.')
-@minValue(0)
-@maxValue(100)
-param maxRevokePercent int = 0
+@description('Brake: refuse (apply nothing of) a resync/backfill plan of 3 or more revokes that revokes more than this percent of assigned principals (TPE_MAX_REVOKE_PERCENT), a number from 0 to 100 such as 0.5; 0 = off.')
+param maxRevokePercent string = '10'
 
 @description('Log level (TPE_LOG_LEVEL).')
 @allowed([
@@ -250,7 +248,7 @@ var workerEnv = [
   { name: 'TPE_HTTP_LISTEN', value: ':8080' }
   { name: 'TPE_RESYNC_INTERVAL', value: resyncInterval }
   { name: 'TPE_MAX_REVOKES', value: string(maxRevokes) }
-  { name: 'TPE_MAX_REVOKE_PERCENT', value: string(maxRevokePercent) }
+  { name: 'TPE_MAX_REVOKE_PERCENT', value: maxRevokePercent }
   { name: 'TPE_LOG_LEVEL', value: logLevel }
   { name: 'TPE_LOG_FORMAT', value: 'json' }
   { name: 'SERVICEBUS_NAMESPACE', value: serviceBus.outputs.namespaceHost }
