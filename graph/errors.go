@@ -13,8 +13,8 @@ import (
 )
 
 // Error is a failed Graph call, classified by behaviour for the worker (see the methods).
-// StatusCode is 0 when no response came back (transport error, timeout, credential
-// failure); Code and Message are Graph's error.code and error.message.
+// StatusCode is 0 when no usable response came back (transport error, timeout, credential
+// failure, an incomplete answer); Code and Message are Graph's error.code and error.message.
 type Error struct {
 	Op                 string // what was attempted, e.g. "get user 1f0c…"
 	StatusCode         int
@@ -24,6 +24,7 @@ type Error struct {
 	RetryAfterDuration time.Duration // the Retry-After Graph sent, 0 when none
 
 	credential bool  // the token could not be acquired
+	incomplete bool  // a 2xx answer lacked a selected property or its value array
 	cause      error // the underlying transport or credential error, if any
 }
 
@@ -66,8 +67,13 @@ func (e *Error) Systemic() bool {
 	return e.credential || e.StatusCode == http.StatusUnauthorized || e.StatusCode == http.StatusForbidden
 }
 
-// Temporary reports a failure worth retrying later: 408, 429, 5xx, timeouts and transport
-// errors. Exhausted 5xx retries stay temporary and are never NotFound.
+// Incomplete reports a successful answer that lacked what was selected (a property of
+// $select, the value array of a collection). It is Temporary: such an answer decides
+// nothing, least of all that a user is disabled or unlicensed.
+func (e *Error) Incomplete() bool { return e.incomplete }
+
+// Temporary reports a failure worth retrying later: 408, 429, 5xx, timeouts, transport
+// errors and incomplete answers. Exhausted 5xx retries stay temporary and are never NotFound.
 func (e *Error) Temporary() bool {
 	switch {
 	case e.credential:
@@ -100,7 +106,10 @@ func classify(op string, err error) error {
 	var oe *odataerrors.ODataError
 	var ae *abs.ApiError
 	var nonRetriable interface{ NonRetriable() }
+	var incomplete *errIncomplete
 	switch {
+	case errors.As(err, &incomplete):
+		e.incomplete, e.cause = true, err
 	case errors.As(err, &oe):
 		e.StatusCode = oe.ResponseStatusCode
 		fromHeaders(e, oe.ResponseHeaders)

@@ -30,6 +30,11 @@ func (c *Client) MemberOf(ctx context.Context, userID string, groupIDs []string)
 		if err := c.getJSON(ctx, info, &resp); err != nil {
 			return nil, classify(op, err)
 		}
+		if resp.Value == nil {
+			// Without its value the answer says nothing; read as "member of none" it
+			// would revoke.
+			return nil, classify(op, &errIncomplete{what: "its value array"})
+		}
 		for _, g := range resp.Value {
 			out = append(out, strings.ToLower(g))
 		}
@@ -79,7 +84,7 @@ func (c *Client) transitiveUsers(ctx context.Context, groupID string, sel []stri
 		QueryParameters: &groups.ItemTransitiveMembersGraphUserRequestBuilderGetQueryParameters{Select: sel, Top: &c.pageSize},
 	}
 	members := c.sdk.Groups().ByGroupId(groupID).TransitiveMembers().GraphUser()
-	return c.pages(ctx, "list transitive members of "+groupID, func(ctx context.Context, next string) (*abs.RequestInformation, error) {
+	return c.pages(ctx, "list transitive members of "+groupID, sel, func(ctx context.Context, next string) (*abs.RequestInformation, error) {
 		if next == "" {
 			return members.ToGetRequestInformation(ctx, first)
 		}

@@ -32,7 +32,9 @@ type Plan struct {
 var userSelect = []string{"id", "userPrincipalName", "accountEnabled", "assignedLicenses", "assignedPlans", "userType", "department"}
 
 // User reads one user by object id or userPrincipalName. A user that does not exist (or is
-// soft-deleted) is an *Error whose NotFound is true.
+// soft-deleted) is an *Error whose NotFound is true; an answer lacking a selected property
+// is a temporary *Error whose Incomplete is true, never a user with that property false or
+// empty.
 func (c *Client) User(ctx context.Context, idOrUPN string) (User, error) {
 	op := "get user " + idOrUPN
 	info, err := c.sdk.Users().ByUserId(idOrUPN).ToGetRequestInformation(ctx, &users.UserItemRequestBuilderGetRequestConfiguration{
@@ -45,5 +47,9 @@ func (c *Client) User(ctx context.Context, idOrUPN string) (User, error) {
 	if err := c.getJSON(ctx, info, &w); err != nil {
 		return User{}, classify(op, err)
 	}
-	return w.user(), nil
+	u, err := w.user(userSelect)
+	if err != nil {
+		return User{}, classify(op, err)
+	}
+	return u, nil
 }
