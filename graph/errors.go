@@ -3,6 +3,7 @@ package graph
 import (
 	"context"
 	"errors"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -144,18 +145,47 @@ func fromHeaders(e *Error, h *abs.ResponseHeaders) {
 	e.RetryAfterDuration = parseRetryAfter(first(h.Get("Retry-After")), time.Now())
 }
 
-// parseRetryAfter reads delta-seconds or an HTTP date.
+// maxRetryAfter caps a Retry-After, so a hostile or garbled value cannot overflow a
+// Duration or park work for days.
+const maxRetryAfter = 24 * time.Hour
+
+// parseRetryAfter reads Retry-After: delta-seconds, which Graph may send with a fraction
+// ("2.128" in its throttling guidance; rounded up to the millisecond), or an HTTP date. 0
+// means none, or a value that is not one of those.
 func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
 	if v == "" {
 		return 0
 	}
-	if s, err := strconv.ParseFloat(v, 64); err == nil && s > 0 {
-		return time.Duration(s * float64(time.Second))
+	if isDeltaSeconds(v) {
+		s, err := strconv.ParseFloat(v, 64)
+		switch {
+		case err != nil && !errors.Is(err, strconv.ErrRange), s <= 0:
+			return 0
+		case s >= maxRetryAfter.Seconds():
+			return maxRetryAfter
+		}
+		return time.Duration(math.Ceil(s*1000)) * time.Millisecond
 	}
 	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
+		return min(t.Sub(now), maxRetryAfter)
 	}
 	return 0
+}
+
+// isDeltaSeconds reports whether v is digits with an optional fraction ("10", "2.128").
+func isDeltaSeconds(v string) bool {
+	digits, frac, _ := strings.Cut(v, ".")
+	return digits != "" && allDigits(digits) && allDigits(frac)
+}
+
+func allDigits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 func first(v []string) string {

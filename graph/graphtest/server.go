@@ -30,8 +30,13 @@ type Options struct {
 	// drawn from a generator seeded with Seed, so a run is reproducible.
 	FaultRate float64
 	Seed      int64
-	// FaultRetryAfter is the Retry-After sent with random 429/503 faults.
+	// FaultRetryAfter is the Retry-After sent with random 429/503 faults and FailOn.
 	FaultRetryAfter time.Duration
+	// RetryAfterWholeSeconds sends Retry-After rounded up to whole seconds ("10", as older
+	// samples show) instead of with a fraction when the wait has one ("2.128", as the
+	// current throttling guidance shows). Either way it is at least the smallest positive
+	// value.
+	RetryAfterWholeSeconds bool
 	// MaxSubscriptions is the per-app subscription quota (Graph: 100 for users and groups).
 	MaxSubscriptions int
 	// Clock is the emulator's "now" (subscription expirations, deletions, error dates).
@@ -182,7 +187,15 @@ func (s *Server) Handler() http.Handler {
 		_, route := s.mux.Handler(r)
 		route = strings.Replace(route, "/graph.user", "/microsoft.graph.user", 1)
 		rec := &statusRecorder{ResponseWriter: w}
-		rec.Header().Set("request-id", s.nextRequestID())
+		reqID := s.nextRequestID()
+		rec.Header().Set("request-id", reqID)
+		// Graph echoes the caller's client-request-id; without one, the emulator answers
+		// with the request-id (its own choice: observed, not documented).
+		clientID := r.Header.Get("client-request-id")
+		if clientID == "" {
+			clientID = reqID
+		}
+		rec.Header().Set("client-request-id", clientID)
 		defer s.record(r, route, rec)
 		if s.opts.Latency > 0 {
 			select {

@@ -196,8 +196,8 @@ func TestFaults(t *testing.T) {
 	srv.FailNext(429, 1500*time.Millisecond)
 	srv.FailNext(403, 0)
 	status, h, m := call(t, "GET", u, "")
-	if status != 429 || h.Get("Retry-After") != "2" || errorCode(m) != "TooManyRequests" {
-		t.Errorf("first: %d Retry-After %q code %q, want 429, 2, TooManyRequests", status, h.Get("Retry-After"), errorCode(m))
+	if status != 429 || h.Get("Retry-After") != "1.5" || errorCode(m) != "TooManyRequests" {
+		t.Errorf("first: %d Retry-After %q code %q, want 429, 1.5, TooManyRequests", status, h.Get("Retry-After"), errorCode(m))
 	}
 	inner := m["error"].(map[string]any)["innerError"].(map[string]any)
 	if inner["request-id"] != h.Get("request-id") || h.Get("request-id") == "" {
