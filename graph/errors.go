@@ -90,8 +90,8 @@ func (e *Error) Temporary() bool {
 // RetryAfter is how long Graph asked us to wait (0 when it did not say).
 func (e *Error) RetryAfter() time.Duration { return e.RetryAfterDuration }
 
-// Conflict reports a 409: on subscription create, one for the same resource and
-// notification URL already exists.
+// Conflict reports a 409: on subscription create, one for the same resource and changeType
+// already exists (whatever its notification URL).
 func (e *Error) Conflict() bool { return e.StatusCode == http.StatusConflict }
 
 // classify turns whatever the SDK returned into an *Error with op as context.

@@ -280,7 +280,7 @@ func TestSubscriptionValidation(t *testing.T) {
 	}{
 		{"event grid", sub("users", "updated,deleted", eg, now.Add(time.Hour)), 201},
 		{"https webhook", sub("groups", "updated", "https://hooks.contoso.example/graph", now.Add(41760*time.Minute)), 201},
-		{"duplicate resource and URL", sub("USERS", "updated", eg, now.Add(time.Hour)), 409},
+		{"duplicate resource and changeType, another URL", sub("USERS", "deleted,updated", "https://hooks.contoso.example/other", now.Add(time.Hour)), 409},
 		{"http webhook", sub("users", "updated", "http://hooks.contoso.example/graph", now.Add(time.Hour)), 400},
 		{"event grid without location", sub("users", "updated", "EventGrid:?azuresubscriptionid=a&resourcegroup=b&partnertopic=c", now.Add(time.Hour)), 400},
 		{"unknown change type", sub("users", "updated,renamed", eg, now.Add(time.Hour)), 400},

@@ -58,3 +58,28 @@ func TestClientRequestIDIsEchoed(t *testing.T) {
 		t.Errorf("without one sent: client-request-id %q, request-id %q: want the request-id", h.Get("client-request-id"), h.Get("request-id"))
 	}
 }
+
+func TestTopAbove999IsRejected(t *testing.T) {
+	t.Parallel()
+	srv := sample(t, func(o *graphtest.Options) { o.MaxPageSize = 5 })
+	tests := []struct {
+		top    string
+		status int
+		code   string
+		items  int
+	}{
+		{"999", 200, "", 5}, // accepted, served in pages of MaxPageSize
+		{"1000", 400, "Request_UnsupportedQuery", 0},
+		{"0", 400, "Request_UnsupportedQuery", 0},
+		{"x", 400, "Request_BadRequest", 0},
+	}
+	for _, tt := range tests {
+		status, _, m := call(t, "GET", srv.URL()+"/v1.0/users?$top="+tt.top, "")
+		if status != tt.status || (tt.code != "" && errorCode(m) != tt.code) {
+			t.Errorf("$top=%s: %d %q, want %d %q", tt.top, status, errorCode(m), tt.status, tt.code)
+		}
+		if v, _ := m["value"].([]any); tt.status == 200 && len(v) != tt.items {
+			t.Errorf("$top=%s: %d items, want %d", tt.top, len(v), tt.items)
+		}
+	}
+}
