@@ -2,8 +2,11 @@ package graph
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"time"
 
+	abs "github.com/microsoft/kiota-abstractions-go"
 	"github.com/microsoftgraph/msgraph-sdk-go/users"
 )
 
@@ -40,6 +43,9 @@ func (c *Client) User(ctx context.Context, idOrUPN string) (User, error) {
 	info, err := c.sdk.Users().ByUserId(idOrUPN).ToGetRequestInformation(ctx, &users.UserItemRequestBuilderGetRequestConfiguration{
 		QueryParameters: &users.UserItemRequestBuilderGetQueryParameters{Select: userSelect},
 	})
+	if err == nil && strings.HasPrefix(idOrUPN, "$") {
+		err = quoteUserKey(info, idOrUPN)
+	}
 	if err != nil {
 		return User{}, classify(op, err)
 	}
@@ -52,4 +58,24 @@ func (c *Client) User(ctx context.Context, idOrUPN string) (User, error) {
 		return User{}, classify(op, err)
 	}
 	return u, nil
+}
+
+// quoteUserKey rewrites info's /users/{key} to /users('{key}') (a quote doubled inside), the
+// form Graph needs for a userPrincipalName that starts with $: it reads /users/$x@y as a
+// system segment and answers 400 (user-get, "HTTP request" tip). The query ($select) is kept.
+func quoteUserKey(info *abs.RequestInformation, key string) error {
+	u, err := info.GetUri()
+	if err != nil {
+		return err
+	}
+	dir, _, ok := strings.Cut(u.Path, "/users/")
+	if !ok {
+		return fmt.Errorf("user URL %q has no /users/ segment", u.Path)
+	}
+	quoted := "users('" + strings.ReplaceAll(key, "'", "''") + "')"
+	q := *u
+	q.Path = dir + "/" + quoted
+	q.RawPath = ""
+	info.SetUri(q)
+	return nil
 }

@@ -184,6 +184,8 @@ func (s *Server) routes() {
 // check, scripted faults, then the route.
 func (s *Server) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		received := r // the request log shows what was sent
+		r = unquoteUserKey(r)
 		_, route := s.mux.Handler(r)
 		route = strings.Replace(route, "/graph.user", "/microsoft.graph.user", 1)
 		rec := &statusRecorder{ResponseWriter: w}
@@ -196,7 +198,7 @@ func (s *Server) Handler() http.Handler {
 			clientID = reqID
 		}
 		rec.Header().Set("client-request-id", clientID)
-		defer s.record(r, route, rec)
+		defer s.record(received, route, rec)
 		if s.opts.Latency > 0 {
 			select {
 			case <-time.After(s.opts.Latency):

@@ -90,7 +90,11 @@ func (s *Server) getUser(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, e)
 		return
 	}
-	key := r.PathValue("id")
+	key, e := userKey(r)
+	if e != nil {
+		s.writeError(w, r, e)
+		return
+	}
 	strip := s.stripped()
 	s.dir.mu.RLock()
 	u := s.dir.lookup(key)
@@ -138,7 +142,11 @@ func (s *Server) checkMemberGroups(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, badRequest("Request_BadRequest", "groupIds must hold between 1 and 20 ids."))
 		return
 	}
-	key := r.PathValue("id")
+	key, e := userKey(r)
+	if e != nil {
+		s.writeError(w, r, e)
+		return
+	}
 	s.dir.mu.RLock()
 	u := s.dir.lookup(key)
 	var groups []string
