@@ -71,3 +71,21 @@ func TestLongRetryAfterIsReportedNotWaited(t *testing.T) {
 		t.Errorf("%d calls, want 1", c.Calls())
 	}
 }
+
+// A POST is retried with its body sent again in full.
+func TestRetriedPostResendsItsBody(t *testing.T) {
+	t.Parallel()
+	c, srv := newClient(t, testDirectory(t), graph.Options{})
+	srv.FailNext(http.StatusServiceUnavailable, 0)
+	srv.FailNext(http.StatusTooManyRequests, 0)
+	groups, err := c.MemberOf(context.Background(), adeleID, []string{scope, nested})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(groups) != 1 || groups[0] != scope {
+		t.Errorf("MemberOf = %v, want [%s]", groups, scope)
+	}
+	if got := srv.Calls("POST /v1.0/users/{id}/checkMemberGroups"); got != 3 {
+		t.Errorf("%d calls, want 3", got)
+	}
+}
