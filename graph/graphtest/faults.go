@@ -27,8 +27,9 @@ var faultMessages = map[int]string{
 
 // FailNext makes the next request (whatever its route, after the token check) fail with
 // status in Graph's error shape. Calls queue up: three calls fail the next three requests.
-// For 429, 503 and 504 a Retry-After header carries retryAfter rounded up to whole seconds
-// (0 allowed, so retries in tests need not wait).
+// For 429, 503 and 504 a Retry-After header carries retryAfter in seconds, with a fraction
+// when it has one (Options.RetryAfterWholeSeconds rounds up instead); 0 is sent as the
+// smallest positive value (0.001), so retries in tests need not wait.
 func (s *Server) FailNext(status int, retryAfter time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -3,6 +3,7 @@ package graphtest
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 )
 
@@ -88,7 +89,7 @@ func Generate(n int, seed int64, mix Mix) *Directory {
 			continue
 		}
 		d.users[u.ID] = u
-		d.byUPN[u.UserPrincipalName] = u.ID
+		d.byUPN[strings.ToLower(u.UserPrincipalName)] = u.ID // lookups lower-case the key
 		d.order = append(d.order, u.ID)
 		if rng.Float64() < mix.InScope {
 			g := ScopeGroupID

@@ -102,10 +102,10 @@ func TestStripProperty(t *testing.T) {
 	}
 	lists := []string{
 		"/v1.0/users" + sel,
-		"/v1.0/groups/" + graphtest.ScopeGroupID + "/transitiveMembers/microsoft.graph.user" + sel,
+		"/v1.0/groups/" + graphtest.ScopeGroupID + "/transitiveMembers/microsoft.graph.user" + sel + "&$count=true",
 	}
 	for _, l := range lists {
-		_, _, m := call(t, "GET", srv.URL()+l, "")
+		_, _, m := call(t, "GET", srv.URL()+l, "", "ConsistencyLevel", "eventual")
 		value, _ := m["value"].([]any)
 		if len(value) == 0 {
 			t.Fatalf("%s: empty listing %v", l, m)

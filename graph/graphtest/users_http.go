@@ -27,12 +27,6 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// advancedQuery reports whether the request opts into Graph's advanced query capabilities.
-func advancedQuery(r *http.Request) bool {
-	return strings.EqualFold(r.Header.Get("ConsistencyLevel"), "eventual") &&
-		strings.EqualFold(r.URL.Query().Get("$count"), "true")
-}
-
 // rejectFilter answers 400 for a $filter on a listing whose filters the emulator does not
 // implement (the graph package filters those client-side).
 func (s *Server) rejectFilter(w http.ResponseWriter, r *http.Request) bool {
@@ -56,11 +50,12 @@ func (s *Server) serveUsers(w http.ResponseWriter, r *http.Request, context stri
 		s.writeError(w, r, e)
 		return
 	}
-	strip, empty := s.stripped(), s.emptied(r)
-	s.dir.mu.RLock()
+	strip, empty, d := s.stripped(), s.emptied(r), s.listingDirectory(r)
+	page.count = page.count && eventualConsistency(r) // ignored without the header
+	d.mu.RLock()
 	var all []*UserRecord
 	if !empty {
-		all = pick(s.dir)
+		all = pick(d)
 	}
 	start := min(page.offset, len(all))
 	end := min(start+page.size, len(all))
@@ -68,7 +63,7 @@ func (s *Server) serveUsers(w http.ResponseWriter, r *http.Request, context stri
 	for _, u := range all[start:end] {
 		value = append(value, renderUser(u, sel, strip))
 	}
-	s.dir.mu.RUnlock()
+	d.mu.RUnlock()
 
 	body := map[string]any{
 		"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#" + context,
@@ -90,7 +85,11 @@ func (s *Server) getUser(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, e)
 		return
 	}
-	key := r.PathValue("id")
+	key, e := userKey(r)
+	if e != nil {
+		s.writeError(w, r, e)
+		return
+	}
 	strip := s.stripped()
 	s.dir.mu.RLock()
 	u := s.dir.lookup(key)
@@ -138,7 +137,11 @@ func (s *Server) checkMemberGroups(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, badRequest("Request_BadRequest", "groupIds must hold between 1 and 20 ids."))
 		return
 	}
-	key := r.PathValue("id")
+	key, e := userKey(r)
+	if e != nil {
+		s.writeError(w, r, e)
+		return
+	}
 	s.dir.mu.RLock()
 	u := s.dir.lookup(key)
 	var groups []string
@@ -168,13 +171,14 @@ func (s *Server) checkMemberGroups(w http.ResponseWriter, r *http.Request) {
 
 // transitiveUsers serves GET /v1.0/groups/{id}/transitiveMembers/microsoft.graph.user.
 func (s *Server) transitiveUsers(w http.ResponseWriter, r *http.Request) {
-	if s.rejectFilter(w, r) {
+	if s.rejectFilter(w, r) || s.requireAdvanced(w, r, "An OData cast on transitiveMembers") {
 		return
 	}
 	gid := strings.ToLower(r.PathValue("id"))
-	s.dir.mu.RLock()
-	_, ok := s.dir.groups[gid]
-	s.dir.mu.RUnlock()
+	d := s.listingDirectory(r)
+	d.mu.RLock()
+	_, ok := d.groups[gid]
+	d.mu.RUnlock()
 	if !ok {
 		s.writeError(w, r, notFound(gid))
 		return
