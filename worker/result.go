@@ -21,6 +21,10 @@ type Result struct {
 	DryRun        bool
 	Source        string
 	Command       Command
+	// Repairs counts the writes made again because the directory read after a write gave
+	// another verdict than the read before it: another replica, or the directory, changed
+	// the principal while this reconcile was writing. 0 in the usual case.
+	Repairs int
 }
 
 // Audit log keys (snake_case, stable: dashboards and alerts depend on them).
