@@ -13,6 +13,14 @@ import (
 type ReconcilerOptions struct {
 	// DryRun makes every reconcile read and decide but never write; results say DryRun.
 	DryRun bool
+	// ScopeBesideUser starts the scope check (checkMemberGroups) beside the first user
+	// read instead of after it, when the policy has scope groups: one round trip less for
+	// every user in scope (an eligible no-op costs one instead of two, a verified grant
+	// three instead of four), at the price of a check wasted on every user the policy
+	// refuses anyway (disabled, a guest, no enabled Teams plan), which otherwise costs
+	// nothing. docs/benchmarks.md gives both. The verifying read after a write always
+	// checks the scope beside the user when the user was otherwise eligible.
+	ScopeBesideUser bool
 }
 
 // Reconciler converges one principal's assignment to the policy: it reads the directory
@@ -25,6 +33,8 @@ type Reconciler struct {
 	acs    assignments
 	policy Policy
 	dryRun bool
+	// scopeBesideUser: see ReconcilerOptions.ScopeBesideUser.
+	scopeBesideUser bool
 }
 
 // maxWriteRounds bounds the writes of one reconcile: when the directory still gives another
@@ -39,7 +49,7 @@ const reasonUPNNotFound = "not found in directory (by UPN; no object id)"
 func NewReconciler(dir directory, acs assignments, p Policy, o ReconcilerOptions) *Reconciler {
 	p.ClientIDs = normalizeClientIDs(p.ClientIDs)
 	p.ScopeGroups = slices.Clone(p.ScopeGroups)
-	return &Reconciler{dir: dir, acs: acs, policy: p, dryRun: o.DryRun}
+	return &Reconciler{dir: dir, acs: acs, policy: p, dryRun: o.DryRun, scopeBesideUser: o.ScopeBesideUser}
 }
 
 // Reconcile reads the principal (object id or UPN) from the directory and its assignment
@@ -136,7 +146,7 @@ func (r *Reconciler) converge(ctx context.Context, t Target, snap snapshot, cur 
 // readBoth reads the user (and the scope) and the assignment side by side.
 func (r *Reconciler) readBoth(ctx context.Context, t Target, oid string) (snapshot, *Assignment, error) {
 	acs := r.startCurrent(ctx, oid)
-	snap, err := r.readDirectory(ctx, t, oid, false)
+	snap, err := r.readDirectory(ctx, t, oid, r.scopeBesideUser)
 	if err != nil {
 		acs.drop()
 		return snap, nil, err

@@ -99,3 +99,75 @@ func TestReconcileSideBySideKeepsErrorsClassified(t *testing.T) {
 		t.Errorf("Reconcile(cancelled) error = %v, want context.Canceled", err)
 	}
 }
+
+// With ScopeBesideUser the first scope check runs beside the user read: an eligible user
+// in scope costs the same calls, one round trip fewer; a refused user costs one more call.
+func TestReconcileScopeBesideUser(t *testing.T) {
+	t.Parallel()
+	p := rcPolicy
+	p.ScopeGroups = []string{rcScope}
+	for _, tc := range []struct {
+		name     string
+		user     User
+		beside   bool
+		memberOf int
+	}{
+		{"eligible, after the user read", fxTeamsUser(rcAlice), false, 1},
+		{"eligible, beside the user read", fxTeamsUser(rcAlice), true, 1},
+		{"disabled, after the user read", withUser(fxTeamsUser(rcAlice), func(u *User) { u.AccountEnabled = false }), false, 0},
+		{"disabled, beside the user read", withUser(fxTeamsUser(rcAlice), func(u *User) { u.AccountEnabled = false }), true, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := newFakeDirectory(tc.user)
+			dir.SetGroup(rcScope, rcAlice)
+			acs := newFakeAssignments()
+			if tc.user.AccountEnabled {
+				acs.Set(userAssignment(rcAlice, ourApp1))
+			}
+			res, err := NewReconciler(dir, acs, p, ReconcilerOptions{ScopeBesideUser: tc.beside}).Reconcile(context.Background(), Target{Principal: rcAlice})
+			if err != nil || res.Action != ActionNoop {
+				t.Fatalf("Reconcile() = %s (%s), %v; want noop", res.Action, res.Reason, err)
+			}
+			if got := dir.Calls("MemberOf"); got != tc.memberOf {
+				t.Errorf("MemberOf calls = %d, want %d", got, tc.memberOf)
+			}
+		})
+	}
+}
+
+// scopeRendezvous answers a user read only once a scope check has started.
+type scopeRendezvous struct {
+	directory
+	started chan struct{}
+}
+
+func (d scopeRendezvous) MemberOf(ctx context.Context, userID string, groupIDs []string) ([]string, error) {
+	select {
+	case d.started <- struct{}{}:
+	default:
+	}
+	return d.directory.MemberOf(ctx, userID, groupIDs)
+}
+
+func (d scopeRendezvous) User(ctx context.Context, idOrUPN string) (User, error) {
+	select {
+	case <-d.started:
+		return d.directory.User(ctx, idOrUPN)
+	case <-time.After(time.Second):
+		return User{}, errors.New("the scope check did not start while the user read was in flight")
+	}
+}
+
+func TestReconcileScopeBesideUserSharesTheRoundTrip(t *testing.T) {
+	t.Parallel()
+	p := rcPolicy
+	p.ScopeGroups = []string{rcScope}
+	dir := newFakeDirectory(fxTeamsUser(rcAlice))
+	dir.SetGroup(rcScope, rcAlice)
+	acs := newFakeAssignments(userAssignment(rcAlice, ourApp1))
+	r := NewReconciler(scopeRendezvous{directory: dir, started: make(chan struct{}, 1)}, acs, p, ReconcilerOptions{ScopeBesideUser: true})
+	if res, err := r.Reconcile(context.Background(), Target{Principal: rcAlice}); err != nil || res.Action != ActionNoop {
+		t.Fatalf("Reconcile() = %s, %v; want noop", res.Action, err)
+	}
+}
