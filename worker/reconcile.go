@@ -41,10 +41,6 @@ type Reconciler struct {
 // verdict after this many verified writes, the reconcile gives up with a temporary error.
 const maxWriteRounds = 3
 
-// reasonUPNNotFound: ACS keys assignments by object id, so a UPN the directory does not
-// know leaves nothing to act on.
-const reasonUPNNotFound = "not found in directory (by UPN; no object id)"
-
 // NewReconciler returns a Reconciler reading dir and writing acs under policy p.
 func NewReconciler(dir directory, acs assignments, p Policy, o ReconcilerOptions) *Reconciler {
 	p.ClientIDs = normalizeClientIDs(p.ClientIDs)
