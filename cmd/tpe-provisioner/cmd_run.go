@@ -65,6 +65,11 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer finish()
+	recheck, closeRecheck, err := openRecheck(ctx, &c, *source)
+	if err != nil {
+		return err
+	}
+	defer closeRecheck()
 
 	var bg sync.WaitGroup
 	defer bg.Wait()
@@ -86,6 +91,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		Lifecycle:      lifecycle,
 		Probe:          svc.probe,
 		FanOut:         fanOut,
+		Recheck:        recheck,
 	})
 	if err != nil {
 		return err

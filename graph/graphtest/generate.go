@@ -84,6 +84,7 @@ func Generate(n int, seed int64, mix Mix) *Directory {
 		}
 		if rng.Float64() < mix.Deleted {
 			u.DeletedDateTime = at.Add(time.Duration(rng.IntN(30*24)) * time.Hour)
+			u.UserPrincipalName = DeletedUPN(u.ID, u.UserPrincipalName)
 			d.deleted[u.ID] = u
 			d.delOrd = append(d.delOrd, u.ID)
 			continue
