@@ -32,13 +32,14 @@ func (c *Client) DeletedUser(ctx context.Context, upn string) (User, error) {
 	headers := abs.NewRequestHeaders()
 	headers.Add("ConsistencyLevel", "eventual")
 	count := true
+	sel := slices.Concat(userSelect, []string{"deletedDateTime"})
 	first := &directory.DeletedItemsGraphUserRequestBuilderGetRequestConfiguration{
 		Headers: headers,
 		QueryParameters: &directory.DeletedItemsGraphUserRequestBuilderGetQueryParameters{
-			Select: slices.Concat(userSelect, []string{"deletedDateTime"}), Filter: &filter, Count: &count, Top: &c.pageSize,
+			Select: sel, Filter: &filter, Count: &count, Top: &c.pageSize,
 		},
 	}
-	all := c.pages(ctx, op, func(ctx context.Context, next string) (*abs.RequestInformation, error) {
+	all := c.pages(ctx, op, sel, func(ctx context.Context, next string) (*abs.RequestInformation, error) {
 		if next == "" {
 			return c.sdk.Directory().DeletedItems().GraphUser().ToGetRequestInformation(ctx, first)
 		}

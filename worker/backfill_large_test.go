@@ -34,6 +34,11 @@ func (g bfGenerated) MemberOf(_ context.Context, _ string, groupIDs []string) ([
 	return groupIDs, nil
 }
 
+// DeletedUser finds no one: the large tests name every principal by object id.
+func (g bfGenerated) DeletedUser(context.Context, string) (User, error) {
+	return User{}, errNotFound()
+}
+
 func (g bfGenerated) GroupMembers(context.Context, string) iter.Seq2[string, error] {
 	return func(func(string, error) bool) {}
 }

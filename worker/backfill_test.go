@@ -185,8 +185,10 @@ func TestBackfillScopeMembersFirstAndOnce(t *testing.T) {
 	if got := acs.Calls("Get"); got != 3+3 {
 		t.Errorf("Get calls = %d, want 6: each candidate read once, each write read again", got)
 	}
-	if dir.Calls("MemberOf") != 3 || dir.Calls("TeamsUsers") != 0 {
-		t.Errorf("%d scope checks (want one per write) or Teams users listed (%d)",
+	// Two scope checks per write: the fresh read that decides it and the Reconciler's read
+	// after it that verifies no other writer made it stale.
+	if dir.Calls("MemberOf") != 2*3 || dir.Calls("TeamsUsers") != 0 {
+		t.Errorf("%d scope checks (want two per write) or Teams users listed (%d)",
 			dir.Calls("MemberOf"), dir.Calls("TeamsUsers"))
 	}
 	for _, r := range out.rows {
