@@ -231,12 +231,15 @@ func redactSB(err error, cs string) error {
 	return fmt.Errorf("%s", msg)
 }
 
-// startResync runs the scheduled resync in the background (not for a file replay).
+// startResync runs the resync in the background (not for a file replay): every
+// TPE_RESYNC_INTERVAL, and whenever a lifecycle event says notifications were lost. With
+// the interval 0 (replicas whose schedule is a job) only the second remains: the event
+// reaches one replica, which resyncs at once rather than at the job's next run.
 func startResync(ctx context.Context, bg *sync.WaitGroup, svc *service, replay bool) *worker.Resyncer {
-	if replay || svc.cfg.ResyncInterval <= 0 {
+	if replay {
 		return nil
 	}
-	r := worker.NewResyncer(svc.cfg.ResyncInterval, svc.backfillOptions())
+	r := worker.NewResyncer(max(svc.cfg.ResyncInterval, 0), svc.backfillOptions())
 	bg.Add(1)
 	go func() { defer bg.Done(); r.Run(ctx) }()
 	return r

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"sync"
 	"syscall"
@@ -343,5 +344,53 @@ func TestRunLeavesSubscriptionsToTheScheduledJobWhenRenewalIsOff(t *testing.T) {
 				t.Errorf("Graph holds %d subscriptions, want %d", got, want)
 			}
 		})
+	}
+}
+
+// Replicas whose scheduled resync is a job run with TPE_RESYNC_INTERVAL 0, but a lifecycle
+// event saying notifications were lost must still start a resync at once, in the one replica
+// it reaches, rather than wait for the job's next run.
+func TestRunWithoutAScheduledResyncStillResyncsOnALifecycleEvent(t *testing.T) {
+	t.Parallel()
+	dir, err := graphtest.LoadDirectoryFile(filepath.Join("..", "..", localDirectory))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gsrv := graphtest.NewServer(t, dir)
+	asrv := acstest.NewServer(t)
+	c, err := loadConfig(t, map[string]string{
+		"ACS_CONNECTION_STRING": asrv.ConnectionString(), "GRAPH_ENDPOINT": gsrv.URL(),
+		"TPE_TENANT_ID": dir.TenantID(), "TPE_CLIENT_IDS": localClientIDs, "TPE_SCOPE_GROUPS": localScopeGroup,
+		"TPE_RESYNC_INTERVAL": "0",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := newService(c, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var bg sync.WaitGroup
+	defer bg.Wait()
+	defer cancel()
+	h, err := startKeeper(ctx, &bg, svc, startResync(ctx, &bg, svc, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const adele = "e2a214e8-bbe9-4675-9d52-490575ffc53d" // licensed, in scope, no assignment yet
+	time.Sleep(100 * time.Millisecond)
+	if acsHoldsAssignment(asrv, adele) {
+		t.Fatal("a resync ran with none scheduled and no event")
+	}
+	if err := h.HandleLifecycle(ctx, worker.LifecycleEvent{SubscriptionID: "any", Event: "missed"}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !acsHoldsAssignment(asrv, adele) {
+		if time.Now().After(deadline) {
+			t.Fatal("the missed event started no resync: an eligible user is still without access")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
