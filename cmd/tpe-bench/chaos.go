@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -143,31 +142,7 @@ func chaos(ctx context.Context, f chaosFlags, stderr io.Writer) (chaosResult, er
 	emu.setFaults(f.faultRate, f.seed, chaosKinds...)
 
 	q := newQueue(0, nil, f.maxDelivery)
-	m := &mutator{dir: dir, q: q, rng: rand.New(rand.NewPCG(uint64(f.seed), 0x6d7574)), maxDelay: f.maxDelay,
-		copies: f.copies, alwaysDelta: f.pairs > 0}
-	expected := f.messages // messages the restarts are spread over; the run sends at least these
-	mutations := make(chan int, 1)
-	if f.pairs > 0 {
-		n := pairUsers(f.messages, f.copies)
-		expected = 2 * n
-		go func() {
-			changes := m.pairs(ctx, n, f.pairs)
-			q.seal()
-			mutations <- changes
-		}()
-	} else {
-		m.initial(f.messages)
-		go func() {
-			n := 0
-			for m.sent < f.messages && ctx.Err() == nil {
-				m.mutate()
-				n++
-				time.Sleep(time.Duration(2+m.rng.IntN(4)) * time.Millisecond)
-			}
-			q.seal()
-			mutations <- n
-		}()
-	}
+	expected, mutations := startTraffic(ctx, dir, q, f)
 	restarts, err := runReplicas(ctx, q, f, expected, reps)
 	nMut := <-mutations
 	if err != nil {
@@ -201,21 +176,34 @@ func chaos(ctx context.Context, f chaosFlags, stderr io.Writer) (chaosResult, er
 	}, nil
 }
 
-// chaosClients builds one replica's clients, with short timeouts so stalls cost a retry
-// rather than the message's whole budget.
-func chaosClients(emu *emulators, dir *graphtest.Directory, f chaosFlags) (*clients, error) {
-	return newClients(clientSettings{acsConnectionString: emu.acsConnectionString(), graphURL: emu.graphURL,
-		tenantID: dir.TenantID(), idleConns: 2 * f.concurrency, acsTryTimeout: 300 * time.Millisecond,
-		graphTimeout: time.Second, retryDelay: 20 * time.Millisecond, maxThrottleWait: 2 * time.Second})
-}
-
-// completedBy lists the messages each of n receivers completed.
-func (s queueStats) completedBy(n int) []int {
-	out := make([]int, n)
-	for i := range out {
-		out[i] = s.byOwner[i]
+// startTraffic changes the directory and sends the notifications in the background, and
+// seals the queue when done. It returns the number of messages the run sends at least (the
+// restarts are spread over them) and a channel that gets the number of changes made.
+func startTraffic(ctx context.Context, dir *graphtest.Directory, q *queue, f chaosFlags) (int, <-chan int) {
+	m := &mutator{dir: dir, q: q, rng: rand.New(rand.NewPCG(uint64(f.seed), 0x6d7574)), maxDelay: f.maxDelay,
+		copies: f.copies, alwaysDelta: f.pairs > 0}
+	mutations := make(chan int, 1)
+	if f.pairs > 0 {
+		n := pairUsers(f.messages, f.copies)
+		go func() {
+			changes := m.pairs(ctx, n, f.pairs)
+			q.seal()
+			mutations <- changes
+		}()
+		return 2 * n, mutations
 	}
-	return out
+	m.initial(f.messages)
+	go func() {
+		n := 0
+		for m.sent < f.messages && ctx.Err() == nil {
+			m.mutate()
+			n++
+			time.Sleep(time.Duration(2+m.rng.IntN(4)) * time.Millisecond)
+		}
+		q.seal()
+		mutations <- n
+	}()
+	return f.messages, mutations
 }
 
 func per1000(n, of int) float64 {
@@ -223,57 +211,6 @@ func per1000(n, of int) float64 {
 		return 0
 	}
 	return round3(float64(n) * 1000 / float64(of))
-}
-
-// runReplicas runs one worker per replica on q, each through its own receiver and with its
-// own clients and reconciler, as separate processes on one Service Bus queue, each stopped
-// and started again as runWithRestarts says. It returns the restarts of all replicas.
-func runReplicas(ctx context.Context, q *queue, f chaosFlags, expected int, reps []*clients) (int, error) {
-	p := benchPolicy()
-	type done struct {
-		restarts int
-		err      error
-	}
-	results := make(chan done, len(reps))
-	for i, cl := range reps {
-		rec := cl.reconciler(p)
-		src := q.receiver(i)
-		go func() {
-			n, err := runWithRestarts(ctx, q, f, expected, func() (*worker.Worker, error) {
-				return newChaosWorker(src, q, rec, cl, f)
-			})
-			results <- done{n, err}
-		}()
-	}
-	restarts := 0
-	var errs []error
-	for range reps {
-		r := <-results
-		restarts += r.restarts
-		errs = append(errs, r.err)
-	}
-	return restarts, errors.Join(errs...)
-}
-
-func newChaosWorker(src worker.Source, q *queue, rec *worker.Reconciler, cl *clients, f chaosFlags) (*worker.Worker, error) {
-	return worker.New(src, rec, cl.dir, worker.Options{
-		Concurrency: f.concurrency, DrainTimeout: 100 * time.Millisecond,
-		MessageTimeout: f.messageTimeout,
-		// As `run` on Service Bus: a group notification without members@delta hands a
-		// large group back to the queue, one reconcile command per member.
-		FanOut: func(_ context.Context, _ string, targets []worker.Target) error {
-			for _, tg := range targets {
-				body, err := json.Marshal(map[string]string{"command": string(worker.CommandReconcile), "principal": tg.Principal})
-				if err != nil {
-					return err
-				}
-				q.send(body, 0)
-			}
-			return nil
-		},
-		Trust:  worker.Trust{TenantID: graphtest.SampleTenantID, ClientState: benchClientState},
-		Logger: slog.New(slog.DiscardHandler), ProbeBackoff: func(int) time.Duration { return 50 * time.Millisecond },
-	})
 }
 
 // runWithRestarts runs a worker over q, stops it (cancel → drain → abandon) each time
