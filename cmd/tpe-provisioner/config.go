@@ -48,6 +48,10 @@ type Config struct {
 	EventGrid   string
 	WebhookURL  string
 	RelayListen string
+
+	// RenewSubscriptions makes run create and renew the Graph subscriptions itself; off
+	// when one scheduled `subscribe` does it for every replica.
+	RenewSubscriptions bool
 }
 
 // setting binds one Config field to its environment variable and flag. The table below is
@@ -76,7 +80,8 @@ var settings = []setting{
 	{"TPE_MESSAGE_TIMEOUT", "message-timeout", "2m", "bound on one message's work", false, duration(func(c *Config) *time.Duration { return &c.MessageTimeout })},
 	{"TPE_SHUTDOWN_TIMEOUT", "shutdown-timeout", "30s", "drain bound after the first SIGTERM/SIGINT", false, duration(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
 	{"TPE_HTTP_LISTEN", "http-listen", ":8080", "address of /healthz, /readyz and /metrics (off = no ops server)", false, str(func(c *Config) *string { return &c.HTTPListen })},
-	{"TPE_RESYNC_INTERVAL", "resync-interval", "24h", "scheduled full reconcile inside run (0 = off)", false, duration(func(c *Config) *time.Duration { return &c.ResyncInterval })},
+	{"TPE_RESYNC_INTERVAL", "resync-interval", "24h", "scheduled full reconcile inside run (0 = none on a schedule; a lifecycle event saying notifications were lost still starts one)", false, duration(func(c *Config) *time.Duration { return &c.ResyncInterval })},
+	{"TPE_RENEW_SUBSCRIPTIONS", "renew-subscriptions", "true", "create and renew the Graph subscriptions inside run (false when a scheduled `subscribe` does it once for all replicas; lifecycle events are answered either way)", false, boolean(func(c *Config) *bool { return &c.RenewSubscriptions })},
 	{"TPE_MAX_REVOKES", "max-revokes", "100", "brake: refuse (apply nothing of) a backfill/resync plan with more revokes than this (-1 = no count limit)", false, integer(func(c *Config) *int { return &c.MaxRevokes })},
 	{"TPE_MAX_REVOKE_PERCENT", "max-revoke-percent", "10", "brake: refuse (apply nothing of) a backfill/resync plan of 3 or more revokes that revokes more than this percent of the principals holding an assignment; a real number, 0 = off", false, float(func(c *Config) *float64 { return &c.MaxRevokePercent })},
 	{"TPE_LOG_LEVEL", "log-level", "info", "debug, info, warn or error", false, str(func(c *Config) *string { return &c.LogLevel })},
