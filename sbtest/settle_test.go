@@ -226,3 +226,12 @@ func TestDeferralIsRefusedClearly(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// Deliveries settled with different outcomes in one write (here by a bare rhea client) are
+// each answered, and applied, with their own outcome.
+func TestMixedOutcomesInOneWriteAreAnsweredPerDelivery(t *testing.T) {
+	t.Parallel()
+	s := sbtest.Start(t, sbtest.Options{})
+	runNodeTest(t, s, "dispositions.test.js", 30*time.Second)
+	waitStats(t, s, sbtest.Stats{Active: 1, Completed: 2, Deliveries: 3}, 5*time.Second)
+}

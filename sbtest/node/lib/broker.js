@@ -8,9 +8,13 @@ const rhea = require('rhea');
 const address = require('./address.js');
 const cbs = require('./cbs.js');
 const delivery = require('./delivery.js');
+const dispositions = require('./dispositions.js');
 const management = require('./management.js');
 const sections = require('./sections.js');
 const { Queue } = require('./queue.js');
+
+// Each disposition is written with its own outcome (rhea 3.0.5 folds mixed outcomes).
+dispositions.install();
 
 const types = rhea.types;
 const message = rhea.message;
