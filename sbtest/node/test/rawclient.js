@@ -26,6 +26,12 @@ function sasToken(audience, keyName, key, ttlSeconds) {
     return `SharedAccessSignature sr=${sr}&sig=${encodeURIComponent(sig)}&se=${se}&skn=${keyName}`;
 }
 
+function withTimeout(p, ms, what) {
+    let timer;
+    return Promise.race([p, new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(what)), ms); })])
+        .finally(() => clearTimeout(timer));
+}
+
 function once(emitter, event) {
     return new Promise((resolve, reject) => {
         emitter.once(event, resolve);
@@ -33,30 +39,54 @@ function once(emitter, event) {
     });
 }
 
-// connect opens a connection and puts a token for entity on $cbs.
-async function connect(entity) {
+// connect opens a connection and puts a token for entity on $cbs. With opts.replyByName
+// the reply link has no target address and reply-to names the link (as @azure/core-amqp
+// does).
+async function connect(entity, opts = {}) {
     const ep = endpoint();
     const container = rhea.create_container({ id: 'sbtest-raw-' + process.pid });
     const conn = container.connect({ host: ep.host, port: ep.port, reconnect: false, username: ep.keyName, password: ep.key });
     await once(conn, 'connection_open');
     const replyTo = 'cbs-reply-' + crypto.randomUUID();
     const requests = conn.open_sender({ target: { address: '$cbs' } });
-    const replies = conn.open_receiver({ source: { address: '$cbs' }, target: { address: replyTo } });
+    const replies = opts.replyByName
+        ? conn.open_receiver({ name: replyTo, source: { address: '$cbs' } })
+        : conn.open_receiver({ source: { address: '$cbs' }, target: { address: replyTo } });
     await Promise.all([once(requests, 'sendable'), once(replies, 'receiver_open')]);
     const audience = `sb://${ep.host}:${ep.port}/${entity}`;
-    const answer = once(replies, 'message');
+    const answer = withTimeout(once(replies, 'message'), 5000, 'no answer to put-token');
     requests.send({
         message_id: crypto.randomUUID(),
         reply_to: replyTo,
         application_properties: { operation: 'put-token', type: 'servicebus.windows.net:sastoken', name: audience },
         body: sasToken(audience, ep.keyName, ep.key, 3600),
     });
-    const ctx = await answer;
-    const status = ctx.message.application_properties['status-code'];
-    if (status !== 202) throw new Error(`put-token answered ${status}`);
+    try {
+        const ctx = await answer;
+        const status = ctx.message.application_properties['status-code'];
+        if (status !== 202) throw new Error(`put-token answered ${status}`);
+    } catch (e) {
+        conn.close();
+        throw e;
+    }
     requests.close();
     replies.close();
     return conn;
 }
 
-module.exports = { endpoint, connect, once, sasToken };
+// request sends one request to node over a fresh request/reply link pair and resolves
+// with the answer. The reply link has no target address; reply-to is its name.
+async function request(conn, node, applicationProperties, body) {
+    const replyTo = 'reply-' + crypto.randomUUID();
+    const requests = conn.open_sender({ target: { address: node } });
+    const replies = conn.open_receiver({ name: replyTo, source: { address: node } });
+    await Promise.all([once(requests, 'sendable'), once(replies, 'receiver_open')]);
+    const answer = withTimeout(once(replies, 'message'), 5000, `no answer from ${node}`);
+    requests.send({ message_id: crypto.randomUUID(), reply_to: replyTo, application_properties: applicationProperties, body });
+    const ctx = await answer;
+    requests.close();
+    replies.close();
+    return ctx.message;
+}
+
+module.exports = { endpoint, connect, request, once, withTimeout, sasToken };
