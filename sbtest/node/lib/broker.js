@@ -43,7 +43,7 @@ message.decode = function (buffer) {
 };
 
 class Broker {
-    // opts: {queues: [name], lockDurationMs, maxDeliveryCount, keyName, key, log}
+    // opts: {queues: [name], lockDurationMs, maxDeliveryCount, duplicateDetectionWindowMs, keyName, key, log}
     constructor(opts) {
         this.log = opts.log || (() => {});
         this.claims = new cbs.Claims(opts.keyName, opts.key);
@@ -53,7 +53,10 @@ class Broker {
         for (const name of opts.queues) {
             const n = name.toLowerCase();
             const dlq = new Queue(n + '/$deadletterqueue', { lockDurationMs: opts.lockDurationMs, maxDeliveryCount: 0, log: this.log });
-            const q = new Queue(n, { lockDurationMs: opts.lockDurationMs, maxDeliveryCount: opts.maxDeliveryCount, deadLetter: dlq, log: this.log });
+            const q = new Queue(n, {
+                lockDurationMs: opts.lockDurationMs, maxDeliveryCount: opts.maxDeliveryCount,
+                duplicateDetectionWindowMs: opts.duplicateDetectionWindowMs || 0, deadLetter: dlq, log: this.log,
+            });
             this.queues.set(n, { queue: q, deadLetter: dlq });
         }
         this.connections = new Set();
@@ -277,13 +280,8 @@ class Broker {
             return ctx.delivery.reject({ condition: REFUSED, description: `sbtest does not implement message format ${ctx.format}` });
         }
         const parsed = payloads.map((p) => sections.parse(p));
-        for (const m of parsed) {
-            if (sections.annotation(m, 'x-opt-scheduled-enqueue-time') !== undefined) {
-                return ctx.delivery.reject({ condition: REFUSED, description: 'sbtest does not implement scheduled messages' });
-            }
-        }
-        const seqs = parsed.map((m) => queue.enqueue(m));
-        this.log(`${queue.name}: enqueued ${seqs.length} message(s), sequence ${seqs.join(',')}`);
+        const results = parsed.map((m) => queue.accept(m));
+        this.log(`${queue.name}: received ${results.length} message(s): ${results.map((r) => `${r.sequence} ${r.outcome}`).join(', ')}`);
         ctx.delivery.accept();
     }
 
