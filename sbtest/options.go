@@ -13,6 +13,9 @@ import (
 type Options struct {
 	// Queue is the queue the endpoint serves (with its $DeadLetterQueue). Default "tasks".
 	Queue string
+	// MoreQueues are further queues the endpoint serves next to Queue, with the same
+	// settings. Stats reports Queue only.
+	MoreQueues []string
 	// LockDuration is how long a peek-lock holds before the message is delivered again.
 	// Default 60 s, as on Service Bus; tests use about 2 s.
 	LockDuration time.Duration
@@ -112,7 +115,7 @@ func (o Options) config() config {
 	}
 	return config{
 		DuplicateWindowMs: window,
-		Queues:            []string{o.Queue},
+		Queues:            append([]string{o.Queue}, o.MoreQueues...),
 		LockDurationMs:    o.LockDuration.Milliseconds(),
 		MaxDeliveryCount:  o.MaxDeliveryCount,
 		KeyName:           o.KeyName,
