@@ -18,7 +18,7 @@ func TestOfficialJavaScriptClient(t *testing.T) {
 		lock          = time.Second
 		maxDeliveries = 3
 	)
-	queues := []string{"send", "abandon", "deadletter", "maxdelivery", "renew", "expiry", "peek", "receivedelete", "duplicate"}
+	queues := []string{"send", "abandon", "deadletter", "maxdelivery", "renew", "expiry", "peek", "receivedelete", "duplicate", "schedule"}
 	s := sbtest.Start(t, sbtest.Options{
 		MoreQueues:         queues,
 		LockDuration:       lock,

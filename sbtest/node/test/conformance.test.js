@@ -209,6 +209,25 @@ test('duplicate detection drops a repeated message id, single and batch', () => 
     await receiveNone(receiver, 300);
 }));
 
+test('scheduled messages wait for their time; cancelled ones never come', () => withClient(async (client) => {
+    const q = queue('schedule');
+    const sender = client.createSender(q);
+    const receiver = client.createReceiver(q, { receiveMode: 'receiveAndDelete' });
+    const at = new Date(Date.now() + 600);
+    const [keep, cancel] = await sender.scheduleMessages([{ messageId: 'keep', body: 'k' }, { messageId: 'cancel', body: 'c' }], at);
+    assert.ok(!keep.equals(cancel), 'one sequence number per message');
+    await sender.cancelScheduledMessages([cancel]);
+    await sender.sendMessages({ messageId: 'plain-scheduled', body: 'p', scheduledEnqueueTimeUtc: at });
+    const peeked = await receiver.peekMessages(10);
+    assert.deepStrictEqual(peeked.map((m) => m.messageId).sort(), ['keep', 'plain-scheduled'], 'peek shows the scheduled messages');
+    assert.ok(peeked.every((m) => m.state === 'scheduled'), 'peeked as scheduled');
+    await receiveNone(receiver, Math.max(1, at.getTime() - Date.now() - 150));
+    const got = await receive(receiver, 2);
+    assert.ok(Date.now() >= at.getTime(), 'not before the scheduled time');
+    assert.deepStrictEqual(got.map((m) => m.messageId).sort(), ['keep', 'plain-scheduled']);
+    await receiveNone(receiver, 300);
+}));
+
 test('a wrong key is UnauthorizedAccess', async () => {
     const wrong = connectionString.replace(/SharedAccessKey=[^;]*/, 'SharedAccessKey=' + Buffer.from('wrong key').toString('base64'));
     assert.notStrictEqual(wrong, connectionString);
