@@ -62,3 +62,31 @@ test('abandon and complete in one write are answered per delivery', async () => 
         await once(conn, 'connection_close').catch(() => {});
     }
 });
+
+test('a refused send and an accepted one in one write are answered per delivery', async () => {
+    const conn = await connect(queue);
+    try {
+        const sender = conn.open_sender({ target: { address: queue }, autosettle: false });
+        await once(sender, 'sendable');
+        const outcomes = new Map();
+        const done = new Promise((resolve) => {
+            const record = (name) => (ctx) => {
+                outcomes.set(ctx.delivery, name);
+                if (outcomes.size === 2) resolve();
+            };
+            sender.on('accepted', record('accepted'));
+            sender.on('rejected', record('rejected'));
+        });
+        // Both transfers reach the endpoint in one read, so its answers leave in one write.
+        conn.socket.cork();
+        const rhea = require('rhea');
+        const refused = sender.send(rhea.message.encode({ message_id: 'f1', body: 'x' }), undefined, 1); // message format 1
+        const fine = sender.send({ message_id: 'ok', body: 'y' });
+        setImmediate(() => conn.socket.uncork());
+        await done;
+        assert.deepStrictEqual([outcomes.get(refused), outcomes.get(fine)], ['rejected', 'accepted']);
+    } finally {
+        conn.close();
+        await once(conn, 'connection_close').catch(() => {});
+    }
+});
