@@ -71,6 +71,14 @@
 //     official clients read; the request/response page does not name one.
 //   - The dead-letter queue has no dead-letter queue: at MaxDeliveryCount a message stays.
 //
+// # A second client
+//
+// TestOfficialJavaScriptClient runs node/test/conformance.test.js with @azure/service-bus
+// (pinned in node/package.json), a client the endpoint was not written with, so what the
+// endpoint does is checked by two official clients rather than fitted to one. A client's
+// own habits stay in the tests, never in the endpoint: the JavaScript client, for one,
+// retries UnauthorizedAccess and reports the attempts as one AggregateError.
+//
 // Every disposition is written with its own outcome: rhea 3.0.5 folds consecutive
 // dispositions into one frame carrying the first one's state, so node/lib/dispositions.js
 // replaces its writer (pinned to that version).

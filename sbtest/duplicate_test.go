@@ -13,7 +13,7 @@ import (
 // once the window has passed the id is new again.
 func TestDuplicateDetectionDropsRepeatedIDsWithinTheWindow(t *testing.T) {
 	t.Parallel()
-	const window = 2 * time.Second
+	const window = 3 * time.Second
 	s := sbtest.Start(t, sbtest.Options{DuplicateDetection: true, DuplicateDetectionWindow: window})
 	c := newClient(t, s.ConnectionString())
 	sender := newSender(t, c, s.Queue())
