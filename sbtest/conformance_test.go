@@ -15,7 +15,7 @@ import (
 func TestOfficialJavaScriptClient(t *testing.T) {
 	t.Parallel()
 	const (
-		lock          = time.Second
+		lock          = 2 * time.Second
 		maxDeliveries = 3
 	)
 	queues := []string{"send", "abandon", "deadletter", "maxdelivery", "renew", "expiry", "peek", "receivedelete", "duplicate", "schedule"}

@@ -27,17 +27,22 @@ func TestScheduledEnqueueTimeHoldsTheMessageUntilItsTime(t *testing.T) {
 	if err := sender.SendMessage(ctxFor(t, 10*time.Second), msg, nil); err != nil {
 		t.Fatalf("SendMessage with ScheduledEnqueueTime: %v", err)
 	}
-	if st := stats(t, s); st != (sbtest.Stats{Scheduled: 1}) {
-		t.Fatalf("stats = %+v, want the message scheduled and nothing active", st)
+	// What is observed before the scheduled time must show the message held back; on a
+	// machine slow enough to reach that time first, these checks have nothing to see.
+	if st := stats(t, s); time.Now().Before(at) && st != (sbtest.Stats{Scheduled: 1}) {
+		t.Fatalf("stats = %+v before the scheduled time, want the message scheduled and nothing active", st)
 	}
 	peeked, err := r.PeekMessages(ctxFor(t, 10*time.Second), 10, nil)
-	if err != nil || len(peeked) != 1 {
-		t.Fatalf("PeekMessages = %d messages, %v; want the scheduled one", len(peeked), err)
+	if err != nil || len(peeked) != 1 || peeked[0].SequenceNumber == nil {
+		t.Fatalf("PeekMessages = %d messages, %v; want the message", len(peeked), err)
 	}
-	if peeked[0].State != azservicebus.MessageStateScheduled || peeked[0].SequenceNumber == nil {
-		t.Errorf("peeked State = %v, SequenceNumber %v; want scheduled with a number", peeked[0].State, peeked[0].SequenceNumber)
+	scheduledSeq := int64(-1)
+	if time.Now().Before(at) {
+		if peeked[0].State != azservicebus.MessageStateScheduled {
+			t.Errorf("peeked State = %v before the scheduled time, want scheduled", peeked[0].State)
+		}
+		scheduledSeq = *peeked[0].SequenceNumber
 	}
-	scheduledSeq := *peeked[0].SequenceNumber
 	receiveNone(t, r, time.Until(at.Add(-150*time.Millisecond)))
 
 	m := receiveN(t, r, 1, 5*time.Second)[0]
@@ -54,7 +59,7 @@ func TestScheduledEnqueueTimeHoldsTheMessageUntilItsTime(t *testing.T) {
 	if m.EnqueuedTime == nil || m.EnqueuedTime.Before(at.Add(-time.Millisecond)) {
 		t.Errorf("EnqueuedTime = %v, want at or after the scheduled time %v", m.EnqueuedTime, at)
 	}
-	if m.SequenceNumber == nil || *m.SequenceNumber <= scheduledSeq {
+	if m.SequenceNumber == nil || *m.SequenceNumber <= scheduledSeq { // scheduledSeq is -1 when not seen
 		t.Errorf("SequenceNumber = %v, want a new one after the scheduled number %d", m.SequenceNumber, scheduledSeq)
 	}
 	if m.State != azservicebus.MessageStateActive {
@@ -91,8 +96,9 @@ func TestCancelledScheduledMessagesAreNeverDelivered(t *testing.T) {
 	if err := sender.CancelScheduledMessages(ctxFor(t, 10*time.Second), []int64{seqs[0], seqs[2]}, nil); err != nil {
 		t.Fatalf("CancelScheduledMessages: %v", err)
 	}
-	if st := stats(t, s); st != (sbtest.Stats{Scheduled: 1}) {
-		t.Fatalf("stats = %+v after cancelling two of three, want one scheduled", st)
+	// One message is left: still scheduled, or already enqueued on a slow machine.
+	if st := stats(t, s); st.Scheduled+st.Active != 1 || st.Locked+st.Completed+st.Deliveries != 0 {
+		t.Fatalf("stats = %+v after cancelling two of three, want one left", st)
 	}
 	m := receiveN(t, r, 1, 5*time.Second)[0]
 	if m.MessageID != "keep" || time.Now().Before(at) {
@@ -118,8 +124,9 @@ func TestScheduledMessageCountsForDuplicateDetection(t *testing.T) {
 	if _, err := sender.ScheduleMessages(ctxFor(t, 10*time.Second), []*azservicebus.Message{{MessageID: ptr("r"), Body: []byte("scheduled")}}, at, nil); err != nil {
 		t.Fatalf("ScheduleMessages: %v", err)
 	}
+	// The id is logged when the message is scheduled: a plain send of it is dropped whether
+	// or not the scheduled time has come.
 	send(t, sender, "r", "plain")
-	waitStats(t, s, sbtest.Stats{Scheduled: 1, Duplicates: 1}, 5*time.Second)
 	r := newReceiver(t, c, s.Queue(), 0)
 	m := receiveN(t, r, 1, 5*time.Second)[0]
 	if string(m.Body) != "scheduled" {
@@ -128,5 +135,6 @@ func TestScheduledMessageCountsForDuplicateDetection(t *testing.T) {
 	if err := r.CompleteMessage(ctxFor(t, 5*time.Second), m, nil); err != nil {
 		t.Fatalf("CompleteMessage: %v", err)
 	}
+	receiveNone(t, r, 300*time.Millisecond)
 	waitStats(t, s, sbtest.Stats{Completed: 1, Deliveries: 1, Duplicates: 1}, 5*time.Second)
 }

@@ -148,7 +148,7 @@ test('lock renewal keeps the message past its lock', () => withClient(async (cli
     const end = Date.now() + 2 * lockMs;
     let until = firstUntil;
     while (Date.now() < end) {
-        await sleep(lockMs / 3);
+        await sleep(lockMs / 4);
         until = await receiver.renewMessageLock(m);
     }
     assert.ok(until.getTime() > firstUntil.getTime() + lockMs, `lockedUntil ${until.toISOString()} moved past ${firstUntil.toISOString()} + lock`);
@@ -220,7 +220,9 @@ test('scheduled messages wait for their time; cancelled ones never come', () => 
     await sender.sendMessages({ messageId: 'plain-scheduled', body: 'p', scheduledEnqueueTimeUtc: at });
     const peeked = await receiver.peekMessages(10);
     assert.deepStrictEqual(peeked.map((m) => m.messageId).sort(), ['keep', 'plain-scheduled'], 'peek shows the scheduled messages');
-    assert.ok(peeked.every((m) => m.state === 'scheduled'), 'peeked as scheduled');
+    if (Date.now() < at.getTime()) { // a machine slow enough to pass the time first has nothing to see here
+        assert.ok(peeked.every((m) => m.state === 'scheduled'), 'peeked as scheduled before the time');
+    }
     await receiveNone(receiver, Math.max(1, at.getTime() - Date.now() - 150));
     const got = await receive(receiver, 2);
     assert.ok(Date.now() >= at.getTime(), 'not before the scheduled time');
