@@ -79,7 +79,8 @@ function peek(queue, body) {
     return { status: 200, description: 'OK', body: types.wrap_map({ messages: types.List32(messages) }) };
 }
 
-// scheduleMessages takes {messages: [{message-id, message: <encoded AMQP message>, ...}]};
+// scheduleMessages takes {messages: [{message-id, message: <encoded AMQP message>, ...}]}
+// (message-id and message are required, as the request/response operations list them);
 // each encoded message carries its x-opt-scheduled-enqueue-time. It answers
 // {sequence-numbers: long[]} in request order.
 function scheduleMessages(queue, body) {
@@ -87,7 +88,10 @@ function scheduleMessages(queue, body) {
     if (!Array.isArray(list) || list.length === 0) return { status: 400, description: 'messages is required' };
     const parsed = [];
     for (const item of list) {
-        const raw = item && item.message;
+        if (!item || typeof item['message-id'] !== 'string') {
+            return { status: 400, description: 'each entry of messages needs its message-id as a string' };
+        }
+        const raw = item.message;
         if (!Buffer.isBuffer(raw)) return { status: 400, description: 'each entry of messages needs a binary message' };
         let m;
         try {
