@@ -60,7 +60,8 @@
 //     dropped repeat does not extend it. Windows below Service Bus's 20 s minimum are
 //     accepted so tests can see one end.
 //   - cancel-scheduled-message with a number that names no scheduled message (unknown,
-//     already enqueued or already cancelled) succeeds and changes nothing.
+//     already enqueued or already cancelled) succeeds and changes nothing. A cancelled
+//     message's id stays logged for duplicate detection until its window ends.
 //   - An x-opt-scheduled-enqueue-time at or before now enqueues at once. A scheduled
 //     message's time to live counts from when it is enqueued. A peek shows a scheduled
 //     message with x-opt-message-state 2 and, as its enqueued time, when it was scheduled.
