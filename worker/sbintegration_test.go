@@ -30,6 +30,7 @@ type sbEnv struct {
 
 func newSBEnv(t *testing.T, o sbtest.Options, users ...User) *sbEnv {
 	t.Helper()
+	o.DuplicateDetection = true // as the deployed queue (deploy/bicep/modules/servicebus.bicep)
 	e := &sbEnv{rtEnv: newRTEnv(users...), srv: sbtest.Start(t, o), obs: &recordingObserver{}}
 	c, err := azservicebus.NewClientFromConnectionString(e.srv.ConnectionString(), &azservicebus.ClientOptions{RetryOptions: sbRetry})
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"maps"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -247,14 +248,21 @@ func TestWorkerShutdownNeverCompletesUnfinishedWork(t *testing.T) {
 }
 
 // slowDirectory makes one principal's read take delay (or until its ctx ends).
+// slowDirectory makes the first read of one user take delay; later reads (the Reconciler's
+// read after its write) are as fast as the rest, so the message outlasts its lock once.
 type slowDirectory struct {
 	*fakeDirectory
 	slow  string
 	delay time.Duration
+	once  sync.Once
 }
 
 func (d *slowDirectory) User(ctx context.Context, idOrUPN string) (User, error) {
+	first := false
 	if strings.EqualFold(idOrUPN, d.slow) {
+		d.once.Do(func() { first = true })
+	}
+	if first {
 		select {
 		case <-time.After(d.delay):
 		case <-ctx.Done():

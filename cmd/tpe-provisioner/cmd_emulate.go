@@ -106,7 +106,7 @@ func startEmulators(ctx context.Context, f emulateFlags, sbLog io.Writer) (*emul
 		return nil, fmt.Errorf("Graph emulator: %w", err)
 	}
 	if f.sbListen != "" {
-		e.sb, err = sbtest.Launch(ctx, sbtest.Options{Queue: "tpe-notifications", Log: sbLog})
+		e.sb, err = sbtest.Launch(ctx, sbtest.Options{Queue: "tpe-notifications", Log: sbLog, DuplicateDetection: true})
 		if err != nil {
 			e.Close()
 			return nil, fmt.Errorf("Service Bus endpoint: %w", err)

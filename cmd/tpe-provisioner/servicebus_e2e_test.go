@@ -37,6 +37,7 @@ func newSBFixture(t *testing.T, o sbtest.Options) *sbFixture {
 	t.Helper()
 	f := &sbFixture{emu: startLocalEmulators(t), sbLog: &lockedBuffer{}}
 	o.Log = f.sbLog
+	o.DuplicateDetection = true // as the deployed queue (deploy/bicep/modules/servicebus.bicep)
 	f.sb = sbtest.Start(t, o)
 	c, err := azservicebus.NewClientFromConnectionString(f.sb.ConnectionString(), nil)
 	if err != nil {
