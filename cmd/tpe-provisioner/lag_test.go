@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,22 +28,15 @@ import (
 
 const e2eMegan = "c9ce5ddc-2a52-483e-96df-d21e9d1f5c01" // a Teams user outside the scope
 
-// startLaggedEmulators starts the emulators on the sample directory as `emulate` does,
-// with the Graph emulator's advanced-query listings frozen for an hour at each
-// SnapshotListings (and at the first listing).
-func startLaggedEmulators(t *testing.T) *emulators {
+// startLaggedEmulators starts the emulators on the sample directory, with the Graph
+// emulator's advanced-query listings frozen for an hour at each SnapshotListings (and at
+// the first listing). They are httptest servers, which close at the end of the test
+// without waiting on the clients' idle connections.
+func startLaggedEmulators(t *testing.T, opts ...graphtest.Option) *emulators {
 	t.Helper()
 	dir := sampleDirectory(t)
-	emu := &emulators{dir: dir, acs: acstest.New(acstest.Options{}),
-		graph: graphtest.New(dir, graphtest.Options{AdvancedQueryLag: time.Hour})}
-	t.Cleanup(emu.Close)
-	if err := emu.acs.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	if err := emu.graph.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	return emu
+	lag := func(o *graphtest.Options) { o.AdvancedQueryLag = time.Hour }
+	return &emulators{dir: dir, acs: acstest.NewServer(t), graph: graphtest.NewServer(t, dir, append([]graphtest.Option{lag}, opts...)...)}
 }
 
 // lagBackfill runs `backfill --output json` plus args, wants exit 0, and returns the plan's
@@ -146,6 +140,39 @@ func TestBackfillUnderListingLagFollowsTheFreshScopeCheckOfARemovedUser(t *testi
 	}
 	if totals.Applied[worker.ActionRevoke] != 1 || totals.Stale != 2 {
 		t.Errorf("totals: applied %v, stale %d; want Adele's revoke applied and both planned grants counted stale", totals.Applied, totals.Stale)
+	}
+}
+
+// A holder removed from the scope after the snapshot is listed as a member who holds her
+// assignment: her row plans no write, so this backfill does not look at her again (only a
+// planned change is re-read). Her group's change notification revokes her on the message
+// path; without it, the first backfill after the index has caught up plans her revoke,
+// confirms it with her own scope check and writes it.
+func TestBackfillUnderListingLagRevokesARemovedHolderOnceTheListingCatchesUp(t *testing.T) {
+	var ahead atomic.Int64 // how far the Graph emulator's clock is ahead of the wall clock
+	clock := func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
+	emu := startLaggedEmulators(t, func(o *graphtest.Options) { o.Clock = clock })
+	withEnviron(t, emulatorEnv(emu))
+	lagBackfill(t) // everyone in scope is granted
+	emu.graph.SnapshotListings()
+	if err := emu.dir.RemoveMember(localScopeGroup, e2eAdele); err != nil {
+		t.Fatal(err)
+	}
+
+	rows, _ := lagBackfill(t)
+	_, written := rows[e2eAdele] // rows that plan no write are not printed
+	t.Logf("during the lag: a write planned for %s: %v; holds our ids: %v", e2eAdele, written, holdsOurs(assignmentOf(emu, e2eAdele)))
+
+	ahead.Store(int64(2 * time.Hour)) // the index catches up
+	rows, totals := lagBackfill(t)
+	if r := rows[e2eAdele]; r.Action != worker.ActionRevoke {
+		t.Errorf("after the lag: %s planned %q, want the out-of-scope revoke", e2eAdele, r.Action)
+	}
+	if a, ok := assignmentOf(emu, e2eAdele); holdsOurs(a, ok) {
+		t.Errorf("%s, out of scope, still holds our client ids once the listing caught up: %+v", e2eAdele, a)
+	}
+	if totals.Applied[worker.ActionRevoke] != 1 {
+		t.Errorf("applied %v, want exactly her revoke", totals.Applied)
 	}
 }
 
