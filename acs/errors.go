@@ -13,7 +13,8 @@ import (
 // credential without the role, a subscription not enabled for the API) and Temporary (408,
 // 429, 5xx). Every other status is permanent for the principal at hand.
 type ResponseError struct {
-	// Op names the call, such as "PUT assignment <objectId>".
+	// Op names the call, such as "PUT assignment <objectId>" (a resource account's with
+	// " as principalType <the spelling sent>").
 	Op string
 	// StatusCode is the HTTP status of the last try.
 	StatusCode int

@@ -41,6 +41,11 @@ func (c *Client) Put(ctx context.Context, tenantID string, a Assignment) (_ Assi
 	if err != nil {
 		return Assignment{}, false, err
 	}
+	if a.PrincipalType == PrincipalResourceAccount {
+		// Which spelling the service takes is unconfirmed; an error names the one sent, in
+		// our words, whatever the service's message says.
+		op += " as principalType " + body.PrincipalType
+	}
 	resp, err := c.do(ctx, op, http.MethodPut, assignmentPath(tenantID, a.ObjectID), body, http.StatusOK, http.StatusCreated)
 	if err != nil {
 		return Assignment{}, false, err
