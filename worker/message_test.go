@@ -24,6 +24,9 @@ const (
 
 var fxTrust = Trust{TenantID: fxTenant, ClientState: fxClientState}
 
+// fxOverrides also accepts grant and revoke commands from the queue.
+var fxOverrides = Trust{TenantID: fxTenant, ClientState: fxClientState, QueueOverrides: true}
+
 // decodedView is Decoded with rejections reduced to their reasons, for comparison.
 type decodedView struct {
 	Principals []Target
@@ -100,15 +103,21 @@ func TestDecodeFixtures(t *testing.T) {
 			fixture: "command_reconcile.json", trust: fxTrust,
 			want: decodedView{Principals: []Target{{Principal: fxUserA, Command: CommandReconcile, Source: "command"}}}},
 		{name: "grant command by UPN with the resourceAccount alias",
-			fixture: "command_grant_upn.json", trust: fxTrust,
+			fixture: "command_grant_upn.json", trust: fxOverrides,
 			want: decodedView{Principals: []Target{{Principal: "ivr-main@contoso.onmicrosoft.com",
 				Type: PrincipalResourceAccount, Command: CommandGrant, Source: "command"}}}},
 		{name: "revoke command in any letter case",
-			fixture: "command_revoke.json", trust: fxTrust,
+			fixture: "command_revoke.json", trust: fxOverrides,
 			want: decodedView{Principals: []Target{{Principal: fxUserB, Type: PrincipalUser, Command: CommandRevoke, Source: "command"}}}},
 		{name: "command naming a path instead of a principal is rejected",
-			fixture: "command_bad_principal.json", trust: fxTrust,
+			fixture: "command_bad_principal.json", trust: fxOverrides,
 			want: decodedView{Rejected: []string{ReasonBadPrincipal}}},
+		{name: "grant command from the queue is untrusted without queue overrides",
+			fixture: "command_grant_upn.json", trust: fxTrust,
+			want: decodedView{Rejected: []string{ReasonUntrusted}}},
+		{name: "revoke command from the queue is untrusted without queue overrides",
+			fixture: "command_revoke.json", trust: fxTrust,
+			want: decodedView{Rejected: []string{ReasonUntrusted}}},
 		{name: "unknown command is rejected",
 			fixture: "command_bad_command.json", trust: fxTrust,
 			want: decodedView{Rejected: []string{ReasonMalformed}}},
@@ -224,10 +233,10 @@ func TestDecodeInline(t *testing.T) {
 			body: `{"command":"reconcile","principal":"alice_fabrikam.com#EXT#@contoso.onmicrosoft.com"}`,
 			want: decodedView{Principals: []Target{{Principal: "alice_fabrikam.com#EXT#@contoso.onmicrosoft.com", Command: CommandReconcile, Source: "command"}}}},
 		{name: "command with an unknown principal type",
-			body: `{"command":"grant","principal":"` + fxUserA + `","principalType":"device"}`,
+			body: `{"command":"reconcile","principal":"` + fxUserA + `","principalType":"device"}`,
 			want: decodedView{Rejected: []string{ReasonMalformed}}},
 		{name: "command with a UPN without a domain",
-			body: `{"command":"grant","principal":"alice@localhost"}`,
+			body: `{"command":"reconcile","principal":"alice@localhost"}`,
 			want: decodedView{Rejected: []string{ReasonBadPrincipal}}},
 		{name: "empty array decodes to nothing", body: `[]`, want: decodedView{}},
 		{name: "value that is not an array", body: `{"value":5}`, wantErr: ReasonMalformed},
@@ -332,6 +341,21 @@ func TestPrincipalForms(t *testing.T) {
 		{"alice@contoso.com?$select=id", false, false},
 		{strings.Repeat("a", 300) + "@contoso.com", false, false},
 		{"", false, false},
+		// Nothing invisible or reordering reaches an audit record as a principal.
+		{"élodie@contoso.com", false, true},
+		{"ad\u202emin@contoso.com", false, false},       // right-to-left override
+		{"admin@contoso.com\u202a", false, false},       // left-to-right embedding
+		{"\u2066admin\u2069@contoso.com", false, false}, // isolates
+		{"admin\u200b@contoso.com", false, false},       // zero-width space (Cf)
+		{"admin\u00ad@contoso.com", false, false},       // soft hyphen (Cf)
+		{"\ufeffadmin@contoso.com", false, false},       // BOM (Cf)
+		{"admin\u0085@contoso.com", false, false},       // next line (C1 control)
+		{"admin\u009b@contoso.com", false, false},       // CSI (C1 control)
+		{"admin\u00a0@contoso.com", false, false},       // no-break space
+		{"admin\u2028@contoso.com", false, false},       // line separator
+		{"admin\ue000@contoso.com", false, false},       // private use
+		{"admin\xff@contoso.com", false, false},         // invalid UTF-8
+		{"admin\x1b[31m@contoso.com", false, false},     // ANSI escape
 	}
 	for _, tt := range tests {
 		if got := isObjectID(tt.in); got != tt.guid {
