@@ -147,16 +147,18 @@ func New(src Source, rec *Reconciler, dir directory, o Options) (*Worker, error)
 }
 
 // Ready reports nil when the worker is running, its source is connected and its circuit
-// is closed; otherwise why not (for the readiness probe).
+// is closed; otherwise which of these failed (for the readiness probe, which may be served
+// to anyone who reaches the ops port). It never holds the fault's own text, which can name
+// a principal or echo an answer: that is logged where the fault was seen.
 func (w *Worker) Ready() error {
 	if !w.running.Load() {
 		return errors.New("worker is not running")
 	}
-	if open, cause := w.circuit.state(); open {
-		return fmt.Errorf("circuit open: %s", cause)
+	if open, _ := w.circuit.state(); open {
+		return errors.New("circuit open: a systemic fault paused receiving (its cause is in the log)")
 	}
 	if msg := w.sourceErr.Load(); msg != nil {
-		return fmt.Errorf("source: %s", *msg)
+		return errors.New("source: receiving failed (the error is in the log)")
 	}
 	if r, ok := w.src.(interface{ Ready() error }); ok {
 		return r.Ready()
