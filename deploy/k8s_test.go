@@ -169,13 +169,19 @@ func TestKustomizeRenders(t *testing.T) {
 		if dig(d, "metadata", "labels", "app.kubernetes.io/part-of") != "tpe-provisioner" {
 			t.Errorf("%s/%v lacks the common labels", kind, dig(d, "metadata", "name"))
 		}
-		if kind == "Deployment" {
+		switch kind {
+		case "Deployment":
 			image = dig(d, "spec", "template", "spec", "containers", 0, "image")
+		case "CronJob":
+			if img := dig(d, "spec", "jobTemplate", "spec", "template", "spec", "containers", 0, "image"); img != "myregistry.azurecr.io/tpe-provisioner:latest" {
+				t.Errorf("CronJob/%v image = %v; want the kustomization's images entry applied", dig(d, "metadata", "name"), img)
+			}
 		}
 	}
 	sort.Strings(got)
 	want := []string{
-		"ConfigMap/tpe-provisioner", "Deployment/tpe-provisioner", "PodDisruptionBudget/tpe-provisioner",
+		"ConfigMap/tpe-provisioner", "CronJob/tpe-provisioner-resync", "CronJob/tpe-provisioner-subscribe",
+		"Deployment/tpe-provisioner", "PodDisruptionBudget/tpe-provisioner",
 		"ScaledObject/tpe-provisioner", "Service/tpe-provisioner-metrics", "ServiceAccount/tpe-provisioner",
 		"TriggerAuthentication/tpe-provisioner-servicebus",
 	}
@@ -375,7 +381,7 @@ func TestScaledObjectWatchesTheWorkersQueue(t *testing.T) {
 		{"namespace (name, not host)", dig(trig, "metadata", "namespace"), strings.Split(nsHost, ".")[0]},
 		{"messages per replica", dig(trig, "metadata", "messageCount"), "5"},
 		{"auth provider", dig(c.get(t, "TriggerAuthentication/"+auth), "spec", "podIdentity", "provider"), "azure-workload"},
-		{"min replicas keeps resync running", dig(so, "spec", "minReplicaCount"), 1},
+		{"min replicas: one warm worker", dig(so, "spec", "minReplicaCount"), 1},
 	}
 	for _, ck := range checks {
 		if ck.got != ck.want {

@@ -41,8 +41,9 @@ type Options struct {
 	// HTTPClient supplies the transport (and timeout) under the SDK's middleware; nil uses
 	// http.DefaultTransport and a 100 s timeout.
 	HTTPClient *http.Client
-	// MaxRetries bounds retries of 429/503/504 (Retry-After honoured). 0 means 3; negative
-	// disables retries; the SDK caps it at 10.
+	// MaxRetries bounds retries of 429/503/504 (Retry-After honoured to the millisecond; a
+	// wait that would take one call past 3 minutes ends it with the answer instead). 0 means
+	// 3; negative disables retries; at most 10.
 	MaxRetries int
 	// PageSize is $top for listings (default and maximum 999).
 	PageSize int
@@ -147,7 +148,6 @@ func (c *Client) httpClient(o *Options) (*http.Client, error) {
 		}
 	}
 	kiota, err := khttp.GetDefaultMiddlewaresWithOptions(
-		&khttp.RetryHandlerOptions{MaxRetries: o.MaxRetries, ShouldRetry: c.shouldRetry(o.MaxRetries)},
 		// Request bodies go uncompressed: they are small, and a retried gzip body is not
 		// rewindable.
 		khttp.NewCompressionOptionsReference(false),
@@ -156,10 +156,16 @@ func (c *Client) httpClient(o *Options) (*http.Client, error) {
 		return nil, fmt.Errorf("graph: middleware: %w", err)
 	}
 	telemetry := msgraphsdk.GetDefaultClientOptions()
-	mw := append([]khttp.Middleware{
+	mw := []khttp.Middleware{
 		core.NewGraphTelemetryHandler(&telemetry),
 		khttp.NewUrlReplaceHandler(true, core.ReplacementPairs),
-	}, kiota...)
+		newRetryHandler(o.MaxRetries, c.log),
+	}
+	for _, m := range kiota {
+		if _, isRetry := m.(*khttp.RetryHandler); !isRetry { // retry.go replaces it
+			mw = append(mw, m)
+		}
+	}
 	counted := roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		c.calls.Add(1)
 		return base.RoundTrip(r)
@@ -171,17 +177,6 @@ func (c *Client) httpClient(o *Options) (*http.Client, error) {
 			return http.ErrUseLastResponse // the SDK's redirect handler follows redirects
 		},
 	}, nil
-}
-
-func (c *Client) shouldRetry(maxRetries int) func(time.Duration, int, *http.Request, *http.Response) bool {
-	return func(waited time.Duration, attempt int, req *http.Request, resp *http.Response) bool {
-		if maxRetries < 0 {
-			return false
-		}
-		c.log.Debug("graph retry", "method", req.Method, "path", req.URL.Path, "status", resp.StatusCode,
-			"attempt", attempt+1, "retry_after", resp.Header.Get("Retry-After"), "waited", waited)
-		return true
-	}
 }
 
 // Calls returns how many HTTP requests the client has sent, retries included.

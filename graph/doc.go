@@ -7,8 +7,14 @@
 // It is the only package that imports msgraph-sdk-go. Errors are *Error values classified
 // by behaviour (NotFound, Systemic, Temporary, RetryAfter, Conflict), so the worker decides
 // with errors.As and never by string: a Graph error (throttling, 5xx, timeout, auth) is never
-// "not found". Every request goes through one authenticated pipeline with bounded retries
-// that honour Retry-After, and is counted (Client.Calls). The SDK builds and sends every
+// "not found", and neither is a successful answer that lacks a property we selected or
+// its value array (Error.Incomplete, temporary): such an answer never reads as a disabled
+// or unlicensed user. Every request goes through one authenticated pipeline with bounded
+// retries that honour Retry-After to the millisecond (retry.go: Graph sends fractional
+// values, which kiota-http-go's own retry handler truncates), and is counted
+// (Client.Calls). A UPN that starts with $ is read as /users('$x@y'); transitive member
+// listings are advanced queries (ConsistencyLevel: eventual, $count=true) served from an
+// eventually consistent index. The SDK builds and sends every
 // request; the answers of the hot reads (a user, checkMemberGroups, listing pages) are
 // decoded with encoding/json into small structs (wire.go), and listings read one page
 // ahead of their consumer.

@@ -19,8 +19,10 @@ type pageRequest func(ctx context.Context, next string) (*abs.RequestInformation
 // pages streams the users of a listing page by page, following @odata.nextLink. While the
 // caller consumes one page the next is already being read, so a consumer that is slower
 // than Graph never waits at a page boundary; at most two pages are held in memory. A failed
-// page ends the sequence with its error; a caller that stops early cancels the read ahead.
-func (c *Client) pages(ctx context.Context, op string, request pageRequest) iter.Seq2[User, error] {
+// page ends the sequence with its error, and so does a page without its value array or an
+// item lacking a property of sel (the $select sent): an incomplete answer is an error, never
+// a user with that property false or empty. A caller that stops early cancels the read ahead.
+func (c *Client) pages(ctx context.Context, op string, sel []string, request pageRequest) iter.Seq2[User, error] {
 	type result struct {
 		page wirePage
 		err  error
@@ -42,6 +44,9 @@ func (c *Client) pages(ctx context.Context, op string, request pageRequest) iter
 				if err == nil {
 					err = c.getJSON(ctx, info, &r.page)
 				}
+				if err == nil && r.page.Value == nil {
+					err = &errIncomplete{what: "its value array"}
+				}
 				r.err = err
 				ch <- r
 			}()
@@ -62,7 +67,12 @@ func (c *Client) pages(ctx context.Context, op string, request pageRequest) iter
 			}
 			c.log.DebugContext(ctx, "graph page", "op", op, "page", n, "users", len(r.page.Value), "more", next != "")
 			for i := range r.page.Value {
-				if !yield(r.page.Value[i].user(), nil) {
+				u, err := r.page.Value[i].user(sel)
+				if err != nil {
+					yield(User{}, classify(op, err))
+					return
+				}
+				if !yield(u, nil) {
 					return
 				}
 			}
@@ -110,7 +120,7 @@ func (c *Client) filterUsers(ctx context.Context, op, filter string) iter.Seq2[U
 			Select: userSelect, Filter: &filter, Count: &count, Top: &c.pageSize,
 		},
 	}
-	return c.pages(ctx, op, func(ctx context.Context, next string) (*abs.RequestInformation, error) {
+	return c.pages(ctx, op, userSelect, func(ctx context.Context, next string) (*abs.RequestInformation, error) {
 		if next == "" {
 			return c.sdk.Users().ToGetRequestInformation(ctx, first)
 		}
@@ -122,12 +132,13 @@ func (c *Client) filterUsers(ctx context.Context, op, filter string) iter.Seq2[U
 // them when since is zero), with the policy's properties and DeletedAt. The since filter is
 // applied here: deletedItems listings filter poorly server-side.
 func (c *Client) DeletedUsers(ctx context.Context, since time.Time) iter.Seq2[User, error] {
+	sel := slices.Concat(userSelect, []string{"deletedDateTime"})
 	first := &directory.DeletedItemsGraphUserRequestBuilderGetRequestConfiguration{
 		QueryParameters: &directory.DeletedItemsGraphUserRequestBuilderGetQueryParameters{
-			Select: slices.Concat(userSelect, []string{"deletedDateTime"}), Top: &c.pageSize,
+			Select: sel, Top: &c.pageSize,
 		},
 	}
-	all := c.pages(ctx, "list deleted users", func(ctx context.Context, next string) (*abs.RequestInformation, error) {
+	all := c.pages(ctx, "list deleted users", sel, func(ctx context.Context, next string) (*abs.RequestInformation, error) {
 		if next == "" {
 			return c.sdk.Directory().DeletedItems().GraphUser().ToGetRequestInformation(ctx, first)
 		}

@@ -3,6 +3,7 @@ package graph
 import (
 	"context"
 	"errors"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -13,8 +14,8 @@ import (
 )
 
 // Error is a failed Graph call, classified by behaviour for the worker (see the methods).
-// StatusCode is 0 when no response came back (transport error, timeout, credential
-// failure); Code and Message are Graph's error.code and error.message.
+// StatusCode is 0 when no usable response came back (transport error, timeout, credential
+// failure, an incomplete answer); Code and Message are Graph's error.code and error.message.
 type Error struct {
 	Op                 string // what was attempted, e.g. "get user 1f0c…"
 	StatusCode         int
@@ -24,6 +25,7 @@ type Error struct {
 	RetryAfterDuration time.Duration // the Retry-After Graph sent, 0 when none
 
 	credential bool  // the token could not be acquired
+	incomplete bool  // a 2xx answer lacked a selected property or its value array
 	cause      error // the underlying transport or credential error, if any
 }
 
@@ -66,8 +68,13 @@ func (e *Error) Systemic() bool {
 	return e.credential || e.StatusCode == http.StatusUnauthorized || e.StatusCode == http.StatusForbidden
 }
 
-// Temporary reports a failure worth retrying later: 408, 429, 5xx, timeouts and transport
-// errors. Exhausted 5xx retries stay temporary and are never NotFound.
+// Incomplete reports a successful answer that lacked what was selected (a property of
+// $select, the value array of a collection). It is Temporary: such an answer decides
+// nothing, least of all that a user is disabled or unlicensed.
+func (e *Error) Incomplete() bool { return e.incomplete }
+
+// Temporary reports a failure worth retrying later: 408, 429, 5xx, timeouts, transport
+// errors and incomplete answers. Exhausted 5xx retries stay temporary and are never NotFound.
 func (e *Error) Temporary() bool {
 	switch {
 	case e.credential:
@@ -83,8 +90,8 @@ func (e *Error) Temporary() bool {
 // RetryAfter is how long Graph asked us to wait (0 when it did not say).
 func (e *Error) RetryAfter() time.Duration { return e.RetryAfterDuration }
 
-// Conflict reports a 409: on subscription create, one for the same resource and
-// notification URL already exists.
+// Conflict reports a 409: on subscription create, one for the same resource and changeType
+// already exists (whatever its notification URL).
 func (e *Error) Conflict() bool { return e.StatusCode == http.StatusConflict }
 
 // classify turns whatever the SDK returned into an *Error with op as context.
@@ -100,7 +107,10 @@ func classify(op string, err error) error {
 	var oe *odataerrors.ODataError
 	var ae *abs.ApiError
 	var nonRetriable interface{ NonRetriable() }
+	var incomplete *errIncomplete
 	switch {
+	case errors.As(err, &incomplete):
+		e.incomplete, e.cause = true, err
 	case errors.As(err, &oe):
 		e.StatusCode = oe.ResponseStatusCode
 		fromHeaders(e, oe.ResponseHeaders)
@@ -135,18 +145,47 @@ func fromHeaders(e *Error, h *abs.ResponseHeaders) {
 	e.RetryAfterDuration = parseRetryAfter(first(h.Get("Retry-After")), time.Now())
 }
 
-// parseRetryAfter reads delta-seconds or an HTTP date.
+// maxRetryAfter caps a Retry-After, so a hostile or garbled value cannot overflow a
+// Duration or park work for days.
+const maxRetryAfter = 24 * time.Hour
+
+// parseRetryAfter reads Retry-After: delta-seconds, which Graph may send with a fraction
+// ("2.128" in its throttling guidance; rounded up to the millisecond), or an HTTP date. 0
+// means none, or a value that is not one of those.
 func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
 	if v == "" {
 		return 0
 	}
-	if s, err := strconv.ParseFloat(v, 64); err == nil && s > 0 {
-		return time.Duration(s * float64(time.Second))
+	if isDeltaSeconds(v) {
+		s, err := strconv.ParseFloat(v, 64)
+		switch {
+		case err != nil && !errors.Is(err, strconv.ErrRange), s <= 0:
+			return 0
+		case s >= maxRetryAfter.Seconds():
+			return maxRetryAfter
+		}
+		return time.Duration(math.Ceil(s*1000)) * time.Millisecond
 	}
 	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
+		return min(t.Sub(now), maxRetryAfter)
 	}
 	return 0
+}
+
+// isDeltaSeconds reports whether v is digits with an optional fraction ("10", "2.128").
+func isDeltaSeconds(v string) bool {
+	digits, frac, _ := strings.Cut(v, ".")
+	return digits != "" && allDigits(digits) && allDigits(frac)
+}
+
+func allDigits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 func first(v []string) string {

@@ -30,6 +30,11 @@ func (c *Client) MemberOf(ctx context.Context, userID string, groupIDs []string)
 		if err := c.getJSON(ctx, info, &resp); err != nil {
 			return nil, classify(op, err)
 		}
+		if resp.Value == nil {
+			// Without its value the answer says nothing; read as "member of none" it
+			// would revoke.
+			return nil, classify(op, &errIncomplete{what: "its value array"})
+		}
 		for _, g := range resp.Value {
 			out = append(out, strings.ToLower(g))
 		}
@@ -74,15 +79,27 @@ func (c *Client) ScopeMembers(ctx context.Context, groupIDs []string) iter.Seq2[
 	}
 }
 
+// transitiveUsers lists the group's transitive user members. The OData cast to
+// microsoft.graph.user is an advanced query (aad-advanced-queries: "Use of OData cast with
+// transitive members list"), so every page is sent with ConsistencyLevel: eventual and
+// $count=true (the next links carry $count on). Its answers come from an eventually
+// consistent index and may lag behind direct reads.
 func (c *Client) transitiveUsers(ctx context.Context, groupID string, sel []string) iter.Seq2[User, error] {
+	headers := abs.NewRequestHeaders()
+	headers.Add("ConsistencyLevel", "eventual")
+	count := true
 	first := &groups.ItemTransitiveMembersGraphUserRequestBuilderGetRequestConfiguration{
-		QueryParameters: &groups.ItemTransitiveMembersGraphUserRequestBuilderGetQueryParameters{Select: sel, Top: &c.pageSize},
+		Headers: headers,
+		QueryParameters: &groups.ItemTransitiveMembersGraphUserRequestBuilderGetQueryParameters{
+			Select: sel, Top: &c.pageSize, Count: &count,
+		},
 	}
 	members := c.sdk.Groups().ByGroupId(groupID).TransitiveMembers().GraphUser()
-	return c.pages(ctx, "list transitive members of "+groupID, func(ctx context.Context, next string) (*abs.RequestInformation, error) {
+	return c.pages(ctx, "list transitive members of "+groupID, sel, func(ctx context.Context, next string) (*abs.RequestInformation, error) {
 		if next == "" {
 			return members.ToGetRequestInformation(ctx, first)
 		}
-		return members.WithUrl(next).ToGetRequestInformation(ctx, nil)
+		return members.WithUrl(next).ToGetRequestInformation(ctx,
+			&groups.ItemTransitiveMembersGraphUserRequestBuilderGetRequestConfiguration{Headers: headers})
 	})
 }

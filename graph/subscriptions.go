@@ -45,8 +45,10 @@ func (s Subscription) String() string {
 		" until " + s.ExpirationDateTime.UTC().Format(time.RFC3339)
 }
 
-// CreateSubscription creates a subscription. When one for the same resource and
-// notification URL exists Graph answers 409: the *Error's Conflict is true.
+// CreateSubscription creates a subscription. When this application already has one for the
+// same resource and changeType — whatever its notification URL — Graph answers 409
+// "Subscription Id <id> already exists for the requested combination": the *Error's
+// Conflict is true.
 func (c *Client) CreateSubscription(ctx context.Context, spec SubscriptionSpec) (Subscription, error) {
 	body := models.NewSubscription()
 	body.SetResource(&spec.Resource)
@@ -67,7 +69,8 @@ func (c *Client) CreateSubscription(ctx context.Context, spec SubscriptionSpec) 
 	return toSubscription(s), nil
 }
 
-// ListSubscriptions returns the subscriptions this application owns in the tenant.
+// ListSubscriptions returns the subscriptions this application owns in the tenant. Graph
+// does not return their clientState in a listing: ClientState is empty.
 func (c *Client) ListSubscriptions(ctx context.Context) ([]Subscription, error) {
 	var out []Subscription
 	page, err := c.sdk.Subscriptions().Get(ctx, nil)

@@ -2,8 +2,11 @@ package graph
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"time"
 
+	abs "github.com/microsoft/kiota-abstractions-go"
 	"github.com/microsoftgraph/msgraph-sdk-go/users"
 )
 
@@ -32,12 +35,17 @@ type Plan struct {
 var userSelect = []string{"id", "userPrincipalName", "accountEnabled", "assignedLicenses", "assignedPlans", "userType", "department"}
 
 // User reads one user by object id or userPrincipalName. A user that does not exist (or is
-// soft-deleted) is an *Error whose NotFound is true.
+// soft-deleted) is an *Error whose NotFound is true; an answer lacking a selected property
+// is a temporary *Error whose Incomplete is true, never a user with that property false or
+// empty.
 func (c *Client) User(ctx context.Context, idOrUPN string) (User, error) {
 	op := "get user " + idOrUPN
 	info, err := c.sdk.Users().ByUserId(idOrUPN).ToGetRequestInformation(ctx, &users.UserItemRequestBuilderGetRequestConfiguration{
 		QueryParameters: &users.UserItemRequestBuilderGetQueryParameters{Select: userSelect},
 	})
+	if err == nil && strings.HasPrefix(idOrUPN, "$") {
+		err = quoteUserKey(info, idOrUPN)
+	}
 	if err != nil {
 		return User{}, classify(op, err)
 	}
@@ -45,5 +53,29 @@ func (c *Client) User(ctx context.Context, idOrUPN string) (User, error) {
 	if err := c.getJSON(ctx, info, &w); err != nil {
 		return User{}, classify(op, err)
 	}
-	return w.user(), nil
+	u, err := w.user(userSelect)
+	if err != nil {
+		return User{}, classify(op, err)
+	}
+	return u, nil
+}
+
+// quoteUserKey rewrites info's /users/{key} to /users('{key}') (a quote doubled inside), the
+// form Graph needs for a userPrincipalName that starts with $: it reads /users/$x@y as a
+// system segment and answers 400 (user-get, "HTTP request" tip). The query ($select) is kept.
+func quoteUserKey(info *abs.RequestInformation, key string) error {
+	u, err := info.GetUri()
+	if err != nil {
+		return err
+	}
+	dir, _, ok := strings.Cut(u.Path, "/users/")
+	if !ok {
+		return fmt.Errorf("user URL %q has no /users/ segment", u.Path)
+	}
+	quoted := "users('" + strings.ReplaceAll(key, "'", "''") + "')"
+	q := *u
+	q.Path = dir + "/" + quoted
+	q.RawPath = ""
+	info.SetUri(q)
+	return nil
 }

@@ -6,8 +6,9 @@ import (
 	"sync"
 )
 
-// lineWriter passes whole lines to w, one Write per line, so a testing.TB logger gets one
-// entry per event.
+// lineWriter passes whole lines to w, one Write per line and each with its line break, so
+// a testing.TB logger gets one entry per event and a plain writer (a file, a terminal)
+// keeps the lines apart.
 type lineWriter struct {
 	mu  sync.Mutex
 	w   io.Writer
@@ -25,7 +26,7 @@ func (l *lineWriter) Write(p []byte) (int, error) {
 		if i < 0 {
 			return len(p), nil
 		}
-		line := l.buf[:i]
+		line := l.buf[:i+1]
 		l.buf = l.buf[i+1:]
 		if _, err := l.w.Write(line); err != nil {
 			return len(p), err

@@ -56,3 +56,12 @@ func TestSettleOnManagementLink(t *testing.T) {
 		})
 	}
 }
+
+// A client whose reply links carry only a name (the JS client's $cbs and $management reply
+// receivers) logs in and gets $management answers with statusCode, as the request/response
+// operations are documented.
+func TestReplyLinksByNameAndManagementStatusCode(t *testing.T) {
+	t.Parallel()
+	s := sbtest.Start(t, sbtest.Options{})
+	runNodeTest(t, s, "management.test.js", 30*time.Second)
+}

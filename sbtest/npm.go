@@ -3,13 +3,14 @@ package sbtest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 )
 
-// ensureModules runs "npm ci" in dir when its node_modules lacks rhea. Test binaries of
+// ensureModules runs "npm ci" in dir when its node_modules lacks a pinned dependency. Test binaries of
 // several packages may start at once, so the install runs under an exclusive file lock and
 // is skipped by whoever finds it done.
 func ensureModules(ctx context.Context, dir string) error {
@@ -35,7 +36,32 @@ func ensureModules(ctx context.Context, dir string) error {
 	return nil
 }
 
+// installed reports whether node_modules in dir holds every dependency (and dev
+// dependency) of package.json at the version it pins (package.json pins exact versions), so a node_modules from before a
+// dependency was added or upgraded is installed again.
 func installed(dir string) bool {
-	_, err := os.Stat(filepath.Join(dir, "node_modules", "rhea", "package.json"))
-	return err == nil
+	var pkg struct {
+		Dependencies    map[string]string `json:"dependencies"`
+		DevDependencies map[string]string `json:"devDependencies"` // the conformance test's client
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "package.json"))
+	if err != nil || json.Unmarshal(raw, &pkg) != nil || len(pkg.Dependencies) == 0 {
+		return false
+	}
+	deps := map[string]string{}
+	for _, m := range []map[string]string{pkg.Dependencies, pkg.DevDependencies} {
+		for name, version := range m {
+			deps[name] = version
+		}
+	}
+	for name, want := range deps {
+		var dep struct {
+			Version string `json:"version"`
+		}
+		raw, err := os.ReadFile(filepath.Join(dir, "node_modules", filepath.FromSlash(name), "package.json"))
+		if err != nil || json.Unmarshal(raw, &dep) != nil || dep.Version != want {
+			return false
+		}
+	}
+	return true
 }

@@ -13,12 +13,24 @@ import (
 type Options struct {
 	// Queue is the queue the endpoint serves (with its $DeadLetterQueue). Default "tasks".
 	Queue string
+	// MoreQueues are further queues the endpoint serves next to Queue, with the same
+	// settings. Stats reports Queue only.
+	MoreQueues []string
 	// LockDuration is how long a peek-lock holds before the message is delivered again.
 	// Default 60 s, as on Service Bus; tests use about 2 s.
 	LockDuration time.Duration
 	// MaxDeliveryCount is the number of deliveries after which a message is dead-lettered
 	// with reason MaxDeliveryCountExceeded. Default 10.
 	MaxDeliveryCount int
+	// DuplicateDetection creates the queue with requiresDuplicateDetection, as the deployed
+	// queue is (deploy/bicep/modules/servicebus.bicep): a message whose message id was
+	// sent within DuplicateDetectionWindow is accepted and dropped. Off by default, as on
+	// Service Bus.
+	DuplicateDetection bool
+	// DuplicateDetectionWindow is the duplicate detection history time window. Default 10
+	// minutes (Service Bus's default and the deployed queue's PT10M). Service Bus accepts
+	// 20 s to 7 days; the endpoint takes shorter windows so tests can watch one end.
+	DuplicateDetectionWindow time.Duration
 	// KeyName and Key are the shared access key the connection string carries and $cbs
 	// checks. Defaults: "RootManageSharedAccessKey" and a random key per endpoint.
 	KeyName string
@@ -37,6 +49,9 @@ const (
 	DefaultLockDuration     = 60 * time.Second
 	DefaultMaxDeliveryCount = 10
 	DefaultKeyName          = "RootManageSharedAccessKey"
+	// DefaultDuplicateDetectionWindow applies when DuplicateDetection is on and no window
+	// is set.
+	DefaultDuplicateDetectionWindow = 10 * time.Minute
 )
 
 // withDefaults returns o with every unset field filled in.
@@ -49,6 +64,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.MaxDeliveryCount <= 0 {
 		o.MaxDeliveryCount = DefaultMaxDeliveryCount
+	}
+	if o.DuplicateDetection && o.DuplicateDetectionWindow <= 0 {
+		o.DuplicateDetectionWindow = DefaultDuplicateDetectionWindow
 	}
 	if o.KeyName == "" {
 		o.KeyName = DefaultKeyName
@@ -83,18 +101,25 @@ type config struct {
 	Queues           []string `json:"queues"`
 	LockDurationMs   int64    `json:"lockDurationMs"`
 	MaxDeliveryCount int      `json:"maxDeliveryCount"`
-	KeyName          string   `json:"keyName"`
-	Key              string   `json:"key"`
-	Host             string   `json:"host"`
+	// DuplicateWindowMs is 0 without duplicate detection.
+	DuplicateWindowMs int64  `json:"duplicateDetectionWindowMs"`
+	KeyName           string `json:"keyName"`
+	Key               string `json:"key"`
+	Host              string `json:"host"`
 }
 
 func (o Options) config() config {
+	var window int64
+	if o.DuplicateDetection {
+		window = o.DuplicateDetectionWindow.Milliseconds()
+	}
 	return config{
-		Queues:           []string{o.Queue},
-		LockDurationMs:   o.LockDuration.Milliseconds(),
-		MaxDeliveryCount: o.MaxDeliveryCount,
-		KeyName:          o.KeyName,
-		Key:              o.Key,
-		Host:             "127.0.0.1",
+		DuplicateWindowMs: window,
+		Queues:            append([]string{o.Queue}, o.MoreQueues...),
+		LockDurationMs:    o.LockDuration.Milliseconds(),
+		MaxDeliveryCount:  o.MaxDeliveryCount,
+		KeyName:           o.KeyName,
+		Key:               o.Key,
+		Host:              "127.0.0.1",
 	}
 }

@@ -50,6 +50,8 @@ type Stats struct {
 	Completed    int `json:"completed"`    // completed (or received in receive-and-delete mode)
 	Expired      int `json:"expired"`      // dropped because their time to live ran out
 	Deliveries   int `json:"deliveries"`   // transfers to receivers so far, redeliveries included
+	Scheduled    int `json:"scheduled"`    // scheduled for later, not yet enqueued
+	Duplicates   int `json:"duplicates"`   // sends dropped by duplicate detection
 }
 
 // Stats reads the queue's counts.

@@ -226,3 +226,13 @@ func TestDeferralIsRefusedClearly(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// Deliveries settled with different outcomes in one write (here by a bare rhea client) are
+// each answered, and applied, with their own outcome.
+func TestMixedOutcomesInOneWriteAreAnsweredPerDelivery(t *testing.T) {
+	t.Parallel()
+	s := sbtest.Start(t, sbtest.Options{})
+	runNodeTest(t, s, "dispositions.test.js", 30*time.Second)
+	// d1 is back after its abandon; "ok" from the second test is the one send not refused.
+	waitStats(t, s, sbtest.Stats{Active: 2, Completed: 2, Deliveries: 3}, 5*time.Second)
+}

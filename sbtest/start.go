@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 )
@@ -36,11 +37,11 @@ func Start(t testing.TB, opts Options) *Server {
 	return s
 }
 
-// tbLog writes each line to t.Log.
+// tbLog writes each line to t.Log, which adds its own line break.
 type tbLog struct{ t testing.TB }
 
 func (l tbLog) Write(p []byte) (int, error) {
 	l.t.Helper()
-	l.t.Log(string(p))
+	l.t.Log(strings.TrimSuffix(string(p), "\n"))
 	return len(p), nil
 }

@@ -7,20 +7,29 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"slices"
+	"math"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Backfill defaults.
 const (
 	defaultBackfillConcurrency = 32
 	defaultMaxRevokes          = 100
-	defaultDeletedWindow       = 30 * 24 * time.Hour
-	defaultBackfillRetries     = 3
-	defaultBackfillBackoff     = 500 * time.Millisecond
-	backfillMaxWait            = time.Minute // longest single retry wait, whatever Retry-After says
-	enqueueBatchSize           = 100
+	// defaultMaxRevokePercent: a first deployment's day-to-day resync revokes only the
+	// leavers whose notifications were lost, a small fraction of the holders; a listing
+	// fault or a wrong scope setting revokes most of them. 10 % sits far from both.
+	defaultMaxRevokePercent = 10.0
+	// percentBrakeMinRevokes: the percentage rule ignores plans of fewer revokes, which are
+	// everyday leavers in any tenant (with 10 holders a second leaver is already 20 %).
+	percentBrakeMinRevokes = 3
+	defaultDeletedWindow   = 30 * 24 * time.Hour
+	defaultBackfillRetries = 3
+	defaultBackfillBackoff = 500 * time.Millisecond
+	backfillMaxWait        = time.Minute // longest single retry wait, whatever Retry-After says
+	enqueueBatchSize       = 100
 )
 
 // Candidate sources, recorded in Target.Source and PlanRow.Source.
@@ -34,9 +43,11 @@ const (
 
 // Backfill and resync log keys (snake_case, stable).
 const (
-	backfillKeyPhase = "phase"
-	backfillKeyKind  = "kind"
-	backfillKeyWhy   = "why"
+	backfillKeyPhase   = "phase"
+	backfillKeyKind    = "kind"
+	backfillKeyWhy     = "why"
+	backfillKeyPlanned = "planned_action"
+	backfillKeyActual  = "action"
 )
 
 // ErrPrincipalsFailed says some principals could not be planned or applied after retries;
@@ -45,8 +56,9 @@ var ErrPrincipalsFailed = errors.New("some principals failed")
 
 // BackfillOptions configure one Backfill. Reconciler and Enumerator are required.
 type BackfillOptions struct {
-	// Reconciler holds the policy and the assignments client; its directory is not used
-	// (the enumerator streams full users) and its DryRun option is ignored (see DryRun).
+	// Reconciler holds the policy, the directory and the assignments client. The plan reads
+	// no user one by one (the enumerator streams full users); applying reconciles each
+	// changed principal through it afresh. Its DryRun option is ignored (see DryRun).
 	Reconciler *Reconciler
 	Enumerator enumerator
 	// Concurrency is how many principals are planned or applied at once; 0 means 32.
@@ -56,17 +68,23 @@ type BackfillOptions struct {
 	// MaxRevokes trips the brake when more revokes are planned; 0 means 100, negative
 	// means no count limit.
 	MaxRevokes int
-	// MaxRevokePercent, when above 0, also trips the brake when revokes exceed this
-	// percentage of the candidates that held an assignment.
-	MaxRevokePercent int
-	// Force applies revokes even when the brake trips.
+	// MaxRevokePercent also trips the brake when at least 3 revokes are planned and they
+	// exceed this percentage (a real number: 0.5 is half a percent) of the candidates that
+	// held an assignment; 0 means 10, negative means no percentage limit.
+	MaxRevokePercent float64
+	// Force applies the plan even when the brake trips, and plans from a scope listing the
+	// listing rules would refuse (every write is still decided on fresh reads).
 	Force bool
+	// PreviousListing is how many users the previous scope listing of the same process
+	// held (0: unknown); the listing rules compare the new one with it (backfill_guard.go).
+	PreviousListing int
 	// DeletedSince is how far back deleted users are reconciled; zero means 30 days ago.
 	DeletedSince time.Time
 	// SweepOutOfScope, with scope groups, also walks every holder of a Teams plan so that
 	// users who left the scope while the group notification was lost lose our access (ACS
 	// cannot list assignments). It costs one ACS read per Teams user of the tenant, not
-	// only per member of the scope.
+	// only per member of the scope. The brake and the listing rules cover its revokes, and
+	// each is confirmed by the user's own scope check before it is written.
 	SweepOutOfScope bool
 	// Out receives the plan; nil prints nothing. Noop rows are only counted unless
 	// ShowNoops.
@@ -88,6 +106,8 @@ type BackfillOptions struct {
 	// Logger receives one audit line per write and one line per failed principal; nil
 	// discards.
 	Logger *slog.Logger
+	// Registerer receives the brake's metrics (worker/metrics.go); nil keeps them private.
+	Registerer prometheus.Registerer
 	// Limiter and DirectoryStats, when set, are read for the summary.
 	Limiter        *AdaptiveLimiter
 	DirectoryStats func() DirectoryStats
@@ -102,6 +122,10 @@ func (o BackfillOptions) withDefaults() (BackfillOptions, error) {
 	}
 	o.Concurrency = cmp.Or(max(o.Concurrency, 0), defaultBackfillConcurrency)
 	o.MaxRevokes = cmp.Or(o.MaxRevokes, defaultMaxRevokes)
+	if math.IsNaN(o.MaxRevokePercent) {
+		return o, errors.New("backfill: MaxRevokePercent is NaN")
+	}
+	o.MaxRevokePercent = cmp.Or(o.MaxRevokePercent, defaultMaxRevokePercent)
 	o.Retries = max(cmp.Or(o.Retries, defaultBackfillRetries), 0)
 	o.Backoff = cmp.Or(o.Backoff, defaultBackfillBackoff)
 	if o.Clock == nil {
@@ -121,13 +145,17 @@ func (o BackfillOptions) withDefaults() (BackfillOptions, error) {
 // deleted since DeletedSince. Candidates stream through a bounded pipeline; only the set of
 // object ids seen (and the rows that need a write) grows with the tenant.
 //
-// Phase 1 plans every candidate with one ACS read and streams the rows to Out. Unless
-// DryRun, phase 2 then applies the rows that change something, without reading again, or
-// hands them to Enqueue. When the revokes planned trip the brake and Force is not set, only
-// grants are applied and the error is a *BrakeError (errors.Is ErrBrake). A principal's
-// temporary error is retried, then counted (ErrPrincipalsFailed); it never becomes a
-// revoke. A systemic error, an enumeration error or the end of ctx stops the backfill at
-// once with that error. The Summary is filled in all cases.
+// Phase 1 plans every candidate from the listings with one ACS read each and streams the
+// rows to Out; a scope listing the listing rules refuse stops it with a *ListingError
+// (errors.Is ErrListing). Unless DryRun, phase 2 then converges each row that changes
+// something with a full Reconcile of its object id (user read, scope check, ACS read,
+// decide, write), so every write is decided on reads made just before it and every
+// out-of-scope revoke planned from a listing is confirmed by the user's own scope check;
+// or it hands the rows to Enqueue. When the revokes planned trip the brake and Force is
+// not set, nothing at all is applied and the error is a *BrakeError (errors.Is ErrBrake).
+// A principal's temporary error is retried, then counted (ErrPrincipalsFailed); it never
+// becomes a revoke. A systemic error, an enumeration error or the end of ctx stops the
+// backfill at once with that error. The Summary is filled in all cases.
 func Backfill(ctx context.Context, o BackfillOptions) (Summary, error) {
 	o, err := o.withDefaults()
 	if err != nil {
@@ -154,16 +182,23 @@ type backfillRun struct {
 	rec     *Reconciler
 	counted *countedAssignments
 	policy  Policy
+	metrics *backfillMetrics
+	listed  int // users of the scope listing, written by the enumerating goroutine
 	sum     Summary
 }
 
 func newBackfillRun(o BackfillOptions) *backfillRun {
 	counted := &countedAssignments{next: o.Reconciler.acs}
+	// A copy of the caller's Reconciler, so that whatever it was built with holds for the
+	// backfill's writes too; only its ACS calls are counted and its DryRun is ours.
+	rec := *o.Reconciler
+	rec.acs, rec.dryRun = counted, false
 	return &backfillRun{
 		o:       o,
-		rec:     NewReconciler(o.Reconciler.dir, counted, o.Reconciler.policy, ReconcilerOptions{}),
+		rec:     &rec,
 		counted: counted,
 		policy:  o.Reconciler.policy,
+		metrics: newBackfillMetrics(o.Registerer),
 		sum: Summary{Planned: map[Action]int{}, Applied: map[Action]int{}, Errors: map[string]int{},
 			DryRun: o.DryRun, Enqueued: o.Enqueue != nil && !o.DryRun},
 	}
@@ -176,13 +211,17 @@ func (b *backfillRun) run(ctx context.Context) error {
 	}
 	b.sum.Brake = b.brake()
 	var braked error
+	if b.sum.Brake != nil && !b.o.Force {
+		b.metrics.brakeTrips.Inc()
+	}
 	if b.sum.Brake != nil && !b.o.Force && !b.o.DryRun {
+		// The plan as a whole is in doubt: its grants come from the same listings.
 		braked = b.sum.Brake
-		pending = slices.DeleteFunc(pending, func(r PlanRow) bool { return r.Action == ActionRevoke })
 		b.sum.Withheld = b.sum.Planned[ActionRevoke]
+		b.metrics.withheld.Add(float64(b.sum.Withheld))
 	}
 	switch {
-	case b.o.DryRun:
+	case b.o.DryRun, braked != nil:
 	case b.o.Enqueue != nil:
 		err = b.enqueue(ctx, pending)
 	default:
@@ -203,11 +242,13 @@ func (b *backfillRun) run(ctx context.Context) error {
 }
 
 // brake returns the brake's verdict when the planned revokes exceed a limit, else nil.
-// The percentage is compared exactly (revokes*100 > percent*assigned).
+// The percentage rule needs at least percentBrakeMinRevokes revokes and compares
+// revokes*100 > percent*assigned.
 func (b *backfillRun) brake() *BrakeError {
 	revokes, assigned := b.sum.Planned[ActionRevoke], b.sum.Assigned
 	overCount := b.o.MaxRevokes >= 0 && revokes > b.o.MaxRevokes
-	overPercent := b.o.MaxRevokePercent > 0 && revokes*100 > b.o.MaxRevokePercent*assigned
+	overPercent := b.o.MaxRevokePercent > 0 && revokes >= percentBrakeMinRevokes &&
+		float64(revokes)*100 > b.o.MaxRevokePercent*float64(assigned)
 	if !overCount && !overPercent {
 		return nil
 	}
@@ -220,7 +261,7 @@ func (b *backfillRun) writeTotals() error {
 		return nil
 	}
 	return b.o.Out.WriteTotals(PlanTotals{Candidates: b.sum.Candidates, Planned: b.sum.Planned,
-		Errors: b.sum.Failed(), Applied: b.sum.Applied, Withheld: b.sum.Withheld, Brake: b.sum.Brake,
+		Errors: b.sum.Failed(), Applied: b.sum.Applied, Stale: b.sum.Stale, Withheld: b.sum.Withheld, Brake: b.sum.Brake,
 		DryRun: b.sum.DryRun, Enqueued: b.sum.Enqueued})
 }
 

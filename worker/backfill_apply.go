@@ -16,21 +16,20 @@ type applied struct {
 	err error
 }
 
-// apply runs phase 2: each row's write, with no second read.
+// apply runs phase 2: each row through a full reconcile of its object id.
 func (b *backfillRun) apply(ctx context.Context, rows []PlanRow) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	meter := startProgress(b.o.Progress, b.o.IsTerminal, b.o.Clock, "apply", len(rows))
 	runPool(ctx, cancel, b.o.Concurrency, feed(ctx, rows), func(r PlanRow) applied {
-		res, err := b.retry(ctx, func() (Result, error) { return b.applyPlanned(ctx, r) })
+		res, err := b.retry(ctx, func() (Result, error) { return b.applyFresh(ctx, r) })
 		return applied{row: r, res: res, err: err}
 	}, func(a applied) error {
 		meter.add(1)
 		if a.err != nil {
 			return b.failed(ctx, "apply", a.row.ObjectID, a.err)
 		}
-		b.sum.Applied[a.row.Action]++
-		b.o.Logger.LogAttrs(ctx, slog.LevelInfo, "backfill applied", a.res.LogAttrs()...)
+		b.collectApplied(ctx, a)
 		return nil
 	})
 	meter.finish()
@@ -40,22 +39,29 @@ func (b *backfillRun) apply(ctx context.Context, rows []PlanRow) error {
 	return nil
 }
 
-// applyPlanned writes what the row planned. The assignment read in phase 1 is rebuilt
-// from the row and Decide is asked again under the same policy, so the write obeys the
-// same ownership rules as a reconcile; no ACS read is made.
-func (b *backfillRun) applyPlanned(ctx context.Context, row PlanRow) (Result, error) {
-	var cur *Assignment
-	if row.BeforeType != "" {
-		cur = &Assignment{ObjectID: row.ObjectID, PrincipalType: row.BeforeType, ClientIDs: row.Before}
+// applyFresh converges the row's principal with the Reconciler's full Reconcile: a fresh
+// user read, the user's own scope check (checkMemberGroups), an ACS read, decide, write.
+// The plan only chose whom to look at again; what is written is decided on reads made just
+// before the write, so a principal that changed since phase 1 (or that a lagging listing
+// misplaced) gets what is true now, and every write gets the Reconciler's own checks.
+func (b *backfillRun) applyFresh(ctx context.Context, row PlanRow) (Result, error) {
+	return b.rec.Reconcile(ctx, Target{Principal: row.ObjectID, Type: cmp.Or(row.Type, row.BeforeType),
+		Command: CommandReconcile, Source: row.Source})
+}
+
+// collectApplied counts one converged row and logs its audit record; a row whose fresh
+// verdict differs from the plan's is counted stale and logged with both.
+func (b *backfillRun) collectApplied(ctx context.Context, a applied) {
+	if a.res.Action != a.row.Action {
+		b.sum.Stale++
+		b.o.Logger.LogAttrs(ctx, slog.LevelInfo, "backfill plan row superseded by a fresh read",
+			slog.String(resultKeyObjectID, a.row.ObjectID), slog.String(backfillKeyPlanned, string(a.row.Action)),
+			slog.String(backfillKeyActual, string(a.res.Action)), slog.String(backfillKeyWhy, a.res.Reason))
 	}
-	plan := Decide(Verdict{Type: row.Type, Reason: row.Reason}, CommandReconcile, cur, b.policy)
-	res := withPlan(Result{ObjectID: row.ObjectID, UPN: row.UPN, Type: row.Type, Before: row.Before,
-		BeforeType: row.BeforeType, Source: row.Source, Command: CommandReconcile}, plan)
-	if plan.Action != row.Action {
-		return res, &PermanentError{Reason: ReasonRejected,
-			Description: fmt.Sprintf("plan for %s changed from %s to %s", row.ObjectID, row.Action, plan.Action)}
+	if a.res.Action == ActionGrant || a.res.Action == ActionRevoke {
+		b.sum.Applied[a.res.Action]++
+		b.o.Logger.LogAttrs(ctx, slog.LevelInfo, "backfill applied", a.res.LogAttrs()...)
 	}
-	return b.rec.apply(ctx, res, plan) // b.rec writes through b.counted
 }
 
 // enqueue hands the rows to the queue as reconcile targets, in batches of at most 100.

@@ -54,6 +54,7 @@ func (b *backfillRun) plan(ctx context.Context) ([]PlanRow, error) {
 		return b.collectPlanned(ctx, p, &pending)
 	})
 	meter.finish()
+	b.sum.ScopeListed = b.listed
 	if ctx.Err() != nil {
 		return nil, context.Cause(ctx)
 	}
@@ -61,7 +62,8 @@ func (b *backfillRun) plan(ctx context.Context) ([]PlanRow, error) {
 }
 
 // enumerate emits each candidate once: scope members first (so that in-scope is a set
-// lookup), or Teams users when there is no scope; with SweepOutOfScope, Teams users outside
+// lookup; the listing rules of backfill_guard.go then judge that listing), or Teams users
+// when there is no scope; with SweepOutOfScope, Teams users outside
 // the scope; then resource accounts; then deleted users. It returns how many it emitted.
 func (b *backfillRun) enumerate(ctx context.Context, emit func(candidate) bool) (int, error) {
 	seen := map[string]struct{}{}
@@ -90,6 +92,10 @@ func (b *backfillRun) enumerate(ctx context.Context, emit func(candidate) bool) 
 	var err error
 	if scoped {
 		err = visit(sourceBackfillScope, e.ScopeMembers(ctx, b.policy.ScopeGroups), true, false)
+		if err == nil {
+			b.listed = len(seen) // read by plan's caller once the candidates are drained
+			err = b.checkListing(b.listed)
+		}
 	} else {
 		err = visit(sourceBackfillTeams, e.TeamsUsers(ctx), true, false)
 	}

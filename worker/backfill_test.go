@@ -98,7 +98,7 @@ var bfTenantPlan = map[string]Action{
 
 func bfOptions(dir *fakeDirectory, acs *fakeAssignments, clock Clock) BackfillOptions {
 	return BackfillOptions{Reconciler: NewReconciler(dir, acs, bfPolicy, ReconcilerOptions{}),
-		Enumerator: dir, Concurrency: 4, Clock: clock, MaxRevokes: -1}
+		Enumerator: dir, Concurrency: 4, Clock: clock, MaxRevokes: -1, MaxRevokePercent: -1}
 }
 
 func TestBackfillDryRunPlansEveryCandidateAndWritesNothing(t *testing.T) {
@@ -180,11 +180,15 @@ func TestBackfillScopeMembersFirstAndOnce(t *testing.T) {
 	if got := out.actions(); !maps.Equal(got, wantPlan) || len(out.rows) != 3 {
 		t.Errorf("plan %v (%d rows), want %v (3 rows)", got, len(out.rows), wantPlan)
 	}
-	if got := acs.Calls("Get"); got != 3 {
-		t.Errorf("Get calls = %d, want 3: each candidate read once", got)
+	// Each candidate is read once to plan, and each of the 3 writes is decided on a fresh
+	// read that includes the user's own scope check.
+	if got := acs.Calls("Get"); got != 3+3 {
+		t.Errorf("Get calls = %d, want 6: each candidate read once, each write read again", got)
 	}
-	if dir.Calls("MemberOf") != 0 || dir.Calls("TeamsUsers") != 0 {
-		t.Errorf("scope checked per user (%d MemberOf) or Teams users listed (%d)",
+	// Two scope checks per write: the fresh read that decides it and the Reconciler's read
+	// after it that verifies no other writer made it stale.
+	if dir.Calls("MemberOf") != 2*3 || dir.Calls("TeamsUsers") != 0 {
+		t.Errorf("%d scope checks (want two per write) or Teams users listed (%d)",
 			dir.Calls("MemberOf"), dir.Calls("TeamsUsers"))
 	}
 	for _, r := range out.rows {
@@ -217,8 +221,8 @@ func TestBackfillSweepOutOfScopeRevokesLeavers(t *testing.T) {
 	if _, err := acs.Get(t.Context(), bfID(2)); !IsNotFound(err) {
 		t.Errorf("the leaver still holds an assignment (err %v)", err)
 	}
-	if got := acs.Calls("Get"); got != 4 { // 3 planned + the check above
-		t.Errorf("Get calls = %d, want one per candidate", got)
+	if got := acs.Calls("Get"); got != 5 { // 3 planned + 1 before the revoke + the check above
+		t.Errorf("Get calls = %d, want one per candidate and one before the write", got)
 	}
 }
 
@@ -241,7 +245,7 @@ func TestBackfillBrake(t *testing.T) {
 	tests := []struct {
 		name        string
 		maxRevokes  int
-		maxPercent  int
+		maxPercent  float64
 		force       bool
 		wantBrake   bool
 		wantDeletes int
@@ -276,8 +280,9 @@ func TestBackfillBrake(t *testing.T) {
 			if got := acs.Calls("Delete"); got != tt.wantDeletes {
 				t.Errorf("deletes = %d, want %d", got, tt.wantDeletes)
 			}
-			if _, granted := acs.Lookup(bfID(11)); !granted {
-				t.Errorf("new eligible user not granted: grants are never blocked")
+			braked := tt.wantBrake && !tt.force
+			if _, granted := acs.Lookup(bfID(11)); granted == braked {
+				t.Errorf("new eligible user granted = %v; a braked plan applies nothing, any other applies its grants", granted)
 			}
 			rows := bfDecodeJSONPlan(t, out.Bytes())
 			if got := rows[ActionRevoke]; got != 3 {

@@ -158,7 +158,7 @@ func (d *fakeDirectory) DeleteGroup(groupID string) {
 	delete(d.groups, strings.ToLower(groupID))
 }
 
-// FailNext makes the next call of method ("User", "MemberOf", "GroupMembers",
+// FailNext makes the next call of method ("User", "DeletedUser", "MemberOf", "GroupMembers",
 // "ScopeMembers", "TeamsUsers", "ResourceAccounts", "DeletedUsers") whose principal matches
 // key fail with err. An empty key matches any call.
 func (d *fakeDirectory) FailNext(method, key string, err error) {
@@ -198,6 +198,25 @@ func (d *fakeDirectory) User(ctx context.Context, idOrUPN string) (User, error) 
 			continue
 		}
 		if strings.EqualFold(id, idOrUPN) || strings.EqualFold(u.UPN, idOrUPN) {
+			return cloneUser(u), nil
+		}
+	}
+	return User{}, errNotFound()
+}
+
+// DeletedUser finds a soft-deleted user by the UPN it had (the fake keeps UPNs unprefixed).
+func (d *fakeDirectory) DeletedUser(ctx context.Context, upn string) (User, error) {
+	d.count("DeletedUser")
+	if err := ctx.Err(); err != nil {
+		return User{}, err
+	}
+	if f, ok := d.take("DeletedUser", upn); ok {
+		return User{}, f.err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for id := range d.deleted {
+		if u := d.users[id]; strings.EqualFold(u.UPN, upn) {
 			return cloneUser(u), nil
 		}
 	}

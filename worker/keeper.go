@@ -165,31 +165,64 @@ func (k *Keeper) ours(s Subscription) bool {
 		slices.Contains(k.resources, normResource(s.Resource))
 }
 
+// stale reports whether s holds what Graph keys subscriptions by — resource and changeType —
+// for one of our resources while pointing elsewhere: this application's subscription from
+// before a notification URL change (webhook to Event Grid, a renamed partner topic). Graph
+// answers 409 to creating ours while it exists, so it is replaced. Graph lists only this
+// application's subscriptions.
+func (k *Keeper) stale(s Subscription) bool {
+	return !strings.EqualFold(s.NotificationURL, k.o.NotificationURL) &&
+		slices.Contains(k.resources, normResource(s.Resource)) &&
+		changeTypeSet(s.ChangeType) == changeTypeSet(k.o.ChangeType)
+}
+
+// changeTypeSet returns the change types lower-cased, sorted and comma-joined.
+func changeTypeSet(ct string) string {
+	parts := strings.Split(strings.ToLower(ct), ",")
+	for i := range parts {
+		parts[i] = strings.TrimSpace(parts[i])
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, ",")
+}
+
 // Ensure makes sure each resource has a subscription of ours: it lists, adopts what is
 // there, creates what is missing (a 409 means another replica was faster: list again and
 // adopt) and renews those near expiry. It is idempotent and returns our subscriptions. A
 // subscription of ours that vanished since the last look (removed or expired in Graph) is
-// recreated with an audit record and a resync, since notifications were lost meanwhile.
+// recreated with an audit record and a resync, since notifications were lost meanwhile; so
+// is one for the same resource and changeType that points to a former notification URL
+// (replaced: deleted, then created with ours).
 func (k *Keeper) Ensure(ctx context.Context) ([]Subscription, error) {
 	subs, recreated, err := k.ensure(ctx)
 	for _, r := range recreated {
 		k.audit(ctx, auditSubscriptionRecreate, r.now, slog.String(subKeyPreviousID, r.old.ID),
-			slog.String(subKeyHow, "vanished"))
+			slog.String(subKeyHow, r.how))
 	}
 	if len(recreated) > 0 {
-		k.resync(ctx, recreated[0].now, "subscription vanished")
+		k.resync(ctx, recreated[0].now, "subscription "+recreated[0].how)
 	}
 	return subs, err
 }
 
-// subRecreation is a subscription of ours that was gone and has been created again.
-type subRecreation struct{ old, now Subscription }
+// How a subscription came to be recreated.
+const (
+	howVanished = "vanished"
+	howReplaced = "replaced"
+)
+
+// subRecreation is a subscription of ours that was gone, or pointed to a former
+// notification URL, and has been created again.
+type subRecreation struct {
+	old, now Subscription
+	how      string // howVanished or howReplaced
+}
 
 func (k *Keeper) ensure(ctx context.Context) ([]Subscription, []subRecreation, error) {
 	k.ensureMu.Lock()
 	defer k.ensureMu.Unlock()
 	before := k.snapshot()
-	owned, err := k.listOwned(ctx)
+	owned, stale, err := k.listOwned(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -201,11 +234,25 @@ func (k *Keeper) ensure(ctx context.Context) ([]Subscription, []subRecreation, e
 		case n > 1:
 			k.log.WarnContext(ctx, "several subscriptions for one resource; renewing all", subKeyResource, res)
 		case n == 0:
-			s, err := k.create(ctx, res)
-			if err != nil {
+			if old, ok := forResource(stale, res); ok {
+				s, err := k.replaceStale(ctx, old, res)
+				if err != nil {
+					errs = append(errs, err)
+				} else {
+					recreated = append(recreated, subRecreation{old: old, now: s, how: howReplaced})
+				}
+				continue
+			}
+			s, replaced, err := k.create(ctx, res)
+			switch {
+			case err != nil:
 				errs = append(errs, err)
-			} else if i := slices.IndexFunc(before, func(b Subscription) bool { return normResource(b.Resource) == res }); i >= 0 {
-				recreated = append(recreated, subRecreation{old: before[i], now: s})
+			case replaced.ID != "":
+				recreated = append(recreated, subRecreation{old: replaced, now: s, how: howReplaced})
+			default:
+				if old, ok := forResource(before, res); ok {
+					recreated = append(recreated, subRecreation{old: old, now: s, how: howVanished})
+				}
 			}
 		}
 	}
@@ -215,6 +262,15 @@ func (k *Keeper) ensure(ctx context.Context) ([]Subscription, []subRecreation, e
 		}
 	}
 	return k.snapshot(), recreated, errors.Join(errs...)
+}
+
+// forResource returns the first of subs for resource res.
+func forResource(subs []Subscription, res string) (Subscription, bool) {
+	i := slices.IndexFunc(subs, func(s Subscription) bool { return normResource(s.Resource) == res })
+	if i < 0 {
+		return Subscription{}, false
+	}
+	return subs[i], true
 }
 
 func countResource(subs []Subscription, res string) int {
@@ -231,7 +287,7 @@ func countResource(subs []Subscription, res string) int {
 func (k *Keeper) List(ctx context.Context) ([]Subscription, error) {
 	k.ensureMu.Lock()
 	defer k.ensureMu.Unlock()
-	owned, err := k.listOwned(ctx)
+	owned, _, err := k.listOwned(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -243,7 +299,7 @@ func (k *Keeper) List(ctx context.Context) ([]Subscription, error) {
 func (k *Keeper) Delete(ctx context.Context) error {
 	k.ensureMu.Lock()
 	defer k.ensureMu.Unlock()
-	owned, err := k.listOwned(ctx)
+	owned, _, err := k.listOwned(ctx)
 	if err != nil {
 		return err
 	}
@@ -259,52 +315,81 @@ func (k *Keeper) Delete(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func (k *Keeper) listOwned(ctx context.Context) ([]Subscription, error) {
+// listOwned lists Graph's subscriptions and returns ours and the stale ones (see stale).
+func (k *Keeper) listOwned(ctx context.Context) (owned, stale []Subscription, err error) {
 	all, err := k.api.ListSubscriptions(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("list subscriptions: %w", k.redact(err))
+		return nil, nil, fmt.Errorf("list subscriptions: %w", k.redact(err))
 	}
-	var owned []Subscription
 	for _, s := range all {
-		if k.ours(s) {
+		switch {
+		case k.ours(s):
 			owned = append(owned, s)
+		case k.stale(s):
+			stale = append(stale, s)
 		}
 	}
 	sortSubscriptions(owned)
-	return owned, nil
+	sortSubscriptions(stale)
+	return owned, stale, nil
 }
 
-// create subscribes to res, adopting the existing subscription on a 409.
-func (k *Keeper) create(ctx context.Context, res string) (Subscription, error) {
+// create subscribes to res. On a 409 it lists again and adopts ours (another replica was
+// faster) or replaces the stale one Graph keyed the conflict on; replaced is that one.
+func (k *Keeper) create(ctx context.Context, res string) (s, replaced Subscription, err error) {
+	s, err = k.createNew(ctx, res)
+	if err == nil || !isConflict(err) {
+		return s, Subscription{}, err
+	}
+	owned, stale, lerr := k.listOwned(ctx)
+	if lerr != nil {
+		return Subscription{}, Subscription{}, fmt.Errorf("create subscription for %s: conflict, then %w", res, lerr)
+	}
+	if s, ok := forResource(owned, res); ok {
+		k.put(s)
+		k.log.InfoContext(ctx, "subscription adopted", subKeyID, s.ID, subKeyResource, res)
+		return s, Subscription{}, nil
+	}
+	if old, ok := forResource(stale, res); ok {
+		s, err := k.replaceStale(ctx, old, res)
+		return s, old, err
+	}
+	return Subscription{}, Subscription{}, fmt.Errorf("create subscription for %s: Graph says it exists but does not list it", res)
+}
+
+// createNew asks Graph for our subscription to res; a 409 is returned as it is.
+func (k *Keeper) createNew(ctx context.Context, res string) (Subscription, error) {
 	spec := SubscriptionSpec{
 		Resource: res, ChangeType: k.o.ChangeType, ClientState: k.o.ClientState,
 		NotificationURL: k.o.NotificationURL, LifecycleNotificationURL: k.o.LifecycleNotificationURL,
 		ExpirationDateTime: k.o.Now().Add(k.o.MaxLifetime),
 	}
 	s, err := k.api.CreateSubscription(ctx, spec)
-	if err == nil {
-		s.Resource = cmp.Or(s.Resource, res)
-		s.NotificationURL = cmp.Or(s.NotificationURL, spec.NotificationURL)
-		s.ExpirationDateTime = cmp.Or(s.ExpirationDateTime, spec.ExpirationDateTime)
-		k.put(s)
-		k.log.InfoContext(ctx, "subscription created", subKeyID, s.ID, subKeyResource, res, subKeyExpiry, s.ExpirationDateTime)
-		return s, nil
-	}
-	if !isConflict(err) {
+	if err != nil {
 		return Subscription{}, fmt.Errorf("create subscription for %s: %w", res, k.redact(err))
 	}
-	owned, lerr := k.listOwned(ctx)
-	if lerr != nil {
-		return Subscription{}, fmt.Errorf("create subscription for %s: conflict, then %w", res, lerr)
+	s.Resource = cmp.Or(s.Resource, res)
+	s.NotificationURL = cmp.Or(s.NotificationURL, spec.NotificationURL)
+	s.ExpirationDateTime = cmp.Or(s.ExpirationDateTime, spec.ExpirationDateTime)
+	k.put(s)
+	k.log.InfoContext(ctx, "subscription created", subKeyID, s.ID, subKeyResource, res, subKeyExpiry, s.ExpirationDateTime)
+	return s, nil
+}
+
+// replaceStale deletes old (ours, pointing to a former notification URL; one already gone
+// is fine) and creates ours for res in its place. Between the two, notifications for res go
+// nowhere: the caller audits the replacement and asks for a resync.
+func (k *Keeper) replaceStale(ctx context.Context, old Subscription, res string) (Subscription, error) {
+	k.log.WarnContext(ctx, "subscription points to another notification URL; replacing it",
+		subKeyID, old.ID, subKeyResource, res, "old_notification_url", old.NotificationURL)
+	if err := k.api.DeleteSubscription(ctx, old.ID); err != nil && !IsNotFound(err) {
+		return Subscription{}, fmt.Errorf("replace subscription %s for %s: delete: %w", old.ID, res, k.redact(err))
 	}
-	for _, s := range owned {
-		if normResource(s.Resource) == res {
-			k.put(s)
-			k.log.InfoContext(ctx, "subscription adopted", subKeyID, s.ID, subKeyResource, res)
-			return s, nil
-		}
+	s, err := k.createNew(ctx, res)
+	if err != nil {
+		return Subscription{}, fmt.Errorf("replace subscription %s for %s: %w", old.ID, res, err)
 	}
-	return Subscription{}, fmt.Errorf("create subscription for %s: Graph says it exists but does not list it", res)
+	return s, nil
 }
 
 // redact returns err with the client state cut from its text, in case a collaborator

@@ -11,7 +11,8 @@ import (
 
 // The fake Graph: an in-memory subscriptions endpoint that enforces Graph's rules
 // (expiry in the future and at most 41,760 minutes ahead, 409 on a duplicate resource and
-// notification URL, 404 for an unknown id, expired subscriptions disappear).
+// changeType whatever the notification URL, 404 for an unknown id, expired subscriptions
+// disappear).
 
 type subsFakeErr struct {
 	status int
@@ -98,8 +99,8 @@ func (g *subsFakeGraph) CreateSubscription(ctx context.Context, spec Subscriptio
 		return Subscription{}, err
 	}
 	for _, s := range g.subs {
-		if strings.EqualFold(s.Resource, spec.Resource) && s.NotificationURL == spec.NotificationURL {
-			return Subscription{}, &subsFakeErr{409, "subscription already exists"}
+		if strings.EqualFold(s.Resource, spec.Resource) && changeTypeSet(s.ChangeType) == changeTypeSet(spec.ChangeType) {
+			return Subscription{}, &subsFakeErr{409, "Subscription Id " + s.ID + " already exists for the requested combination"}
 		}
 	}
 	g.nextID++

@@ -139,8 +139,8 @@ func TestEnsureCreatesOneSubscriptionPerResourceAndIsIdempotent(t *testing.T) {
 func TestEnsureAdoptsWhatAnotherReplicaCreated(t *testing.T) {
 	t.Parallel()
 	f := newSubsFixture(t, nil)
-	theirs := Subscription{ID: "other-replica", Resource: "users", NotificationURL: subsNotifyTo,
-		ExpirationDateTime: f.clock.Now().Add(20000 * time.Minute)}
+	theirs := Subscription{ID: "other-replica", Resource: "users", ChangeType: DefaultSubscriptionChangeType,
+		NotificationURL: subsNotifyTo, ExpirationDateTime: f.clock.Now().Add(20000 * time.Minute)}
 	f.api.add(theirs)
 	f.api.hideNextList = true // the other replica created it after our list
 	got, err := f.k.Ensure(t.Context())
@@ -152,6 +152,70 @@ func TestEnsureAdoptsWhatAnotherReplicaCreated(t *testing.T) {
 	}
 	if !slices.ContainsFunc(got, func(s Subscription) bool { return s.ID == "other-replica" }) {
 		t.Errorf("Ensure returned %+v, want other-replica among them", got)
+	}
+}
+
+// Graph keys subscriptions by resource and changeType: after a notification URL change
+// (webhook to Event Grid) our old subscription blocks the new one with a 409. The keeper
+// replaces it, audits the replacement and asks for a resync, instead of failing while the
+// old one lapses and notifications stop.
+func TestEnsureReplacesOursAfterANotificationURLChange(t *testing.T) {
+	t.Parallel()
+	for _, hidden := range []bool{false, true} {
+		t.Run(fmt.Sprintf("seen in the first list %v", !hidden), func(t *testing.T) {
+			t.Parallel()
+			f := newSubsFixture(t, func(o *KeeperOptions) { o.Resources = []string{"users"} })
+			old := Subscription{ID: "webhook-era", Resource: "users", ChangeType: "deleted,updated",
+				NotificationURL: "https://relay.contoso.example/graph", ExpirationDateTime: f.clock.Now().Add(20000 * time.Minute)}
+			f.api.add(old)
+			f.api.hideNextList = hidden // found only through the 409
+			got, err := f.k.Ensure(t.Context())
+			if err != nil {
+				t.Fatalf("Ensure: %v", err)
+			}
+			s := f.only(t, "users")
+			if s.ID == old.ID || s.NotificationURL != subsNotifyTo {
+				t.Errorf("users subscription %+v, want a new one to %s", s, subsNotifyTo)
+			}
+			if len(got) != 1 || got[0].ID != s.ID {
+				t.Errorf("Ensure returned %+v, want only %s", got, s.ID)
+			}
+			if want := []string{auditSubscriptionRecreate, auditResyncTriggered}; !slices.Equal(auditActions(t, f.log), want) {
+				t.Errorf("audit %v, want %v", auditActions(t, f.log), want)
+			}
+			if f.resyncs.Load() != 1 {
+				t.Errorf("%d resyncs, want 1: notifications went to the old URL meanwhile", f.resyncs.Load())
+			}
+			if !strings.Contains(f.log.String(), `"how":"replaced"`) || !strings.Contains(f.log.String(), old.ID) {
+				t.Errorf("the audit does not name the replaced subscription:\n%s", f.log.String())
+			}
+			// Idempotent: the next Ensure has nothing to do.
+			if _, err := f.k.Ensure(t.Context()); err != nil || f.api.count("Create") != 1+boolInt(hidden) {
+				t.Errorf("second Ensure: err %v, %d creates", err, f.api.count("Create"))
+			}
+		})
+	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// A subscription for one of our resources with another changeType is another combination
+// for Graph: it is not ours to replace.
+func TestEnsureKeepsAnotherChangeTypeOnAnotherURL(t *testing.T) {
+	t.Parallel()
+	f := newSubsFixture(t, func(o *KeeperOptions) { o.Resources = []string{"users"} })
+	f.api.add(Subscription{ID: "created-only", Resource: "users", ChangeType: "created",
+		NotificationURL: "https://elsewhere.example/hook", ExpirationDateTime: f.clock.Now().Add(time.Hour)})
+	if _, err := f.k.Ensure(t.Context()); err != nil {
+		t.Fatalf("Ensure: %v", err)
+	}
+	if got := f.api.byResource("users"); len(got) != 2 || f.api.count("Delete") != 0 {
+		t.Errorf("Graph has %+v after %d deletes, want both kept", got, f.api.count("Delete"))
 	}
 }
 

@@ -3,8 +3,10 @@ package worker
 import (
 	"context"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -201,6 +203,12 @@ func retryAfterHeader(h http.Header, now time.Time) (time.Duration, bool) {
 	}
 	if s, err := strconv.ParseInt(v, 10, 64); err == nil && s >= 0 {
 		return time.Duration(s) * time.Second, true
+	}
+	// Graph sends fractional seconds ("Retry-After: 2.128" in its throttling guidance).
+	if whole, frac, ok := strings.Cut(v, "."); ok && whole != "" && frac != "" && strings.Trim(whole+frac, "0123456789") == "" && len(whole) < 10 {
+		if s, err := strconv.ParseFloat(v, 64); err == nil {
+			return time.Duration(math.Ceil(s*1000)) * time.Millisecond, true
+		}
 	}
 	if at, err := http.ParseTime(v); err == nil {
 		return max(at.Sub(now), 0), true

@@ -229,6 +229,7 @@ func TestRetryAfterHeader(t *testing.T) {
 		wantHint bool
 	}{
 		{"seconds", http.Header{"Retry-After": {"7"}}, 7 * time.Second, true},
+		{"fractional seconds, as Graph's throttling guidance shows", http.Header{"Retry-After": {"2.128"}}, 2128 * time.Millisecond, true},
 		{"http date", http.Header{"Retry-After": {now.Add(90 * time.Second).Format(http.TimeFormat)}}, 90 * time.Second, true},
 		{"date in the past", http.Header{"Retry-After": {now.Add(-time.Minute).Format(http.TimeFormat)}}, 0, true},
 		{"retry-after-ms wins", http.Header{"Retry-After-Ms": {"1500"}, "Retry-After": {"9"}}, 1500 * time.Millisecond, true},

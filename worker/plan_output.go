@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 )
 
@@ -44,11 +45,13 @@ type PlanTotals struct {
 	Errors     int            `json:"errors"`
 	// Applied counts what was written (or, with Enqueue, handed to the queue); empty in a
 	// dry run.
-	Applied  map[Action]int `json:"applied"`
-	Withheld int            `json:"withheld_revokes"` // revokes the brake held back
-	Brake    *BrakeError    `json:"brake,omitempty"`  // set when the brake tripped
-	DryRun   bool           `json:"dry_run"`
-	Enqueued bool           `json:"enqueued"`
+	Applied map[Action]int `json:"applied"`
+	// Stale counts planned changes a fresh read decided otherwise when they were applied.
+	Stale    int         `json:"stale"`
+	Withheld int         `json:"withheld_revokes"` // revokes the brake held back
+	Brake    *BrakeError `json:"brake,omitempty"`  // set when the brake tripped
+	DryRun   bool        `json:"dry_run"`
+	Enqueued bool        `json:"enqueued"`
 }
 
 // PlanWriter receives a backfill plan as it is computed: rows in completion order (not
@@ -100,8 +103,11 @@ func (t *PlanTable) WriteTotals(s PlanTotals) error {
 	default:
 		t.printf("applied: %s\n", actionCounts(s.Applied))
 	}
+	if s.Stale > 0 {
+		t.printf("stale: %d planned changes decided otherwise on a fresh read (applied as read)\n", s.Stale)
+	}
 	if s.Brake != nil {
-		t.printf("brake: %s; %d revokes withheld (rerun with force to apply them)\n", s.Brake.Error(), s.Withheld)
+		t.printf("brake: %s; nothing applied, %d revokes withheld (rerun with force to apply the plan)\n", s.Brake.Error(), s.Withheld)
 	}
 	return t.w.Flush()
 }
@@ -198,19 +204,21 @@ func (j *PlanJSON) line(v any) error {
 	return writeLines(j.w, append(b, '\n'))
 }
 
-// ErrBrake says a backfill held back its revokes because there were more than the brake
-// allows; grants were still applied. The error returned is a *BrakeError that matches
-// ErrBrake with errors.Is. The CLI exits 3 on it.
+// ErrBrake says a backfill planned more revokes than the brake allows and therefore applied
+// nothing at all, grants included: the plan as a whole is in doubt (a listing fault or a
+// wrong setting shows as mass revokes, and the grants come from the same listings). The
+// error returned is a *BrakeError that matches ErrBrake with errors.Is. The CLI exits 3 on
+// it.
 var ErrBrake = errors.New("revoke brake tripped")
 
 // BrakeError is the revoke brake's verdict, like Entra provisioning's accidental-deletion
 // threshold: Revokes planned out of Assigned principals that held an assignment, against
 // the limits.
 type BrakeError struct {
-	Revokes    int `json:"revokes"`
-	Assigned   int `json:"assigned"`
-	MaxRevokes int `json:"max_revokes"`           // -1 = no count limit
-	MaxPercent int `json:"max_percent,omitempty"` // 0 = no percentage limit
+	Revokes    int     `json:"revokes"`
+	Assigned   int     `json:"assigned"`
+	MaxRevokes int     `json:"max_revokes"`           // -1 = no count limit
+	MaxPercent float64 `json:"max_percent,omitempty"` // 0 or negative = no percentage limit
 }
 
 func (e *BrakeError) Error() string {
@@ -219,7 +227,7 @@ func (e *BrakeError) Error() string {
 		limits = append(limits, fmt.Sprintf("max %d", e.MaxRevokes))
 	}
 	if e.MaxPercent > 0 {
-		limits = append(limits, fmt.Sprintf("max %d%%", e.MaxPercent))
+		limits = append(limits, fmt.Sprintf("max %s%% of assigned", strconv.FormatFloat(e.MaxPercent, 'g', -1, 64)))
 	}
 	return fmt.Sprintf("%s: %d revokes planned of %d assigned (%s)",
 		ErrBrake, e.Revokes, e.Assigned, strings.Join(limits, ", "))

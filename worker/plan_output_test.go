@@ -51,7 +51,7 @@ func TestPlanTable(t *testing.T) {
 		"",
 		"planned: grant 1  revoke 2  noop 7  skip 0  errors 0  (10 candidates)",
 		"applied: grant 1  revoke 0  noop 0  skip 0",
-		"brake: revoke brake tripped: 2 revokes planned of 9 assigned (max 1); 2 revokes withheld (rerun with force to apply them)",
+		"brake: revoke brake tripped: 2 revokes planned of 9 assigned (max 1); nothing applied, 2 revokes withheld (rerun with force to apply the plan)",
 		"",
 	}, "\n")
 	if got := out.String(); got != want {

@@ -198,6 +198,7 @@ func (w *Worker) reconcile(ctx context.Context, d *Delivery, tg Target, t *tally
 			t.acted++
 			return
 		}
+		w.recheck(ctx, tg, err, t, log)
 		wait, ok := w.retryWait(ctx, err, attempt)
 		if !ok {
 			w.reconciled(d, tg, res, err, shared)
@@ -214,6 +215,31 @@ func (w *Worker) reconcile(ctx context.Context, d *Delivery, tg Target, t *tally
 		}
 	}
 }
+
+// recheckTimeout bounds one Recheck call; it runs even when the message's work has ended
+// (a write cut short by the message timeout is one to re-check).
+const recheckTimeout = 30 * time.Second
+
+// recheck schedules a later reconcile of the principal when err says a write to it may
+// still be applied after the reconcile returned (see Options.Recheck). Operator commands
+// are not re-checked: a late write of theirs is what the operator asked for.
+func (w *Worker) recheck(ctx context.Context, tg Target, err error, t *tally, log *slog.Logger) {
+	oid, uncertain := uncertainWriteOf(err)
+	if !uncertain || w.opts.Recheck == nil || tg.Command != CommandReconcile {
+		return
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recheckTimeout)
+	defer cancel()
+	target := Target{Principal: oid, Type: tg.Type, Command: CommandReconcile, Source: sourceRecheck}
+	if err := w.opts.Recheck(rctx, target, w.opts.Clock.Now()); err != nil {
+		t.add(asTemporary(fmt.Errorf("schedule a re-check of %s after an unconfirmed write: %w", oid, err)))
+		return
+	}
+	log.Info("write not confirmed; re-check scheduled", slog.String(resultKeyObjectID, oid))
+}
+
+// sourceRecheck is the Source of the reconcile command a re-check puts on the queue.
+const sourceRecheck = "recheck"
 
 // retryWait says whether a failed reconcile is retried within the message, and after how
 // long: only temporary errors, at most Retries times, never past RetryWaitMax.

@@ -54,6 +54,9 @@ type Assignment struct {
 type directory interface {
 	// User reads one user by object id or userPrincipalName.
 	User(ctx context.Context, idOrUPN string) (User, error)
+	// DeletedUser finds the soft-deleted user whose userPrincipalName was upn (a deleted
+	// user's UPN carries its object id as a prefix in Graph); not found when there is none.
+	DeletedUser(ctx context.Context, upn string) (User, error)
 	// MemberOf returns which of groupIDs the user is a transitive member of.
 	MemberOf(ctx context.Context, userID string, groupIDs []string) ([]string, error)
 	// GroupMembers streams the object ids of a group's transitive user members.

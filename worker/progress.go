@@ -168,16 +168,19 @@ type Summary struct {
 	Planned    map[Action]int // by action
 	Assigned   int            // candidates that held an assignment before
 	Applied    map[Action]int // written, or enqueued with Enqueue; empty in a dry run
-	Withheld   int            // revokes the brake held back
-	Brake      *BrakeError    // set when the brake tripped (in a dry run: would trip)
-	DryRun     bool
-	Enqueued   bool
-	Duration   time.Duration
-	ACSReads   int64
-	ACSWrites  int64
-	Directory  DirectoryStats
-	Limiter    LimiterStats   // since the limiter was made (it may be shared)
-	Errors     map[string]int // failed principals by kind: "temporary", "rejected", ...
+	Withheld   int            // revokes the brake held back (nothing was applied then)
+	Stale      int            // planned writes a fresh read decided otherwise when applying
+	// ScopeListed is how many users the scope listing held (0 without scope groups).
+	ScopeListed int
+	Brake       *BrakeError // set when the brake tripped (in a dry run: would trip)
+	DryRun      bool
+	Enqueued    bool
+	Duration    time.Duration
+	ACSReads    int64
+	ACSWrites   int64
+	Directory   DirectoryStats
+	Limiter     LimiterStats   // since the limiter was made (it may be shared)
+	Errors      map[string]int // failed principals by kind: "temporary", "rejected", ...
 }
 
 // Failed returns how many principals failed.
@@ -196,6 +199,8 @@ const (
 	summaryKeyApplied        = "applied"
 	summaryKeyAssigned       = "assigned"
 	summaryKeyWithheld       = "withheld_revokes"
+	summaryKeyStale          = "stale_rows"
+	summaryKeyScopeListed    = "scope_listed"
 	summaryKeyBrake          = "brake"
 	summaryKeyDryRun         = "dry_run"
 	summaryKeyEnqueued       = "enqueued"
@@ -223,6 +228,8 @@ func (s Summary) LogAttrs() []slog.Attr {
 		counts(summaryKeyApplied, s.Applied),
 		slog.Int(summaryKeyAssigned, s.Assigned),
 		slog.Int(summaryKeyWithheld, s.Withheld),
+		slog.Int(summaryKeyStale, s.Stale),
+		slog.Int(summaryKeyScopeListed, s.ScopeListed),
 		slog.Bool(summaryKeyBrake, s.Brake != nil),
 		slog.Bool(summaryKeyDryRun, s.DryRun),
 		slog.Bool(summaryKeyEnqueued, s.Enqueued),

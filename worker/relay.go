@@ -110,7 +110,7 @@ func (h *relay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	select {
 	case h.slots <- struct{}{}:
 	default:
-		retryLater(w, http.StatusServiceUnavailable, time.Second, "too many posts in flight")
+		answerRetryLater(w, http.StatusServiceUnavailable, time.Second, "too many posts in flight")
 		return
 	}
 	release := func() { <-h.slots }
@@ -120,7 +120,7 @@ func (h *relay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	if wait, ok := h.limiter.take(); !ok {
-		retryLater(w, http.StatusTooManyRequests, wait, "too many posts")
+		answerRetryLater(w, http.StatusTooManyRequests, wait, "too many posts")
 		return
 	}
 	if _, ok := r.URL.Query()["validationToken"]; ok {
@@ -217,19 +217,19 @@ func (h *relay) enqueue(w http.ResponseWriter, r *http.Request, body []byte, dea
 		if err != nil {
 			h.log.ErrorContext(r.Context(), "relay: enqueue failed; Graph will retry", relayKeyMsgID, id,
 				relayKeyError, redactSecret(err.Error(), h.o.Trust.ClientState))
-			retryLater(w, http.StatusServiceUnavailable, 5*time.Second, "queue unavailable")
+			answerRetryLater(w, http.StatusServiceUnavailable, 5*time.Second, "queue unavailable")
 			return
 		}
 		w.WriteHeader(http.StatusAccepted)
 	case <-timer.C:
 		h.log.ErrorContext(r.Context(), "relay: the queue did not answer within the response window; Graph will retry",
 			relayKeyMsgID, id, "window", h.o.ResponseWindow.String())
-		retryLater(w, http.StatusServiceUnavailable, 5*time.Second, "queue too slow")
+		answerRetryLater(w, http.StatusServiceUnavailable, 5*time.Second, "queue too slow")
 	}
 }
 
-// retryLater answers code with a Retry-After of at least one second.
-func retryLater(w http.ResponseWriter, code int, after time.Duration, msg string) {
+// answerRetryLater answers code with a Retry-After of at least one second.
+func answerRetryLater(w http.ResponseWriter, code int, after time.Duration, msg string) {
 	secs := max(int((after+time.Second-1)/time.Second), 1)
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
 	http.Error(w, msg, code)

@@ -21,6 +21,10 @@ type Result struct {
 	DryRun        bool
 	Source        string
 	Command       Command
+	// Repairs counts the writes made again because the directory read after a write gave
+	// another verdict than the read before it: another replica, or the directory, changed
+	// the principal while this reconcile was writing. 0 in the usual case.
+	Repairs int
 }
 
 // Audit log keys (snake_case, stable: dashboards and alerts depend on them).
@@ -38,11 +42,13 @@ const (
 	resultKeyDryRun        = "dry_run"
 	resultKeySource        = "source"
 	resultKeyCommand       = "command"
+	resultKeyRepairs       = "repairs" // only when > 0
 )
 
 // LogAttrs returns the result as slog attributes for the one audit line the caller writes.
+// repairs appears only on a reconcile that repaired a stale write.
 func (r Result) LogAttrs() []slog.Attr {
-	return []slog.Attr{
+	attrs := []slog.Attr{
 		slog.String(resultKeyObjectID, r.ObjectID),
 		slog.String(resultKeyUPN, r.UPN),
 		slog.String(resultKeyPrincipalType, string(r.Type)),
@@ -57,4 +63,8 @@ func (r Result) LogAttrs() []slog.Attr {
 		slog.String(resultKeySource, r.Source),
 		slog.String(resultKeyCommand, string(r.Command)),
 	}
+	if r.Repairs > 0 {
+		attrs = append(attrs, slog.Int(resultKeyRepairs, r.Repairs))
+	}
+	return attrs
 }

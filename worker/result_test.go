@@ -38,6 +38,27 @@ func TestResultLogAttrsWriteOneAuditLine(t *testing.T) {
 	}
 }
 
+// A reconcile that repaired a stale write says how many times, so the audit log shows it.
+func TestResultLogAttrsNameRepairs(t *testing.T) {
+	t.Parallel()
+	count := func(res Result) (any, bool) {
+		var buf bytes.Buffer
+		slog.New(slog.NewJSONHandler(&buf, nil)).LogAttrs(context.Background(), slog.LevelInfo, "reconciled", res.LogAttrs()...)
+		var got map[string]any
+		if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
+			t.Fatal(err)
+		}
+		v, ok := got["repairs"]
+		return v, ok
+	}
+	if v, ok := count(Result{ObjectID: rcAlice, Action: ActionRevoke, Repairs: 1}); !ok || v != float64(1) {
+		t.Errorf("repairs = %v (present %v), want 1", v, ok)
+	}
+	if v, ok := count(Result{ObjectID: rcAlice, Action: ActionGrant}); ok {
+		t.Errorf("repairs = %v on a reconcile without any, want absent", v)
+	}
+}
+
 func TestResultLogAttrsOfAnAbsentAssignmentIsNull(t *testing.T) {
 	t.Parallel()
 	var buf bytes.Buffer

@@ -67,6 +67,14 @@ type Options struct {
 	FanOut func(ctx context.Context, key string, targets []Target) error
 	// FanOutAbove is the group size above which FanOut is used (default 20).
 	FanOutAbove int
+	// Recheck, when set, puts a reconcile command for t on the queue, to be delivered later
+	// than gaveUp (when the worker gave up on a write to t) by more than a write's whole
+	// retry budget: the ACS client may have given up on a write (a timeout, retries spent)
+	// that the service still applies after the reconcile's last read, and only a later look
+	// at the principal can tell. The worker calls it for every such write of a reconcile
+	// command; a failed Recheck fails the message (temporarily). Without it nothing is
+	// scheduled and the next notification or resync repairs such a write.
+	Recheck func(ctx context.Context, t Target, gaveUp time.Time) error
 }
 
 // fanOutBatch is the most targets handed to FanOut at once.

@@ -331,8 +331,8 @@ func TestWorkerCoalescesDuplicateMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if n := e.dir.Calls("User"); n != 2 {
-		t.Errorf("directory reads = %d, want 2 (one run + one coalesced follow-up)", n)
+	if n := e.dir.Calls("User"); n != 3 {
+		t.Errorf("directory reads = %d, want 3 (one run, the read verifying its grant, one coalesced follow-up)", n)
 	}
 	s := w.Stats()
 	if s.Coalesced != 2 || s.Messages[OutcomeCompleted] != 4 {

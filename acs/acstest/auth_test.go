@@ -76,8 +76,8 @@ func TestAuthentication(t *testing.T) {
 				t.Error("no ms-cv header")
 			}
 			code, msg := errorOf(t, a)
-			if tt.status == 401 && (code != "Unauthorized" || !strings.Contains(msg, tt.message)) {
-				t.Errorf("error = %s: %q, want Unauthorized saying %q", code, msg, tt.message)
+			if tt.status == 401 && (code != "Denied" || !strings.Contains(msg, tt.message)) {
+				t.Errorf("error = %s: %q, want Denied saying %q", code, msg, tt.message)
 			}
 			if strings.Contains(msg, key) || strings.Contains(msg, "tok-12") {
 				t.Errorf("message %q repeats a secret", msg)

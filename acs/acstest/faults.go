@@ -40,11 +40,12 @@ type fault struct {
 
 // faultState holds the scripted queue and the random fault generator; guarded by Server.mu.
 type faultState struct {
-	queue   []fault
-	rate    float64
-	rng     *rand.Rand
-	kinds   []FaultKind
-	latency time.Duration
+	queue    []fault
+	rate     float64
+	rng      *rand.Rand
+	kinds    []FaultKind
+	latency  time.Duration
+	onMethod map[string]*methodFault // FailOn, by verb
 }
 
 // FailNext queues a fault: the next API request not already claimed by an earlier queued

@@ -8,8 +8,9 @@ import (
 	"time"
 )
 
-// APIVersions are the api-version values the emulator accepts.
-var APIVersions = []string{"2025-03-02-preview", "2025-06-30"}
+// DefaultAPIVersions are the api-version values the emulator accepts unless
+// Options.APIVersions says otherwise: the published versions of the assignments API.
+var DefaultAPIVersions = []string{"2025-03-02-preview", "2025-06-30"}
 
 // maxBody bounds a request body.
 const maxBody = 1 << 20
@@ -53,19 +54,24 @@ func (s *Server) serveAPI(w *statusRecorder, r *http.Request) int {
 		return w.status
 	}
 	if reason := s.authenticate(r, body); reason != "" {
-		writeError(w, http.StatusUnauthorized, "Unauthorized", "authentication failed: "+reason)
+		// The code is the service's (observed: "Denied"); the reason is the emulator's, for
+		// whoever debugs a signature.
+		writeError(w, http.StatusUnauthorized, "Denied", "Denied by the resource provider: "+reason)
 		return w.status
+	}
+	if f, ok := s.methodFault(r.Method); ok {
+		return s.applyFault(w, r, f)
 	}
 	s.mu.Lock()
 	forbidden := s.opts.SubscriptionNotAllowed
 	s.mu.Unlock()
 	if forbidden {
-		writeError(w, http.StatusForbidden, "SubscriptionNotAllowed", "the subscription is not allowed to use Teams Phone extensibility")
+		writeError(w, http.StatusForbidden, "SubscriptionNotAllowed", "API is not allowed to be accessed with your subscription.")
 		return w.status
 	}
-	if v := r.URL.Query().Get("api-version"); !slices.Contains(APIVersions, v) {
+	if v := r.URL.Query().Get("api-version"); !slices.Contains(s.opts.APIVersions, v) {
 		writeError(w, http.StatusBadRequest, "UnsupportedApiVersion",
-			"api-version '"+v+"' is not supported; use one of "+strings.Join(APIVersions, ", "))
+			"api-version '"+v+"' is not supported; use one of "+strings.Join(s.opts.APIVersions, ", "))
 		return w.status
 	}
 	tenantID, objectID, ok := parseAssignmentPath(r.URL.Path)
@@ -107,11 +113,11 @@ func (s *Server) serveGet(w http.ResponseWriter, tenantID, objectID string) {
 		writeError(w, http.StatusNotFound, "NotFound", "no assignment for object "+objectID)
 		return
 	}
-	writeJSON(w, http.StatusOK, a)
+	writeJSON(w, http.StatusOK, s.answer(a))
 }
 
 func (s *Server) servePut(w http.ResponseWriter, tenantID, objectID string, body []byte) {
-	pt, ids, reason := parsePutBody(body)
+	pt, ids, reason := parsePutBody(body, s.opts.AcceptResourceAccountAs)
 	if reason != "" {
 		writeError(w, http.StatusBadRequest, "InvalidArgument", reason)
 		return
@@ -121,7 +127,7 @@ func (s *Server) servePut(w http.ResponseWriter, tenantID, objectID string, body
 	if s.put(a) {
 		status = http.StatusCreated
 	}
-	writeJSON(w, status, a)
+	writeJSON(w, status, s.answer(a))
 }
 
 func (s *Server) serveDelete(w http.ResponseWriter, tenantID, objectID string) {

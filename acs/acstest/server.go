@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -37,6 +38,19 @@ type Options struct {
 	// ThrottleRetryAfter is the Retry-After of random 429 faults. Zero means
 	// DefaultThrottleRetryAfter.
 	ThrottleRetryAfter time.Duration
+	// AcceptResourceAccountAs, when set ("teamsResourceAccount" or "resourceAccount"),
+	// makes PUT strict about principalType: it accepts exactly "user" and this spelling, in
+	// exact case, and answers anything else with 400 InvalidArgument. Empty is lenient:
+	// either spelling, any letter case. The OpenAPI spec's enum says "resourceAccount", the
+	// Learn pages "teamsResourceAccount"; no public source says which the service takes.
+	AcceptResourceAccountAs string
+	// AnswerResourceAccountAs, when set (same two spellings), is how every answer spells a
+	// resource account's principalType, and "user" is answered in lower case, whatever was
+	// stored. Empty answers the value as stored (as it was sent or seeded).
+	AnswerResourceAccountAs string
+	// APIVersions are the api-version values accepted; others are 400
+	// UnsupportedApiVersion. Nil means DefaultAPIVersions.
+	APIVersions []string
 	// MaxLog is how many of the most recent requests Requests keeps: a long-running
 	// emulator (the local mode, a benchmark) must not grow without bound. Zero means
 	// DefaultMaxLog; a negative value keeps every request. Counts is never limited.
@@ -110,6 +124,15 @@ func New(opts Options) *Server {
 	if opts.ThrottleRetryAfter <= 0 {
 		opts.ThrottleRetryAfter = DefaultThrottleRetryAfter
 	}
+	for _, sp := range []string{opts.AcceptResourceAccountAs, opts.AnswerResourceAccountAs} {
+		if sp != "" && !slices.Contains(resourceAccountSpellings, sp) {
+			panic("acstest: a resource account principalType is spelled teamsResourceAccount or resourceAccount, not " + sp)
+		}
+	}
+	if opts.APIVersions == nil {
+		opts.APIVersions = DefaultAPIVersions
+	}
+	opts.APIVersions = slices.Clone(opts.APIVersions)
 	s := &Server{
 		opts:    opts,
 		store:   map[storeKey]Assignment{},

@@ -84,9 +84,15 @@ var guidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[
 
 func isGUID(s string) bool { return guidRE.MatchString(s) }
 
+// resourceAccountSpellings are the two principalType values for a resource account seen in
+// Microsoft's sources: the Learn pages' and the OpenAPI spec's.
+var resourceAccountSpellings = []string{"teamsResourceAccount", "resourceAccount"}
+
 // parsePutBody validates a PUT body the way the service does and returns the principalType
-// as sent and the client ids, or a reason for 400.
-func parsePutBody(body []byte) (principalType string, clientIDs []string, reason string) {
+// as sent and the client ids, or a reason for 400. With strict set (a resource account
+// spelling) principalType must be exactly "user" or strict; otherwise either spelling in any
+// letter case is accepted.
+func parsePutBody(body []byte, strict string) (principalType string, clientIDs []string, reason string) {
 	var in struct {
 		PrincipalType *string  `json:"principalType"`
 		ClientIDs     []string `json:"clientIds"`
@@ -98,8 +104,12 @@ func parsePutBody(body []byte) (principalType string, clientIDs []string, reason
 		return "", nil, "principalType is required"
 	}
 	pt := *in.PrincipalType
+	isUser, isRA := strings.EqualFold(pt, "user"), slices.ContainsFunc(resourceAccountSpellings, func(s string) bool { return strings.EqualFold(pt, s) })
+	if strict != "" {
+		isUser, isRA = pt == "user", pt == strict
+	}
 	switch {
-	case strings.EqualFold(pt, "user"):
+	case isUser:
 		if len(in.ClientIDs) == 0 {
 			return "", nil, "clientIds is required for principalType user"
 		}
@@ -108,12 +118,28 @@ func parsePutBody(body []byte) (principalType string, clientIDs []string, reason
 				return "", nil, "clientIds must be GUIDs"
 			}
 		}
-	case strings.EqualFold(pt, "teamsResourceAccount"), strings.EqualFold(pt, "resourceAccount"):
+	case isRA:
 		if len(in.ClientIDs) != 0 {
 			return "", nil, "clientIds is not allowed for a resource account"
 		}
+	case strict != "":
+		return "", nil, "principalType must be user or " + strict
 	default:
 		return "", nil, "principalType must be user, teamsResourceAccount or resourceAccount"
 	}
 	return pt, in.ClientIDs, ""
+}
+
+// answer returns a as the emulator answers it: with Options.AnswerResourceAccountAs set,
+// principalType in its canonical spelling.
+func (s *Server) answer(a Assignment) Assignment {
+	canon := s.opts.AnswerResourceAccountAs
+	switch {
+	case canon == "":
+	case strings.EqualFold(a.PrincipalType, "user"):
+		a.PrincipalType = "user"
+	case slices.ContainsFunc(resourceAccountSpellings, func(s string) bool { return strings.EqualFold(a.PrincipalType, s) }):
+		a.PrincipalType = canon
+	}
+	return a
 }

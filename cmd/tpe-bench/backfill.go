@@ -100,7 +100,7 @@ func backfill(ctx context.Context, f backfillFlags) (backfillResult, error) {
 	if f.noLimiter {
 		wrap = nil
 	}
-	cl, err := newClients(clientSettings{acsConnectionString: emu.acs.ConnectionString(), graphURL: emu.graphURL,
+	cl, err := newClients(clientSettings{acsConnectionString: emu.acsConnectionString(), graphURL: emu.graphURL,
 		tenantID: dir.TenantID(), idleConns: 2 * f.concurrency, wrap: wrap})
 	if err != nil {
 		return backfillResult{}, err

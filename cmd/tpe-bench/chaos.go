@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -33,11 +32,25 @@ type chaosResult struct {
 	Faults       int64          `json:"faults_injected"`
 	// WrongBeforeResync is how many principals the queue alone left wrong; the resync's
 	// writes fixed them.
-	WrongBeforeResync int     `json:"wrong_before_resync"`
-	ResyncWrites      int     `json:"resync_writes"`
-	ResyncRuns        int     `json:"resync_runs"`
-	Seconds           float64 `json:"seconds"`
-	Resync            string  `json:"resync"`
+	WrongBeforeResync int `json:"wrong_before_resync"`
+	ResyncWrites      int `json:"resync_writes"`
+	ResyncRuns        int `json:"resync_runs"`
+	// Replicas is how many workers shared the queue, each with its own clients.
+	Replicas int `json:"replicas"`
+	// ReplicaCompleted is how many messages each replica completed.
+	ReplicaCompleted []int `json:"replica_completed"`
+	// StaleWrites are ACS writes that landed contrary to the directory at that moment
+	// (stale.go); StaleWritesRepaired of them a later write, before the queue drained, put
+	// right.
+	StaleWrites         int `json:"stale_writes"`
+	StaleWritesRepaired int `json:"stale_writes_repaired"`
+	// Per1000 are the wrong principals per 1,000 directory changes (mutations), before and
+	// after the resync.
+	WrongBeforeResyncPer1000 float64 `json:"wrong_before_resync_per_1000_changes"`
+	WrongPer1000             float64 `json:"wrong_per_1000_changes"`
+	Seconds                  float64 `json:"seconds"`
+	Resync                   string  `json:"resync"`
+	Traffic                  string  `json:"traffic"`
 }
 
 type chaosFlags struct {
@@ -46,6 +59,9 @@ type chaosFlags struct {
 	seed                                   int64
 	messageTimeout                         time.Duration
 	maxDelivery                            int
+	replicas, copies                       int
+	graphLatency, acsLatency, jitter       time.Duration
+	maxDelay, pairs                        time.Duration
 }
 
 func runChaos(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -60,11 +76,21 @@ func runChaos(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Int64Var(&f.seed, "seed", 1, "seed of everything random")
 	fs.DurationVar(&f.messageTimeout, "message-timeout", 5*time.Second, "the worker's bound on one message")
 	fs.IntVar(&f.maxDelivery, "max-delivery", 10, "deliveries before the queue dead-letters a message (Service Bus: 10)")
+	fs.IntVar(&f.replicas, "replicas", 1, "workers on the one queue, each with its own clients and reconciler (as separate processes)")
+	fs.DurationVar(&f.graphLatency, "graph-latency", time.Millisecond, "time every Graph call takes")
+	fs.DurationVar(&f.acsLatency, "acs-latency", time.Millisecond, "time every ACS call takes")
+	fs.DurationVar(&f.jitter, "jitter", 0, "random extra per call to either emulator, mean (exponential, cut at 10x)")
+	fs.IntVar(&f.copies, "copies", 0, "copies of each notification (0: one to three at random)")
+	fs.DurationVar(&f.maxDelay, "max-delay", 300*time.Millisecond, "bound of each notification copy's random delay")
+	fs.DurationVar(&f.pairs, "pairs", 0, "if set: every principal starts converged and each user is changed twice, 0..D apart, then left alone")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if f.messages <= 0 || f.users <= 0 || f.concurrency <= 0 || f.messageTimeout <= 0 || f.maxDelivery <= 0 || f.faultRate < 0 || f.faultRate > 1 {
 		return fmt.Errorf("--messages, --users and --concurrency must be positive and --fault-rate within 0..1")
+	}
+	if f.replicas <= 0 || f.copies < 0 || f.graphLatency < 0 || f.acsLatency < 0 || f.jitter < 0 || f.maxDelay < 0 || f.pairs < 0 {
+		return fmt.Errorf("--replicas must be positive; --copies, the latencies, --jitter, --max-delay and --pairs must not be negative")
 	}
 	res, err := chaos(ctx, f, stderr)
 	if err != nil {
@@ -86,28 +112,87 @@ var chaosKinds = []acstest.FaultKind{acstest.FaultThrottle, acstest.FaultInterna
 func chaos(ctx context.Context, f chaosFlags, stderr io.Writer) (chaosResult, error) {
 	start := time.Now()
 	p := benchPolicy()
-	dir := graphtest.Generate(f.users, f.seed, graphtest.DefaultMix)
-	emu, err := startEmulators(dir, emulatorSettings{acsLatency: time.Millisecond, graphLatency: time.Millisecond,
-		throttleRetryAfter: 100 * time.Millisecond, keepACSLog: true})
+	users := f.users
+	if f.pairs > 0 {
+		n := pairUsers(f.messages, f.copies)
+		users = n + n/10 + 1 // the generated mix holds a few deleted users; n live ones are changed
+	}
+	dir := graphtest.Generate(users, f.seed, graphtest.DefaultMix)
+	watch := newStaleWatch(dir, p)
+	emu, err := startEmulators(dir, emulatorSettings{acsLatency: f.acsLatency, graphLatency: f.graphLatency,
+		throttleRetryAfter: 100 * time.Millisecond, keepACSLog: true, jitter: f.jitter, jitterSeed: f.seed,
+		wrapACS: watch.wrap})
 	if err != nil {
 		return chaosResult{}, err
 	}
 	defer emu.close()
-	foreign := seedRandom(emu.acs, dir, p, f.seed, 0.3)
-	// Short timeouts, so stalls cost a retry rather than the message's whole budget.
-	cl, err := newClients(clientSettings{acsConnectionString: emu.acs.ConnectionString(), graphURL: emu.graphURL,
-		tenantID: dir.TenantID(), idleConns: 2 * f.concurrency, acsTryTimeout: 300 * time.Millisecond,
-		graphTimeout: time.Second, retryDelay: 20 * time.Millisecond, maxThrottleWait: 2 * time.Second})
-	if err != nil {
-		return chaosResult{}, err
+	watch.srv = emu.acs
+	var foreign map[string]bool
+	if f.pairs > 0 {
+		foreign = seedConverged(emu.acs, dir, p, f.seed)
+	} else {
+		foreign = seedRandom(emu.acs, dir, p, f.seed, 0.3)
 	}
-	rec := cl.reconciler(p)
+	reps := make([]*clients, f.replicas)
+	for i := range reps {
+		if reps[i], err = chaosClients(emu, dir, f); err != nil {
+			return chaosResult{}, err
+		}
+	}
 	emu.setFaults(f.faultRate, f.seed, chaosKinds...)
 
 	q := newQueue(0, nil, f.maxDelivery)
-	m := &mutator{dir: dir, q: q, rng: rand.New(rand.NewPCG(uint64(f.seed), 0x6d7574)), maxDelay: 300 * time.Millisecond}
-	m.initial(f.messages)
+	expected, mutations := startTraffic(ctx, dir, q, f)
+	restarts, err := runReplicas(ctx, q, f, expected, reps)
+	nMut := <-mutations
+	if err != nil {
+		return chaosResult{}, err
+	}
+	qs := q.stats()
+	_, before := check(emu.acs, dir, p, foreign)
+	stale, repaired := watch.counts()
+	faults := emu.graphFaults.injected.Load() + int64(countFaults(emu.acs))
+	emu.setFaults(0, f.seed) // the storm is over; the scheduled resync runs
+	runs, writes, err := resync(ctx, reps[0].reconciler(p), reps[0])
+	if err != nil {
+		return chaosResult{}, err
+	}
+	principals, wrong := check(emu.acs, dir, p, foreign)
+	describeWrong(stderr, emu.acs, dir, p, wrong)
+	traffic := "initial notification per principal, then random changes until --messages are sent"
+	if f.pairs > 0 {
+		traffic = "converged start; each changed user changed twice, 0.." + f.pairs.String() + " apart"
+	}
+	return chaosResult{
+		Principals: principals, Converged: len(wrong) == 0, Wrong: len(wrong),
+		Lost: qs.produced - qs.completed - qs.deadLettered(), DeadLettered: qs.deadLettered(), DeadReasons: qs.dead,
+		Messages: qs.produced, Completed: qs.completed, Restarts: restarts, Mutations: nMut, Faults: faults,
+		WrongBeforeResync: len(before), ResyncWrites: writes, ResyncRuns: runs,
+		Replicas: f.replicas, ReplicaCompleted: qs.completedBy(f.replicas), StaleWrites: stale, StaleWritesRepaired: repaired,
+		WrongBeforeResyncPer1000: per1000(len(before), nMut), WrongPer1000: per1000(len(wrong), nMut),
+		Seconds: round3(time.Since(start).Seconds()),
+		Resync:  "one worker.Backfill after the queue drained and the faults stopped",
+		Traffic: traffic,
+	}, nil
+}
+
+// startTraffic changes the directory and sends the notifications in the background, and
+// seals the queue when done. It returns the number of messages the run sends at least (the
+// restarts are spread over them) and a channel that gets the number of changes made.
+func startTraffic(ctx context.Context, dir *graphtest.Directory, q *queue, f chaosFlags) (int, <-chan int) {
+	m := &mutator{dir: dir, q: q, rng: rand.New(rand.NewPCG(uint64(f.seed), 0x6d7574)), maxDelay: f.maxDelay,
+		copies: f.copies, alwaysDelta: f.pairs > 0}
 	mutations := make(chan int, 1)
+	if f.pairs > 0 {
+		n := pairUsers(f.messages, f.copies)
+		go func() {
+			changes := m.pairs(ctx, n, f.pairs)
+			q.seal()
+			mutations <- changes
+		}()
+		return 2 * n, mutations
+	}
+	m.initial(f.messages)
 	go func() {
 		n := 0
 		for m.sent < f.messages && ctx.Err() == nil {
@@ -118,54 +203,20 @@ func chaos(ctx context.Context, f chaosFlags, stderr io.Writer) (chaosResult, er
 		q.seal()
 		mutations <- n
 	}()
-	restarts, err := runWithRestarts(ctx, q, f, func() (*worker.Worker, error) {
-		return worker.New(q, rec, cl.dir, worker.Options{
-			Concurrency: f.concurrency, DrainTimeout: 100 * time.Millisecond,
-			MessageTimeout: f.messageTimeout,
-			// As `run` on Service Bus: a group notification without members@delta hands a
-			// large group back to the queue, one reconcile command per member.
-			FanOut: func(_ context.Context, _ string, targets []worker.Target) error {
-				for _, tg := range targets {
-					body, err := json.Marshal(map[string]string{"command": string(worker.CommandReconcile), "principal": tg.Principal})
-					if err != nil {
-						return err
-					}
-					q.send(body, 0)
-				}
-				return nil
-			},
-			Trust:  worker.Trust{TenantID: dir.TenantID(), ClientState: benchClientState},
-			Logger: slog.New(slog.DiscardHandler), ProbeBackoff: func(int) time.Duration { return 50 * time.Millisecond },
-		})
-	})
-	nMut := <-mutations
-	if err != nil {
-		return chaosResult{}, err
+	return f.messages, mutations
+}
+
+func per1000(n, of int) float64 {
+	if of == 0 {
+		return 0
 	}
-	qs := q.stats()
-	_, before := check(emu.acs, dir, p, foreign)
-	faults := emu.graphFaults.injected.Load() + int64(countFaults(emu.acs))
-	emu.setFaults(0, f.seed) // the storm is over; the scheduled resync runs
-	runs, writes, err := resync(ctx, rec, cl)
-	if err != nil {
-		return chaosResult{}, err
-	}
-	principals, wrong := check(emu.acs, dir, p, foreign)
-	describeWrong(stderr, emu.acs, dir, p, wrong)
-	return chaosResult{
-		Principals: principals, Converged: len(wrong) == 0, Wrong: len(wrong),
-		Lost: qs.produced - qs.completed - qs.deadLettered(), DeadLettered: qs.deadLettered(), DeadReasons: qs.dead,
-		Messages: qs.produced, Completed: qs.completed, Restarts: restarts, Mutations: nMut, Faults: faults,
-		WrongBeforeResync: len(before), ResyncWrites: writes, ResyncRuns: runs,
-		Seconds: round3(time.Since(start).Seconds()),
-		Resync:  "one worker.Backfill after the queue drained and the faults stopped",
-	}, nil
+	return round3(float64(n) * 1000 / float64(of))
 }
 
 // runWithRestarts runs a worker over q, stops it (cancel → drain → abandon) each time
 // another share of the messages has settled, starts a new one on the same queue, and lets
 // the last one run until the queue is sealed and empty. It returns the restarts made.
-func runWithRestarts(ctx context.Context, q *queue, f chaosFlags, newWorker func() (*worker.Worker, error)) (int, error) {
+func runWithRestarts(ctx context.Context, q *queue, f chaosFlags, expected int, newWorker func() (*worker.Worker, error)) (int, error) {
 	restarts := 0
 	for {
 		w, err := newWorker()
@@ -176,7 +227,7 @@ func runWithRestarts(ctx context.Context, q *queue, f chaosFlags, newWorker func
 		done := make(chan error, 1)
 		go func() { done <- w.Run(wctx) }()
 		if restarts < f.restarts {
-			target := (restarts + 1) * f.messages / (f.restarts + 1)
+			target := (restarts + 1) * expected / (f.restarts + 1)
 			for settled(q) < target && ctx.Err() == nil {
 				select {
 				case err := <-done:

@@ -62,7 +62,7 @@ func runEmulatorChild(ctx context.Context, args []string, stdout, stderr io.Writ
 	}
 	defer emu.close()
 	seedRandom(emu.acs, dir, benchPolicy(), w.seed, w.revokeShare)
-	if err := printJSON(stdout, childInfo{ACSConnectionString: emu.acs.ConnectionString(), GraphURL: emu.graphURL}); err != nil {
+	if err := printJSON(stdout, childInfo{ACSConnectionString: emu.acsConnectionString(), GraphURL: emu.graphURL}); err != nil {
 		return err
 	}
 	done := make(chan struct{})

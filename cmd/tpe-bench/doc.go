@@ -6,11 +6,17 @@
 //
 //	tpe-bench throughput --messages N --latency D --concurrency C
 //	tpe-bench backfill   --users N --latency D --concurrency C [--fault-rate F]
-//	tpe-bench chaos      --messages N --fault-rate F --seed S
+//	tpe-bench chaos      --messages N --fault-rate F --seed S [--replicas N] [--pairs D]
+//	                     [--copies K] [--max-delay D] [--graph-latency D] [--acs-latency D] [--jitter D]
 //
 // throughput runs the queue path (worker.New over a lazily generated source) and compares
 // the rate with the bound the latency allows; backfill runs worker.Backfill behind an
 // AdaptiveLimiter and checks every principal afterwards; chaos injects faults, directory
-// changes, duplicates, reordering and worker restarts, then checks convergence. See
-// docs/benchmarks.md for how to read the numbers.
+// changes, duplicates, reordering and worker restarts, then checks convergence. With
+// --replicas N, N workers share the queue, each with its own clients and Reconciler, as N
+// `run` processes on one Service Bus queue do; --pairs D starts every principal converged and
+// changes each user twice, 0..D apart, then leaves it alone, so a stale write that the
+// user's own notifications do not repair stays wrong until the resync (wrong_before_resync).
+// The ACS emulator is watched for writes that land contrary to the directory (stale_writes).
+// See docs/benchmarks.md for how to read the numbers.
 package main

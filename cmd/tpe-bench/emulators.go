@@ -12,9 +12,12 @@ import (
 
 // emulators are the ACS and Graph emulators on loopback ports. Graph is served through a
 // fault injector, since graphtest's own random faults are fixed at construction and have
-// no resets or stalls.
+// no resets or stalls. Both are served through a jitter (jitter.go), and ACS through the
+// settings' wrapACS (the chaos bench's stale-write watch).
 type emulators struct {
 	acs         *acstest.Server
+	acsSrv      *http.Server
+	acsURL      string
 	graph       *graphtest.Server
 	graphFaults *faultInjector
 	graphSrv    *http.Server
@@ -29,6 +32,12 @@ type emulatorSettings struct {
 	// keepACSLog keeps every ACS request in the emulator's log (chaos counts the faults
 	// from it); otherwise the log keeps only the last request.
 	keepACSLog bool
+	// jitter is a random extra delay of every call to either emulator, mean jitter (0:
+	// none), drawn from jitterSeed.
+	jitter     time.Duration
+	jitterSeed int64
+	// wrapACS, when set, decorates the ACS emulator's handler inside the jitter.
+	wrapACS func(http.Handler) http.Handler
 }
 
 func startEmulators(dir *graphtest.Directory, s emulatorSettings) (*emulators, error) {
@@ -42,20 +51,42 @@ func startEmulators(dir *graphtest.Directory, s emulatorSettings) (*emulators, e
 		o.MaxLog = -1
 	}
 	a := acstest.New(o)
-	if err := a.Start("127.0.0.1:0"); err != nil {
+	a.SetLatency(s.acsLatency)
+	var ah http.Handler = a.Handler()
+	if s.wrapACS != nil {
+		ah = s.wrapACS(ah)
+	}
+	acsSrv, acsURL, err := serve(newJitter(s.jitter, s.jitterSeed).wrap(ah))
+	if err != nil {
+		a.Close()
 		return nil, fmt.Errorf("ACS emulator: %w", err)
 	}
-	a.SetLatency(s.acsLatency)
 	g := graphtest.New(dir, graphtest.Options{Latency: s.graphLatency, MaxLog: 1})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	f := newFaultInjector(ra)
+	graphSrv, graphURL, err := serve(newJitter(s.jitter, s.jitterSeed+1).wrap(f.wrap(g.Handler())))
 	if err != nil {
+		_ = acsSrv.Close()
 		a.Close()
 		return nil, fmt.Errorf("Graph emulator: %w", err)
 	}
-	f := newFaultInjector(ra)
-	srv := &http.Server{Handler: f.wrap(g.Handler()), ReadHeaderTimeout: 10 * time.Second}
+	return &emulators{acs: a, acsSrv: acsSrv, acsURL: acsURL, graph: g, graphFaults: f, graphSrv: graphSrv,
+		graphURL: graphURL}, nil
+}
+
+// serve serves h on a loopback port and returns the server and its base URL.
+func serve(h http.Handler) (*http.Server, string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, "", err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
-	return &emulators{acs: a, graph: g, graphFaults: f, graphSrv: srv, graphURL: "http://" + ln.Addr().String()}, nil
+	return srv, "http://" + ln.Addr().String(), nil
+}
+
+// acsConnectionString is the connection string of the served ACS emulator.
+func (e *emulators) acsConnectionString() string {
+	return "endpoint=" + e.acsURL + "/;accesskey=" + e.acs.AccessKey()
 }
 
 // setFaults makes both emulators fail rate of their requests with the given kinds.
@@ -66,6 +97,7 @@ func (e *emulators) setFaults(rate float64, seed int64, kinds ...acstest.FaultKi
 
 func (e *emulators) close() {
 	e.graphFaults.close()
+	e.acs.Close() // releases stalled requests first
 	_ = e.graphSrv.Close()
-	e.acs.Close()
+	_ = e.acsSrv.Close()
 }

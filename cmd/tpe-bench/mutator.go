@@ -9,20 +9,30 @@ import (
 )
 
 // mutator changes the directory while messages flow and sends the notifications Graph
-// would send for each change: duplicated (one to three copies), and delayed by up to
-// maxDelay each so they arrive out of order.
+// would send for each change: duplicated (copies, or one to three when 0), and delayed by
+// up to maxDelay each so they arrive out of order.
 type mutator struct {
 	dir      *graphtest.Directory
 	q        *queue
 	rng      *rand.Rand
 	maxDelay time.Duration
-	sent     int
-	seq      int
+	copies   int
+	// alwaysDelta sends every group notification with members@delta, so no fan-out
+	// reconciles the group's other members (which would repair their stale writes by
+	// chance).
+	alwaysDelta bool
+	sent        int
+	seq         int
 }
 
-// sendCopies sends body one to three times, each after a random delay.
+// sendCopies sends body copies times (one to three when copies is 0), each after a random
+// delay.
 func (m *mutator) sendCopies(body []byte) {
-	for range 1 + m.rng.IntN(3) {
+	n := m.copies
+	if n <= 0 {
+		n = 1 + m.rng.IntN(3)
+	}
+	for range n {
 		m.q.send(body, time.Duration(m.rng.Int64N(int64(m.maxDelay)+1)))
 		m.sent++
 	}
@@ -62,7 +72,12 @@ func (m *mutator) mutate() {
 	if len(users) == 0 {
 		return
 	}
-	u := users[m.rng.IntN(len(users))]
+	m.change(users[m.rng.IntN(len(users))], true)
+}
+
+// change makes one random change to the live user u (a deletion only when mayDelete) and
+// sends its notifications.
+func (m *mutator) change(u graphtest.UserRecord, mayDelete bool) {
 	m.seq++
 	event := m.rng.IntN(2) == 0
 	teams := []graphtest.Plan{{ServicePlanID: graphtest.TeamsPlanID, Service: "TeamspaceAPI", CapabilityStatus: "Enabled"}}
@@ -73,7 +88,7 @@ func (m *mutator) mutate() {
 		plans := [][]graphtest.Plan{nil, teams, {{ServicePlanID: graphtest.TeamsPlanID, CapabilityStatus: "Suspended"}}}
 		_ = m.dir.SetPlans(u.ID, plans[m.rng.IntN(len(plans))]...)
 	case 2:
-		if m.rng.IntN(3) == 0 { // deletions are rarer than changes
+		if m.rng.IntN(3) == 0 && mayDelete { // deletions are rarer than changes
 			_ = m.dir.DeleteUser(u.ID)
 			m.sendCopies(userBody(u.ID, true, event, m.seq))
 			return
@@ -98,7 +113,7 @@ func (m *mutator) membership(id string) {
 	} else {
 		_ = m.dir.AddMember(graphtest.ScopeGroupID, id)
 	}
-	if m.rng.IntN(20) == 0 {
+	if m.rng.IntN(20) == 0 && !m.alwaysDelta {
 		delta = nil
 	}
 	m.sendCopies(groupBody(graphtest.ScopeGroupID, delta))

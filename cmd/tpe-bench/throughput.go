@@ -111,7 +111,7 @@ func serveWorld(ctx context.Context, spec worldSpec, dir *graphtest.Directory, i
 		return childInfo{}, nil, err
 	}
 	seedRandom(emu.acs, dir, benchPolicy(), spec.seed, spec.revokeShare)
-	return childInfo{ACSConnectionString: emu.acs.ConnectionString(), GraphURL: emu.graphURL},
+	return childInfo{ACSConnectionString: emu.acsConnectionString(), GraphURL: emu.graphURL},
 		func() usage { emu.close(); return usage{} }, nil
 }
 

@@ -61,6 +61,9 @@ func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
+	if err := checkScopeGroups(ctx, svc); err != nil {
+		return err
+	}
 	o := svc.backfillOptions()
 	o.Force, o.ShowNoops, o.Limiter = *force, *showNoops, limiter
 	o.Progress, o.IsTerminal = stderr, isTerminal(stderr)
@@ -80,11 +83,31 @@ func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	log.LogAttrs(ctx, levelOf(err), "backfill finished", sum.LogAttrs()...)
 	switch {
 	case errors.Is(err, worker.ErrBrake):
-		return &exitError{code: 3, err: fmt.Errorf("%w: nothing was revoked; review the plan, then rerun with --force or raise --max-revokes/--max-revoke-percent", err)}
+		return &exitError{code: 3, err: fmt.Errorf("%w: nothing was applied (no grant, no revoke); review the plan, then rerun with --force or raise --max-revokes/--max-revoke-percent", err)}
 	case err != nil:
 		return err
 	}
 	return nil
+}
+
+// checkScopeGroups stops a start whose TPE_SCOPE_GROUPS names a group the directory does
+// not hold: every membership check against it would say "not a member", so every notified
+// user would be revoked as out of scope.
+func checkScopeGroups(ctx context.Context, svc *service) error {
+	if err := worker.CheckScopeGroups(ctx, svc.dir, svc.cfg.ScopeGroups); err != nil {
+		return fmt.Errorf("TPE_SCOPE_GROUPS: %w (check the group ids and that the app may read them)", err)
+	}
+	return nil
+}
+
+// brakePercent maps TPE_MAX_REVOKE_PERCENT to worker.BackfillOptions.MaxRevokePercent:
+// the setting's 0 turns the percentage rule off, which the option spells negative (its 0
+// means the default).
+func brakePercent(setting float64) float64 {
+	if setting == 0 {
+		return -1
+	}
+	return setting
 }
 
 func levelOf(err error) slog.Level {

@@ -33,7 +33,7 @@ var runSettings = []string{
 	"ACS_CONNECTION_STRING", "ACS_ENDPOINT", "ACS_API_VERSION", "ACS_RESOURCE_ACCOUNT_TYPE", "GRAPH_ENDPOINT",
 	"TPE_TENANT_ID", "TPE_CLIENT_IDS", "TPE_CLIENT_STATE", "TPE_SCOPE_GROUPS", "TPE_ALLOW_GUESTS",
 	"TPE_MANAGE_RESOURCE_ACCOUNTS", "TPE_SWEEP_OUT_OF_SCOPE", "TPE_QUEUE_OVERRIDES", "TPE_DRY_RUN", "TPE_CONCURRENCY", "TPE_MESSAGE_TIMEOUT",
-	"TPE_SHUTDOWN_TIMEOUT", "TPE_HTTP_LISTEN", "TPE_RESYNC_INTERVAL", "TPE_MAX_REVOKES",
+	"TPE_SHUTDOWN_TIMEOUT", "TPE_HTTP_LISTEN", "TPE_RESYNC_INTERVAL", "TPE_RENEW_SUBSCRIPTIONS", "TPE_MAX_REVOKES",
 	"TPE_MAX_REVOKE_PERCENT", "TPE_LOG_LEVEL", "TPE_LOG_FORMAT", "SERVICEBUS_NAMESPACE",
 	"SERVICEBUS_CONNECTION_STRING", "SERVICEBUS_QUEUE", "TPE_EVENT_GRID", "TPE_WEBHOOK_URL",
 }
@@ -57,11 +57,19 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	if err := checkScopeGroups(ctx, svc); err != nil {
+		return err
+	}
 	src, fanOut, finish, err := openSource(ctx, &c, *source, log)
 	if err != nil {
 		return err
 	}
 	defer finish()
+	recheck, closeRecheck, err := openRecheck(ctx, &c, *source)
+	if err != nil {
+		return err
+	}
+	defer closeRecheck()
 
 	var bg sync.WaitGroup
 	defer bg.Wait()
@@ -83,6 +91,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		Lifecycle:      lifecycle,
 		Probe:          svc.probe,
 		FanOut:         fanOut,
+		Recheck:        recheck,
 	})
 	if err != nil {
 		return err
@@ -94,7 +103,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	defer stopOps()
 
 	log.Info("worker started", "concurrency", c.Concurrency, "dry_run", c.DryRun, "scope_groups", len(c.ScopeGroups),
-		"resync_interval", c.ResyncInterval.String(), "source", sourceName(&c, *source))
+		"resync_interval", c.ResyncInterval.String(), "renew_subscriptions", c.RenewSubscriptions, "source", sourceName(&c, *source))
 	err = w.Run(ctx)
 	printStats(stdout, w.Stats())
 	return err
@@ -231,12 +240,15 @@ func redactSB(err error, cs string) error {
 	return fmt.Errorf("%s", msg)
 }
 
-// startResync runs the scheduled resync in the background (not for a file replay).
+// startResync runs the resync in the background (not for a file replay): every
+// TPE_RESYNC_INTERVAL, and whenever a lifecycle event says notifications were lost. With
+// the interval 0 (replicas whose schedule is a job) only the second remains: the event
+// reaches one replica, which resyncs at once rather than at the job's next run.
 func startResync(ctx context.Context, bg *sync.WaitGroup, svc *service, replay bool) *worker.Resyncer {
-	if replay || svc.cfg.ResyncInterval <= 0 {
+	if replay {
 		return nil
 	}
-	r := worker.NewResyncer(svc.cfg.ResyncInterval, svc.backfillOptions())
+	r := worker.NewResyncer(max(svc.cfg.ResyncInterval, 0), svc.backfillOptions())
 	bg.Add(1)
 	go func() { defer bg.Done(); r.Run(ctx) }()
 	return r
@@ -263,6 +275,9 @@ func startKeeper(ctx context.Context, bg *sync.WaitGroup, svc *service, resync *
 	})
 	if err != nil {
 		return nil, err
+	}
+	if !svc.cfg.RenewSubscriptions {
+		return k, nil // a scheduled `subscribe` renews; the keeper still answers lifecycle events
 	}
 	bg.Add(1)
 	go func() {

@@ -49,6 +49,10 @@ type Config struct {
 	EventGrid   string
 	WebhookURL  string
 	RelayListen string
+
+	// RenewSubscriptions makes run create and renew the Graph subscriptions itself; off
+	// when one scheduled `subscribe` does it for every replica.
+	RenewSubscriptions bool
 }
 
 // setting binds one Config field to its environment variable and flag. The table below is
@@ -71,16 +75,17 @@ var settings = []setting{
 	{"TPE_SCOPE_GROUPS", "scope-groups", "", "comma-separated group ids; only their transitive members are eligible (empty = whole tenant)", false, list(func(c *Config) *[]string { return &c.ScopeGroups })},
 	{"TPE_ALLOW_GUESTS", "allow-guests", "false", "make guests (userType Guest) eligible", false, boolean(func(c *Config) *bool { return &c.AllowGuests })},
 	{"TPE_MANAGE_RESOURCE_ACCOUNTS", "manage-resource-accounts", "false", "allow deleting resource-account assignments (they are only created otherwise)", false, boolean(func(c *Config) *bool { return &c.ManageResourceAccounts })},
-	{"TPE_SWEEP_OUT_OF_SCOPE", "sweep-out-of-scope", "false", "backfill and resync also walk Teams users outside the scope groups, so leavers whose group notification was lost lose our access (one ACS read per Teams user of the tenant)", false, boolean(func(c *Config) *bool { return &c.SweepOutOfScope })},
+	{"TPE_SWEEP_OUT_OF_SCOPE", "sweep-out-of-scope", "true", "with scope groups, backfill and resync also walk every Teams user outside them, so a leaver whose group notification was lost loses our access at the next resync; costs one ACS read per Teams user of the tenant (not only per member); false reads only the members, and such a leaver keeps access until a later notification about them or a backfill with the sweep", false, boolean(func(c *Config) *bool { return &c.SweepOutOfScope })},
 	{"TPE_QUEUE_OVERRIDES", "queue-overrides", "false", "accept grant and revoke commands from the queue; off, they are dead-lettered as untrusted and only reconcile commands and trusted notifications act (anyone with Send on the queue could otherwise grant or revoke anybody)", false, boolean(func(c *Config) *bool { return &c.QueueOverrides })},
 	{"TPE_DRY_RUN", "dry-run", "false", "decide and log, never write to ACS", false, boolean(func(c *Config) *bool { return &c.DryRun })},
 	{"TPE_CONCURRENCY", "concurrency", "16", "reconciles in flight", false, integer(func(c *Config) *int { return &c.Concurrency })},
 	{"TPE_MESSAGE_TIMEOUT", "message-timeout", "2m", "bound on one message's work", false, duration(func(c *Config) *time.Duration { return &c.MessageTimeout })},
 	{"TPE_SHUTDOWN_TIMEOUT", "shutdown-timeout", "30s", "drain bound after the first SIGTERM/SIGINT", false, duration(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
 	{"TPE_HTTP_LISTEN", "http-listen", ":8080", "address of /healthz, /readyz and /metrics (off = no ops server)", false, str(func(c *Config) *string { return &c.HTTPListen })},
-	{"TPE_RESYNC_INTERVAL", "resync-interval", "24h", "scheduled full reconcile inside run (0 = off)", false, duration(func(c *Config) *time.Duration { return &c.ResyncInterval })},
-	{"TPE_MAX_REVOKES", "max-revokes", "100", "brake: refuse a backfill/resync plan with more revokes than this (-1 = no count limit)", false, integer(func(c *Config) *int { return &c.MaxRevokes })},
-	{"TPE_MAX_REVOKE_PERCENT", "max-revoke-percent", "0", "brake: refuse a plan revoking more than this percent of assigned principals (0 = off)", false, float(func(c *Config) *float64 { return &c.MaxRevokePercent })},
+	{"TPE_RESYNC_INTERVAL", "resync-interval", "24h", "scheduled full reconcile inside run (0 = none on a schedule; a lifecycle event saying notifications were lost still starts one)", false, duration(func(c *Config) *time.Duration { return &c.ResyncInterval })},
+	{"TPE_RENEW_SUBSCRIPTIONS", "renew-subscriptions", "true", "create and renew the Graph subscriptions inside run (false when a scheduled `subscribe` does it once for all replicas; lifecycle events are answered either way)", false, boolean(func(c *Config) *bool { return &c.RenewSubscriptions })},
+	{"TPE_MAX_REVOKES", "max-revokes", "100", "brake: refuse (apply nothing of) a backfill/resync plan with more revokes than this (-1 = no count limit)", false, integer(func(c *Config) *int { return &c.MaxRevokes })},
+	{"TPE_MAX_REVOKE_PERCENT", "max-revoke-percent", "10", "brake: refuse (apply nothing of) a backfill/resync plan of 3 or more revokes that revokes more than this percent of the principals holding an assignment; a real number, 0 = off", false, float(func(c *Config) *float64 { return &c.MaxRevokePercent })},
 	{"TPE_LOG_LEVEL", "log-level", "info", "debug, info, warn or error", false, str(func(c *Config) *string { return &c.LogLevel })},
 	{"TPE_LOG_FORMAT", "log-format", "json", "json or text", false, str(func(c *Config) *string { return &c.LogFormat })},
 	{"SERVICEBUS_NAMESPACE", "servicebus-namespace", "", "Service Bus namespace FQDN `<ns>.servicebus.windows.net` (Entra auth)", false, str(func(c *Config) *string { return &c.ServiceBusNamespace })},
@@ -180,8 +185,8 @@ func (c *Config) Validate(n needs) error {
 	if c.MaxRevokes < -1 || c.MaxRevokes == 0 {
 		bad("TPE_MAX_REVOKES", "must be at least 1, or -1 for no count limit, got %d", c.MaxRevokes)
 	}
-	if c.MaxRevokePercent < 0 || c.MaxRevokePercent > 100 {
-		bad("TPE_MAX_REVOKE_PERCENT", "must be between 0 and 100")
+	if !(c.MaxRevokePercent >= 0 && c.MaxRevokePercent <= 100) { // NaN fails both
+		bad("TPE_MAX_REVOKE_PERCENT", "must be a number from 0 (off) to 100, got %v", c.MaxRevokePercent)
 	}
 	switch c.LogFormat {
 	case "json", "text":

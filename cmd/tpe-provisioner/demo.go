@@ -142,7 +142,9 @@ func (s *story) remember() {
 		s.names[u.ID] = u.UserPrincipalName
 	}
 	for _, u := range s.e.dir.DeletedUsers() {
-		s.names[u.ID] = u.UserPrincipalName
+		if _, known := s.names[u.ID]; !known { // Graph prefixes a deleted user's UPN with its id
+			s.names[u.ID] = u.UserPrincipalName
+		}
 	}
 }
 

@@ -91,9 +91,10 @@ func (s *service) backfillOptions() worker.BackfillOptions {
 		Concurrency:      s.cfg.Concurrency,
 		DryRun:           s.cfg.DryRun,
 		MaxRevokes:       s.cfg.MaxRevokes,
-		MaxRevokePercent: int(s.cfg.MaxRevokePercent),
+		MaxRevokePercent: brakePercent(s.cfg.MaxRevokePercent),
 		SweepOutOfScope:  s.cfg.SweepOutOfScope,
 		Logger:           s.log,
+		Registerer:       s.reg,
 		DirectoryStats: func() worker.DirectoryStats {
 			return worker.DirectoryStats{Pages: s.graph.Pages(), Calls: s.graph.Calls()}
 		},

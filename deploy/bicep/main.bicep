@@ -82,8 +82,8 @@ param allowGuests bool = false
 @description('Allow deleting resource-account assignments (TPE_MANAGE_RESOURCE_ACCOUNTS); otherwise they are only created.')
 param manageResourceAccounts bool = false
 
-@description('Backfill and resync also walk Teams users outside the scope groups, so leavers whose group notification was lost lose access (TPE_SWEEP_OUT_OF_SCOPE; one ACS read per Teams user).')
-param sweepOutOfScope bool = false
+@description('Backfill and resync also walk Teams users outside the scope groups, so leavers whose group notification was lost lose access (TPE_SWEEP_OUT_OF_SCOPE; one ACS read per Teams user of the tenant). false: such a leaver keeps access until a later notification about them.')
+param sweepOutOfScope bool = true
 
 @description('Decide and log, never write to ACS (TPE_DRY_RUN). Start with true and read the logs.')
 param dryRun bool = true
@@ -103,17 +103,15 @@ param concurrency int = 16
 @description('Bound on one message\'s work (TPE_MESSAGE_TIMEOUT), a Go duration.')
 param messageTimeout string = '2m'
 
-@description('Scheduled full reconcile inside `run` (TPE_RESYNC_INTERVAL), a Go duration; 0 = off. Runs only while a replica is up: keep minReplicas 1 or keep the renewal job.')
+@description('Scheduled full reconcile inside every replica of `run` (TPE_RESYNC_INTERVAL), a Go duration; 0 = off. Used only when deployResyncJob is false: the job resyncs once for all replicas, and `run` then gets 0.')
 param resyncInterval string = '24h'
 
 @description('Brake: refuse a resync/backfill plan with more revokes than this (TPE_MAX_REVOKES).')
 @minValue(0)
 param maxRevokes int = 100
 
-@description('Brake: refuse a resync/backfill plan revoking more than this percent of assigned principals (TPE_MAX_REVOKE_PERCENT); 0 = off.')
-@minValue(0)
-@maxValue(100)
-param maxRevokePercent int = 0
+@description('Brake: refuse (apply nothing of) a resync/backfill plan of 3 or more revokes that revokes more than this percent of assigned principals (TPE_MAX_REVOKE_PERCENT), a number from 0 to 100 such as 0.5; 0 = off.')
+param maxRevokePercent string = '10'
 
 @description('Log level (TPE_LOG_LEVEL).')
 @allowed([
@@ -141,7 +139,7 @@ param queueName string = 'tpe-notifications'
 ])
 param lockDuration string = 'PT2M'
 
-@description('Minimum replicas: 1 keeps the scheduled resync and subscription renewal running; 0 scales to zero when the queue is empty (then keep deployRenewalJob = true).')
+@description('Minimum replicas: 1 keeps one warm worker; 0 scales to zero when the queue is empty. The resync and renewal jobs run either way; without them (deployResyncJob or deployRenewalJob false) keep 1, since the replicas then do those duties.')
 @allowed([
   0
   1
@@ -163,11 +161,17 @@ param partnerTopicName string = '${namePrefix}-graph-users'
 @description('Create the partner-topic event subscription to the queue. Set true on the second deployment, after `subscribe` created the partner topic and it was activated.')
 param deployEventSubscription bool = false
 
-@description('Deploy a Container Apps job that runs `subscribe` daily (creates or renews the Graph subscriptions). Needed when minReplicas is 0; harmless otherwise.')
+@description('Deploy a Container Apps job that runs `subscribe` daily (creates or renews the Graph subscriptions) once for all replicas; `run` then renews nothing itself (TPE_RENEW_SUBSCRIPTIONS false). False: every replica renews.')
 param deployRenewalJob bool = true
 
 @description('Cron schedule (UTC) of the renewal job.')
 param renewalSchedule string = '17 3 * * *'
+
+@description('Deploy a Container Apps job that runs `backfill --enqueue` on resyncSchedule: the scheduled resync, once for all replicas, which share its reconcile commands through the queue; `run` then does not resync itself (TPE_RESYNC_INTERVAL 0). False: every replica resyncs every resyncInterval.')
+param deployResyncJob bool = true
+
+@description('Cron schedule (UTC) of the resync job.')
+param resyncSchedule string = '47 2 * * *'
 
 // ---------------------------------------------------------------------------------------------
 // Resources
@@ -228,8 +232,9 @@ module eventSubscription 'modules/eventsubscription.bicep' = if (deployEventSubs
 
 var eventGridTarget = 'azuresubscriptionid=${subscription().subscriptionId}&resourcegroup=${resourceGroup().name}&partnertopic=${partnerTopicName}&location=${location}'
 
-// The worker's environment, shared by the app and the renewal job. Names are the binary's
-// settings (see the root README's configuration table).
+// The worker's environment, shared by the app and the jobs. Names are the binary's settings
+// (see the root README's configuration table). TPE_RESYNC_INTERVAL and TPE_RENEW_SUBSCRIPTIONS
+// are read by `run` only: with the jobs deployed the replicas leave those duties to them.
 var workerEnv = [
   { name: 'AZURE_CLIENT_ID', value: workerIdentity.properties.clientId }
   { name: 'ACS_ENDPOINT', value: 'https://${acs.properties.hostName}' }
@@ -248,9 +253,10 @@ var workerEnv = [
   { name: 'TPE_MESSAGE_TIMEOUT', value: messageTimeout }
   { name: 'TPE_SHUTDOWN_TIMEOUT', value: '30s' }
   { name: 'TPE_HTTP_LISTEN', value: ':8080' }
-  { name: 'TPE_RESYNC_INTERVAL', value: resyncInterval }
+  { name: 'TPE_RESYNC_INTERVAL', value: deployResyncJob ? '0' : resyncInterval }
+  { name: 'TPE_RENEW_SUBSCRIPTIONS', value: deployRenewalJob ? 'false' : 'true' }
   { name: 'TPE_MAX_REVOKES', value: string(maxRevokes) }
-  { name: 'TPE_MAX_REVOKE_PERCENT', value: string(maxRevokePercent) }
+  { name: 'TPE_MAX_REVOKE_PERCENT', value: maxRevokePercent }
   { name: 'TPE_LOG_LEVEL', value: logLevel }
   { name: 'TPE_LOG_FORMAT', value: 'json' }
   { name: 'SERVICEBUS_NAMESPACE', value: serviceBus.outputs.namespaceHost }
@@ -276,6 +282,8 @@ module app 'modules/containerapp.bicep' = {
     maxReplicas: maxReplicas
     deployRenewalJob: deployRenewalJob
     renewalSchedule: renewalSchedule
+    deployResyncJob: deployResyncJob
+    resyncSchedule: resyncSchedule
   }
   dependsOn: [
     acsRole

@@ -29,3 +29,4 @@ param maxReplicas = 5
 param partnerTopicName = 'tpe-graph-users'
 param deployEventSubscription = false
 param deployRenewalJob = true
+param deployResyncJob = true

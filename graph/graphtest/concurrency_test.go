@@ -37,13 +37,13 @@ func TestMutateWhileServing(t *testing.T) {
 	})
 	for _, path := range []string{
 		"/v1.0/users?$select=id,assignedPlans",
-		"/v1.0/groups/" + graphtest.ScopeGroupID + "/transitiveMembers/microsoft.graph.user?$select=id",
+		"/v1.0/groups/" + graphtest.ScopeGroupID + "/transitiveMembers/microsoft.graph.user?$select=id&$count=true",
 		"/v1.0/directory/deletedItems/microsoft.graph.user",
 	} {
 		wg.Go(func() {
 			next := srv.URL() + path
 			for next != "" {
-				status, _, m := call(t, "GET", next, "")
+				status, _, m := call(t, "GET", next, "", "ConsistencyLevel", "eventual")
 				if status != 200 {
 					t.Errorf("GET %s: %d", next, status)
 					return

@@ -2,6 +2,7 @@ package graphtest_test
 
 import (
 	"errors"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -213,6 +214,34 @@ func TestGenerate(t *testing.T) {
 	}
 	if ra < 20 || ra > 70 {
 		t.Errorf("%d resource accounts in 2000, want about 2%%", ra)
+	}
+}
+
+// Every generated user, guests with #EXT# in their UPN included, is found by UPN, in
+// any letter case, directly and over HTTP.
+func TestGeneratedUsersAreFoundByUPN(t *testing.T) {
+	t.Parallel()
+	d := graphtest.Generate(2000, 42, graphtest.DefaultMix)
+	srv := graphtest.NewServer(t, d)
+	guests := 0
+	for _, u := range d.Users() {
+		if u.UserType == "Guest" {
+			guests++
+		}
+		for _, key := range []string{u.UserPrincipalName, strings.ToUpper(u.UserPrincipalName)} {
+			if got, ok := d.LookupUser(key); !ok || got.ID != u.ID {
+				t.Fatalf("LookupUser(%q) = %v, %v; want %s", key, got.ID, ok, u.ID)
+			}
+		}
+		if u.UserType == "Guest" && guests <= 3 {
+			status, _, m := call(t, "GET", srv.URL()+"/v1.0/users/"+url.PathEscape(u.UserPrincipalName), "")
+			if status != 200 || m["id"] != u.ID {
+				t.Errorf("GET guest %s: %d %v", u.UserPrincipalName, status, m)
+			}
+		}
+	}
+	if guests < 50 {
+		t.Fatalf("only %d guests generated", guests)
 	}
 }
 

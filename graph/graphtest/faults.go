@@ -27,8 +27,9 @@ var faultMessages = map[int]string{
 
 // FailNext makes the next request (whatever its route, after the token check) fail with
 // status in Graph's error shape. Calls queue up: three calls fail the next three requests.
-// For 429, 503 and 504 a Retry-After header carries retryAfter rounded up to whole seconds
-// (0 allowed, so retries in tests need not wait).
+// For 429, 503 and 504 a Retry-After header carries retryAfter in seconds, with a fraction
+// when it has one (Options.RetryAfterWholeSeconds rounds up instead); 0 is sent as the
+// smallest positive value (0.001), so retries in tests need not wait.
 func (s *Server) FailNext(status int, retryAfter time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -47,14 +48,17 @@ func faultError(status int, retryAfter time.Duration) *apiError {
 	return &apiError{status: status, code: code, msg: msg, retryAfter: retryAfter}
 }
 
-// fault returns the scripted failure for this request, if any: a queued FailNext first,
-// then a draw against Options.FaultRate.
-func (s *Server) fault() *apiError {
+// fault returns the scripted failure for this request of operation op, if any: a queued
+// FailNext first, then a FailOn for op, then a draw against Options.FaultRate.
+func (s *Server) fault(op string) *apiError {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.failNext) > 0 {
 		e := s.failNext[0]
 		s.failNext = s.failNext[1:]
+		return e
+	}
+	if e := s.opFault(op); e != nil {
 		return e
 	}
 	if s.opts.FaultRate <= 0 || s.rng.Float64() >= s.opts.FaultRate {

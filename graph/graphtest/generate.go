@@ -3,6 +3,7 @@ package graphtest
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 )
 
@@ -83,12 +84,13 @@ func Generate(n int, seed int64, mix Mix) *Directory {
 		}
 		if rng.Float64() < mix.Deleted {
 			u.DeletedDateTime = at.Add(time.Duration(rng.IntN(30*24)) * time.Hour)
+			u.UserPrincipalName = DeletedUPN(u.ID, u.UserPrincipalName)
 			d.deleted[u.ID] = u
 			d.delOrd = append(d.delOrd, u.ID)
 			continue
 		}
 		d.users[u.ID] = u
-		d.byUPN[u.UserPrincipalName] = u.ID
+		d.byUPN[strings.ToLower(u.UserPrincipalName)] = u.ID // lookups lower-case the key
 		d.order = append(d.order, u.ID)
 		if rng.Float64() < mix.InScope {
 			g := ScopeGroupID

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -46,10 +47,14 @@ func parseSelect(r *http.Request) ([]string, *apiError) {
 	return out, nil
 }
 
-// renderUser returns the JSON object for u holding only the selected properties.
-func renderUser(u *UserRecord, sel []string) map[string]any {
+// renderUser returns the JSON object for u holding only the selected properties, less
+// those in strip (StripProperty).
+func renderUser(u *UserRecord, sel, strip []string) map[string]any {
 	m := make(map[string]any, len(sel))
 	for _, p := range sel {
+		if slices.Contains(strip, p) {
+			continue
+		}
 		switch p {
 		case "id":
 			m[p] = u.ID
@@ -164,14 +169,22 @@ type pageSpec struct {
 	count        bool
 }
 
-// parsePage reads $top (capped at max), $skiptoken and $count.
+// maxTop is the largest $top Graph accepts on directory object listings (paging docs);
+// more is 400 Request_UnsupportedQuery with the message below (observed from the service).
+const maxTop = 999
+
+// parsePage reads $top (1..999, then capped at max: Options.MaxPageSize), $skiptoken and
+// $count.
 func parsePage(r *http.Request, def, max int) (pageSpec, *apiError) {
 	q := r.URL.Query()
 	p := pageSpec{size: def, count: strings.EqualFold(q.Get("$count"), "true")}
 	if t := q.Get("$top"); t != "" {
 		n, err := strconv.Atoi(t)
-		if err != nil || n < 1 {
+		if err != nil {
 			return p, badRequest("Request_BadRequest", "Invalid value for $top: "+t)
+		}
+		if n < 1 || n > maxTop {
+			return p, badRequest("Request_UnsupportedQuery", fmt.Sprintf("Invalid page size specified: '%d'. Must be between 1 and %d inclusive.", n, maxTop))
 		}
 		p.size = n
 	}

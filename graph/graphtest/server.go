@@ -30,12 +30,29 @@ type Options struct {
 	// drawn from a generator seeded with Seed, so a run is reproducible.
 	FaultRate float64
 	Seed      int64
-	// FaultRetryAfter is the Retry-After sent with random 429/503 faults.
+	// FaultRetryAfter is the Retry-After sent with random 429/503 faults and FailOn.
 	FaultRetryAfter time.Duration
+	// RetryAfterWholeSeconds sends Retry-After rounded up to whole seconds ("10", as older
+	// samples show) instead of with a fraction when the wait has one ("2.128", as the
+	// current throttling guidance shows). Either way it is at least the smallest positive
+	// value.
+	RetryAfterWholeSeconds bool
 	// MaxSubscriptions is the per-app subscription quota (Graph: 100 for users and groups).
 	MaxSubscriptions int
 	// Clock is the emulator's "now" (subscription expirations, deletions, error dates).
 	Clock func() time.Time
+	// LenientAdvancedQueries serves an OData cast on a transitive members list without the
+	// advanced query parameters (ConsistencyLevel: eventual and $count=true). By default
+	// the emulator is strict and answers 400 Request_UnsupportedQuery, as the advanced
+	// queries documentation lists the cast among the queries that need them; the service
+	// has been seen to serve it anyway, so this switch is there for code that must cope.
+	LenientAdvancedQueries bool
+	// AdvancedQueryLag serves advanced-query listings (those sent with ConsistencyLevel:
+	// eventual) from a copy of the directory up to this old, as Graph's separately indexed,
+	// eventually consistent store may be, while direct reads (a user, checkMemberGroups)
+	// see every change at once. The copy is taken on the first such listing, again once it
+	// reaches this age, and whenever SnapshotListings is called. Zero means no lag.
+	AdvancedQueryLag time.Duration
 	// MaxLog bounds the request log (default 10,000 entries; older entries are dropped) so
 	// long benchmarks keep memory modest. Counters are never dropped.
 	MaxLog int
@@ -54,11 +71,13 @@ type Server struct {
 	mu       sync.Mutex
 	rng      *rand.Rand
 	failNext []*apiError
-	log      []Request
-	counts   map[string]int
-	total    int
-	reqSeq   uint64
-	subs     *subscriptions
+	ops      opFaults
+	lag
+	log    []Request
+	counts map[string]int
+	total  int
+	reqSeq uint64
+	subs   *subscriptions
 
 	ts  *httptest.Server
 	srv *http.Server
@@ -159,10 +178,13 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1.0/users", s.listUsers)
 	s.mux.HandleFunc("GET /v1.0/users/{id}", s.getUser)
 	s.mux.HandleFunc("POST /v1.0/users/{id}/checkMemberGroups", s.checkMemberGroups)
+	s.mux.HandleFunc("GET /v1.0/groups/{id}", s.getGroup)
 	// Graph accepts the type cast with its full namespace or the "graph." alias (which the
 	// SDK sends); both count under the full route name.
+	s.mux.HandleFunc("GET /v1.0/users/$count", s.countUsers)
 	for _, cast := range []string{"microsoft.graph.user", "graph.user"} {
 		s.mux.HandleFunc("GET /v1.0/groups/{id}/transitiveMembers/"+cast, s.transitiveUsers)
+		s.mux.HandleFunc("GET /v1.0/groups/{id}/transitiveMembers/"+cast+"/$count", s.countTransitiveUsers)
 		s.mux.HandleFunc("GET /v1.0/directory/deletedItems/"+cast, s.deletedUsers)
 	}
 	s.mux.HandleFunc("POST /v1.0/subscriptions", s.createSubscription)
@@ -177,11 +199,21 @@ func (s *Server) routes() {
 // check, scripted faults, then the route.
 func (s *Server) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		received := r // the request log shows what was sent
+		r = unquoteUserKey(r)
 		_, route := s.mux.Handler(r)
 		route = strings.Replace(route, "/graph.user", "/microsoft.graph.user", 1)
 		rec := &statusRecorder{ResponseWriter: w}
-		rec.Header().Set("request-id", s.nextRequestID())
-		defer s.record(r, route, rec)
+		reqID := s.nextRequestID()
+		rec.Header().Set("request-id", reqID)
+		// Graph echoes the caller's client-request-id; without one, the emulator answers
+		// with the request-id (its own choice: observed, not documented).
+		clientID := r.Header.Get("client-request-id")
+		if clientID == "" {
+			clientID = reqID
+		}
+		rec.Header().Set("client-request-id", clientID)
+		defer s.record(received, route, rec)
 		if s.opts.Latency > 0 {
 			select {
 			case <-time.After(s.opts.Latency):
@@ -193,7 +225,9 @@ func (s *Server) Handler() http.Handler {
 			s.writeError(rec, r, e)
 			return
 		}
-		if e := s.fault(); e != nil {
+		op := routeOps[route]
+		r = withOp(r, op)
+		if e := s.fault(op); e != nil {
 			s.writeError(rec, r, e)
 			return
 		}

@@ -196,8 +196,8 @@ func TestFaults(t *testing.T) {
 	srv.FailNext(429, 1500*time.Millisecond)
 	srv.FailNext(403, 0)
 	status, h, m := call(t, "GET", u, "")
-	if status != 429 || h.Get("Retry-After") != "2" || errorCode(m) != "TooManyRequests" {
-		t.Errorf("first: %d Retry-After %q code %q, want 429, 2, TooManyRequests", status, h.Get("Retry-After"), errorCode(m))
+	if status != 429 || h.Get("Retry-After") != "1.5" || errorCode(m) != "TooManyRequests" {
+		t.Errorf("first: %d Retry-After %q code %q, want 429, 1.5, TooManyRequests", status, h.Get("Retry-After"), errorCode(m))
 	}
 	inner := m["error"].(map[string]any)["innerError"].(map[string]any)
 	if inner["request-id"] != h.Get("request-id") || h.Get("request-id") == "" {
@@ -280,7 +280,7 @@ func TestSubscriptionValidation(t *testing.T) {
 	}{
 		{"event grid", sub("users", "updated,deleted", eg, now.Add(time.Hour)), 201},
 		{"https webhook", sub("groups", "updated", "https://hooks.contoso.example/graph", now.Add(41760*time.Minute)), 201},
-		{"duplicate resource and URL", sub("USERS", "updated", eg, now.Add(time.Hour)), 409},
+		{"duplicate resource and changeType, another URL", sub("USERS", "deleted,updated", "https://hooks.contoso.example/other", now.Add(time.Hour)), 409},
 		{"http webhook", sub("users", "updated", "http://hooks.contoso.example/graph", now.Add(time.Hour)), 400},
 		{"event grid without location", sub("users", "updated", "EventGrid:?azuresubscriptionid=a&resourcegroup=b&partnertopic=c", now.Add(time.Hour)), 400},
 		{"unknown change type", sub("users", "updated,renamed", eg, now.Add(time.Hour)), 400},

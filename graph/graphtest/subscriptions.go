@@ -96,10 +96,10 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request) {
 	s.subs.expire(s.now())
 	var e *apiError
 	for _, id := range s.subs.order {
-		o := s.subs.byID[id]
-		if strings.EqualFold(o.Resource, b.Resource) && o.NotificationURL == b.NotificationURL {
-			e = &apiError{status: http.StatusConflict, code: "ExtensionError",
-				msg: "Operation: Create; Exception: [Status Code: Conflict; Reason: A subscription for this resource and notification URL already exists: " + o.ID + "]"}
+		if o := s.subs.byID[id]; sameCombination(o, b) {
+			e = &apiError{status: http.StatusConflict, code: "ObjectIdentifierInUse",
+				msg: "Subscription Id " + o.ID + " already exists for the requested combination"}
+			break
 		}
 	}
 	if e == nil && len(s.subs.order) >= s.opts.MaxSubscriptions {
@@ -126,6 +126,25 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request) {
 	body := renderSubscription(&rec)
 	body["@odata.context"] = "https://graph.microsoft.com/v1.0/$metadata#subscriptions/$entity"
 	writeJSON(w, http.StatusCreated, body)
+}
+
+// sameCombination reports whether a new subscription duplicates o: Graph keys duplicates by
+// resource and changeType, whatever the notification URL (subscription-post-subscriptions,
+// "Duplicate subscription behavior"). The resource is compared without letter case or
+// surrounding slashes and changeType as a set: the emulator's reading, not documented.
+func sameCombination(o *SubscriptionRecord, b subscriptionBody) bool {
+	norm := func(r string) string { return strings.ToLower(strings.Trim(r, "/")) }
+	return norm(o.Resource) == norm(b.Resource) && changeTypeSet(o.ChangeType) == changeTypeSet(b.ChangeType)
+}
+
+// changeTypeSet returns the change types sorted and comma-joined.
+func changeTypeSet(ct string) string {
+	parts := strings.Split(ct, ",")
+	for i := range parts {
+		parts[i] = strings.TrimSpace(parts[i])
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, ",")
 }
 
 func (s *Server) validateSubscription(b subscriptionBody) *apiError {
@@ -199,10 +218,14 @@ func subscriptionNotFound() *apiError {
 	return &apiError{status: http.StatusNotFound, code: "ResourceNotFound", msg: "The object was not found."}
 }
 
+// listSubscriptions answers with clientState null: subscription-list says the property
+// "is not returned for security purposes".
 func (s *Server) listSubscriptions(w http.ResponseWriter, r *http.Request) {
 	value := []map[string]any{}
 	for _, rec := range s.Subscriptions() {
-		value = append(value, renderSubscription(&rec))
+		m := renderSubscription(&rec)
+		m["clientState"] = nil
+		value = append(value, m)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#subscriptions",

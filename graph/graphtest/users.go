@@ -41,6 +41,7 @@ func (d *Directory) addDeleted(u UserRecord) error {
 	if d.users[u.ID] != nil || d.deleted[u.ID] != nil {
 		return fmt.Errorf("graphtest: user %s already exists", u.ID)
 	}
+	u.UserPrincipalName = DeletedUPN(u.ID, u.UserPrincipalName)
 	d.deleted[u.ID] = &u
 	d.delOrd = append(d.delOrd, u.ID)
 	return nil
@@ -64,7 +65,9 @@ func normalizeUser(u UserRecord) UserRecord {
 
 // DeleteUser soft-deletes a user: it leaves /users (reads return 404
 // Request_ResourceNotFound, as in Graph) and appears under deletedItems with deletedDateTime
-// set from the directory's clock. Group memberships are kept, as Graph restores them.
+// set from the directory's clock and its userPrincipalName prefixed with its object id
+// (DeletedUPN), which frees the UPN for a new user as in Graph. Group memberships are kept,
+// as Graph restores them.
 func (d *Directory) DeleteUser(idOrUPN string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -73,6 +76,7 @@ func (d *Directory) DeleteUser(idOrUPN string) error {
 		return fmt.Errorf("%w: %s", ErrNoSuchUser, idOrUPN)
 	}
 	d.removeLive(u)
+	u.UserPrincipalName = DeletedUPN(u.ID, u.UserPrincipalName)
 	u.DeletedDateTime = d.clock().UTC()
 	d.deleted[u.ID] = u
 	d.delOrd = append(d.delOrd, u.ID)
@@ -168,4 +172,15 @@ func (d *Directory) DeletedUsers() []UserRecord {
 		out = append(out, cloneUser(d.deleted[id]))
 	}
 	return out
+}
+
+// DeletedUPN is the userPrincipalName Graph gives a soft-deleted user: its object id
+// without dashes, then the UPN it had ("4c7e…adele@contoso.com"); a UPN that already
+// carries the prefix is returned as it is (Graph takes the prefix off on restore).
+func DeletedUPN(id, upn string) string {
+	prefix := strings.ReplaceAll(strings.ToLower(id), "-", "")
+	if strings.HasPrefix(strings.ToLower(upn), prefix) {
+		return upn
+	}
+	return prefix + upn
 }

@@ -68,8 +68,23 @@ func (g Graph) User(ctx context.Context, idOrUPN string) (worker.User, error) {
 	return fromGraph(u), nil
 }
 
+// DeletedUser finds the soft-deleted user whose userPrincipalName was upn. Its UPN is
+// returned as Graph holds it (prefixed with its object id).
+func (g Graph) DeletedUser(ctx context.Context, upn string) (worker.User, error) {
+	u, err := g.Client.DeletedUser(ctx, upn)
+	if err != nil {
+		return worker.User{}, err
+	}
+	return fromGraph(u), nil
+}
+
 func (g Graph) MemberOf(ctx context.Context, userID string, groupIDs []string) ([]string, error) {
 	return g.Client.MemberOf(ctx, userID, groupIDs)
+}
+
+// GroupExists reports whether the directory holds the group; only Graph's 404 says no.
+func (g Graph) GroupExists(ctx context.Context, groupID string) (bool, error) {
+	return g.Client.GroupExists(ctx, groupID)
 }
 
 func (g Graph) GroupMembers(ctx context.Context, groupID string) iter.Seq2[string, error] {

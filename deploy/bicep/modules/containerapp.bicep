@@ -1,5 +1,7 @@
-// The worker as a Container App scaled by KEDA on the queue, its environment and logs, and an
-// optional daily job running `subscribe`.
+// The worker as a Container App scaled by KEDA on the queue, its environment and logs, and
+// the scheduled jobs that do the singleton duties once for all replicas: `subscribe` (create
+// or renew the Graph subscriptions) and `backfill --enqueue` (the resync, whose reconcile
+// commands the replicas share through the queue).
 
 @description('Azure region.')
 param location string
@@ -46,6 +48,12 @@ param deployRenewalJob bool
 
 @description('Cron schedule (UTC) of the renewal job.')
 param renewalSchedule string
+
+@description('Deploy the scheduled `backfill --enqueue` job (the resync).')
+param deployResyncJob bool
+
+@description('Cron schedule (UTC) of the resync job.')
+param resyncSchedule string
 
 // The binary's ops port (TPE_HTTP_LISTEN ':8080').
 var opsPort = 8080
@@ -209,6 +217,53 @@ resource renewal 'Microsoft.App/jobs@2025-01-01' = if (deployRenewalJob) {
           resources: {
             cpu: json('0.25')
             memory: '0.5Gi'
+          }
+        }
+      ]
+    }
+  }
+}
+
+// The resync: plans the whole scope and sends one reconcile command per needed change to
+// the queue. The revoke brake applies; a braked plan exits 3 and the execution fails, so a
+// retry would only fail the same way: one retry covers a transient Graph or ACS failure.
+resource resync 'Microsoft.App/jobs@2025-01-01' = if (deployResyncJob) {
+  name: '${namePrefix}-resync'
+  location: location
+  tags: tags
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${workerIdentityId}': {}
+    }
+  }
+  properties: {
+    environmentId: environment.id
+    configuration: {
+      triggerType: 'Schedule'
+      replicaTimeout: 7200
+      replicaRetryLimit: 1
+      scheduleTriggerConfig: {
+        cronExpression: resyncSchedule
+        parallelism: 1
+        replicaCompletionCount: 1
+      }
+      secrets: secrets
+      registries: registries
+    }
+    template: {
+      containers: [
+        {
+          name: 'resync'
+          image: image
+          args: [
+            'backfill'
+            '--enqueue'
+          ]
+          env: env
+          resources: {
+            cpu: json('0.5')
+            memory: '1Gi'
           }
         }
       ]

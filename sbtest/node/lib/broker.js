@@ -8,9 +8,13 @@ const rhea = require('rhea');
 const address = require('./address.js');
 const cbs = require('./cbs.js');
 const delivery = require('./delivery.js');
+const dispositions = require('./dispositions.js');
 const management = require('./management.js');
 const sections = require('./sections.js');
 const { Queue } = require('./queue.js');
+
+// Each disposition is written with its own outcome (rhea 3.0.5 folds mixed outcomes).
+dispositions.install();
 
 const types = rhea.types;
 const message = rhea.message;
@@ -23,6 +27,11 @@ const MAX_MESSAGE_SIZE = 256 * 1024; // the Standard tier's limit
 // recover the connection and retry before reporting it.
 const REFUSED = 'amqp:not-allowed';
 
+// The application properties that carry a request's status. The error condition's key on
+// $management is the one the official clients read (no public page names it).
+const CBS_KEYS = { code: 'status-code', description: 'status-description', condition: 'error-condition' };
+const MANAGEMENT_KEYS = { code: 'statusCode', description: 'statusDescription', condition: 'errorCondition' };
+
 // rhea hands format-0 messages to handlers already decoded into plain JavaScript values,
 // which loses AMQP types. Keep the raw payload next to the decoded message so queue
 // messages are stored section by section, exactly as sent.
@@ -34,7 +43,7 @@ message.decode = function (buffer) {
 };
 
 class Broker {
-    // opts: {queues: [name], lockDurationMs, maxDeliveryCount, keyName, key, log}
+    // opts: {queues: [name], lockDurationMs, maxDeliveryCount, duplicateDetectionWindowMs, keyName, key, log}
     constructor(opts) {
         this.log = opts.log || (() => {});
         this.claims = new cbs.Claims(opts.keyName, opts.key);
@@ -44,7 +53,10 @@ class Broker {
         for (const name of opts.queues) {
             const n = name.toLowerCase();
             const dlq = new Queue(n + '/$deadletterqueue', { lockDurationMs: opts.lockDurationMs, maxDeliveryCount: 0, log: this.log });
-            const q = new Queue(n, { lockDurationMs: opts.lockDurationMs, maxDeliveryCount: opts.maxDeliveryCount, deadLetter: dlq, log: this.log });
+            const q = new Queue(n, {
+                lockDurationMs: opts.lockDurationMs, maxDeliveryCount: opts.maxDeliveryCount,
+                duplicateDetectionWindowMs: opts.duplicateDetectionWindowMs || 0, deadLetter: dlq, log: this.log,
+            });
             this.queues.set(n, { queue: q, deadLetter: dlq });
         }
         this.connections = new Set();
@@ -117,7 +129,7 @@ class Broker {
     registerHandlers() {
         const c = this.container;
         c.on('connection_open', (ctx) => {
-            ctx.connection.sbtest = { claims: new Map(), replyLinks: new Map(), consumers: new Set() };
+            ctx.connection.sbtest = { claims: new Map(), replyLinks: { byAddress: new Map(), byName: new Map() }, consumers: new Set() };
             this.connections.add(ctx.connection);
         });
         c.on('connection_close', (ctx) => this.forget(ctx.connection));
@@ -145,6 +157,11 @@ class Broker {
 
     forgetLinks(conn, match) {
         if (!conn || !conn.sbtest) return;
+        for (const m of [conn.sbtest.replyLinks.byAddress, conn.sbtest.replyLinks.byName]) {
+            for (const [key, link] of Array.from(m)) {
+                if (match(link)) m.delete(key);
+            }
+        }
         for (const entry of Array.from(conn.sbtest.consumers)) {
             if (match(entry.link)) {
                 entry.queue.removeConsumer(entry.consumer);
@@ -203,7 +220,11 @@ class Broker {
         sender.local.attach.rcv_settle_mode = remote.rcv_settle_mode;
         sender.local.attach.max_message_size = MAX_MESSAGE_SIZE;
         if (parsed.kind !== 'entity') {
-            if (remote.target && remote.target.address) conn.sbtest.replyLinks.set(remote.target.address, sender);
+            // A request's reply-to names its reply link by the link's target address (as
+            // the request/response operations describe it) or by the link's name (what
+            // @azure/core-amqp sends, with no target address): keep both.
+            if (remote.target && remote.target.address) conn.sbtest.replyLinks.byAddress.set(remote.target.address, sender);
+            conn.sbtest.replyLinks.byName.set(sender.name, sender);
             return;
         }
         const queue = this.entity(parsed);
@@ -259,13 +280,8 @@ class Broker {
             return ctx.delivery.reject({ condition: REFUSED, description: `sbtest does not implement message format ${ctx.format}` });
         }
         const parsed = payloads.map((p) => sections.parse(p));
-        for (const m of parsed) {
-            if (sections.annotation(m, 'x-opt-scheduled-enqueue-time') !== undefined) {
-                return ctx.delivery.reject({ condition: REFUSED, description: 'sbtest does not implement scheduled messages' });
-            }
-        }
-        const seqs = parsed.map((m) => queue.enqueue(m));
-        this.log(`${queue.name}: enqueued ${seqs.length} message(s), sequence ${seqs.join(',')}`);
+        const results = parsed.map((m) => queue.accept(m));
+        this.log(`${queue.name}: received ${results.length} message(s): ${results.map((r) => `${r.sequence} ${r.outcome}`).join(', ')}`);
         ctx.delivery.accept();
     }
 
@@ -274,12 +290,12 @@ class Broker {
         const props = req.application_properties || {};
         ctx.delivery.accept();
         if (props.operation !== 'put-token') {
-            return this.reply(ctx.connection, req, { status: 501, description: `sbtest does not implement $cbs operation ${props.operation}` });
+            return this.reply(ctx.connection, req, { status: 501, description: `sbtest does not implement $cbs operation ${props.operation}` }, CBS_KEYS);
         }
         const v = this.claims.verify(props.type, props.name, req.body);
         if (v.ok) ctx.connection.sbtest.claims.set(v.path, v.expires);
         this.log(`$cbs put-token for '${v.ok ? v.path : props.name}': ${v.status} ${v.description}`);
-        this.reply(ctx.connection, req, v);
+        this.reply(ctx.connection, req, v, CBS_KEYS);
     }
 
     onManagement(ctx, queue) {
@@ -288,17 +304,31 @@ class Broker {
         ctx.delivery.accept();
         const resp = management.handle(queue, props.operation, req.body);
         this.log(`${queue.name}/$management ${props.operation}: ${resp.status}`);
-        this.reply(ctx.connection, req, resp);
+        this.reply(ctx.connection, req, resp, MANAGEMENT_KEYS);
     }
 
-    reply(conn, req, resp) {
-        const link = conn.sbtest.replyLinks.get(req.reply_to);
-        if (!link || !link.is_open()) {
+    // replyLink is the open reply link a request's reply-to names: by target address
+    // first, then by link name.
+    replyLink(conn, replyTo) {
+        for (const m of [conn.sbtest.replyLinks.byAddress, conn.sbtest.replyLinks.byName]) {
+            const link = m.get(replyTo);
+            if (link && link.is_open()) return link;
+        }
+        return null;
+    }
+
+    // reply answers a request. keys names the application properties that carry the status:
+    // CBS_KEYS on $cbs ("status-code", as the AMQP protocol guide's CBS section has it),
+    // MANAGEMENT_KEYS on $management ("statusCode", as the request/response operations
+    // have it).
+    reply(conn, req, resp, keys) {
+        const link = this.replyLink(conn, req.reply_to);
+        if (!link) {
             this.log(`no reply link for '${req.reply_to}'`);
             return;
         }
-        const ap = { 'status-code': types.Int(resp.status), 'status-description': resp.description || '' };
-        if (resp.condition) ap['error-condition'] = types.wrap_symbol(resp.condition);
+        const ap = { [keys.code]: types.Int(resp.status), [keys.description]: resp.description || '' };
+        if (resp.condition) ap[keys.condition] = types.wrap_symbol(resp.condition);
         link.send({ correlation_id: req.message_id, application_properties: ap, body: resp.body === undefined ? null : resp.body });
     }
 

@@ -17,6 +17,9 @@ function encodeEntry(entry) {
     if (entry.lock) {
         annotations['x-opt-locked-until'] = types.wrap_timestamp(entry.lock.until.getTime());
     }
+    if (entry.scheduled) {
+        annotations['x-opt-message-state'] = types.wrap_int(2); // scheduled (peek only)
+    }
     return sections.encode(entry.message, entry.deliveryCount, annotations);
 }
 

@@ -5,6 +5,7 @@
 
 const types = require('rhea').types;
 const delivery = require('./delivery.js');
+const sections = require('./sections.js');
 
 const LOCK_LOST = 410;
 
@@ -18,6 +19,10 @@ function handle(queue, operation, body) {
         return updateDisposition(queue, body);
     case 'com.microsoft:peek-message':
         return peek(queue, body);
+    case 'com.microsoft:schedule-message':
+        return scheduleMessages(queue, body);
+    case 'com.microsoft:cancel-scheduled-message':
+        return cancelScheduled(queue, body);
     default:
         return { status: 501, description: `sbtest does not implement the management operation ${operation}` };
     }
@@ -72,6 +77,43 @@ function peek(queue, body) {
     if (entries.length === 0) return { status: 204, description: 'No Content' };
     const messages = entries.map((e) => types.wrap_map({ message: types.wrap_binary(delivery.encodeEntry(Object.assign({}, e, { lock: null }))) }));
     return { status: 200, description: 'OK', body: types.wrap_map({ messages: types.List32(messages) }) };
+}
+
+// scheduleMessages takes {messages: [{message-id, message: <encoded AMQP message>, ...}]}
+// (message-id and message are required, as the request/response operations list them);
+// each encoded message carries its x-opt-scheduled-enqueue-time. It answers
+// {sequence-numbers: long[]} in request order.
+function scheduleMessages(queue, body) {
+    const list = body && body.messages;
+    if (!Array.isArray(list) || list.length === 0) return { status: 400, description: 'messages is required' };
+    const parsed = [];
+    for (const item of list) {
+        if (!item || typeof item['message-id'] !== 'string') {
+            return { status: 400, description: 'each entry of messages needs its message-id as a string' };
+        }
+        const raw = item.message;
+        if (!Buffer.isBuffer(raw)) return { status: 400, description: 'each entry of messages needs a binary message' };
+        let m;
+        try {
+            m = sections.parse(raw);
+        } catch (e) {
+            return { status: 400, description: `message does not decode: ${e.message}` };
+        }
+        if (sections.annotation(m, 'x-opt-scheduled-enqueue-time') === undefined) {
+            return { status: 400, description: 'message lacks x-opt-scheduled-enqueue-time' };
+        }
+        parsed.push(m);
+    }
+    const seqs = parsed.map((m) => queue.accept(m).sequence);
+    return { status: 200, description: 'OK', body: types.wrap_map({ 'sequence-numbers': types.wrap_array(seqs, 0x81) }) };
+}
+
+// cancelScheduled takes {sequence-numbers: long[]}.
+function cancelScheduled(queue, body) {
+    const raw = body && body['sequence-numbers'];
+    if (!Array.isArray(raw) || raw.length === 0) return { status: 400, description: 'sequence-numbers is required' };
+    queue.cancelScheduled(raw.map(Number));
+    return { status: 200, description: 'OK' };
 }
 
 function lockLost() {

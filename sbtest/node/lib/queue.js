@@ -15,10 +15,15 @@ const REASON_MAX_DELIVERY = 'MaxDeliveryCountExceeded';
 
 class Queue {
     // opts: {lockDurationMs, maxDeliveryCount (0: never dead-letter automatically),
+    //        duplicateDetectionWindowMs (0: the queue has no duplicate detection),
     //        deadLetter: Queue|null, log: function(string)}
     constructor(name, opts) {
         this.name = name;
         this.lockDurationMs = opts.lockDurationMs;
+        this.duplicateWindowMs = opts.duplicateDetectionWindowMs || 0;
+        this.seenIds = new Map(); // message id -> time (ms) its window ends, oldest first
+        this.duplicates = 0;
+        this.scheduled = new Map(); // sequence number -> {message, at: Date, timer}
         this.maxDeliveryCount = opts.maxDeliveryCount;
         this.deadLetter = opts.deadLetter || null;
         this.log = opts.log || (() => {});
@@ -33,7 +38,72 @@ class Queue {
         this.pumping = false;
     }
 
-    // enqueue stores a newly sent message (parsed sections).
+    // accept takes one sent message (parsed sections), as the service takes a send or a
+    // schedule-message request, and returns {sequence, outcome}:
+    //   'duplicate'  duplicate detection saw its message id within the window: dropped,
+    //                though the send succeeds (and the sequence number is never used)
+    //   'scheduled'  it carries an x-opt-scheduled-enqueue-time in the future: held,
+    //                invisible to receivers, until then; sequence is its scheduled number
+    //   'enqueued'   available now
+    accept(m) {
+        if (this.isDuplicate(m)) {
+            this.duplicates++;
+            return { sequence: this.nextSequence++, outcome: 'duplicate' };
+        }
+        const at = scheduledTime(m);
+        if (at !== null && at.getTime() > Date.now()) {
+            return { sequence: this.schedule(m, at), outcome: 'scheduled' };
+        }
+        return { sequence: this.enqueue(m), outcome: 'enqueued' };
+    }
+
+    // isDuplicate records m's message id for the duplicate-detection window and reports
+    // whether the id was already recorded within it. Only the message id counts, as its
+    // string form; a message without one is never a duplicate.
+    isDuplicate(m) {
+        if (this.duplicateWindowMs <= 0) return false;
+        const id = sections.messageIdString(m);
+        if (id === null) return false;
+        const now = Date.now();
+        for (const [k, until] of this.seenIds) { // insertion order is expiry order
+            if (until > now) break;
+            this.seenIds.delete(k);
+        }
+        if (this.seenIds.has(id)) return true;
+        this.seenIds.set(id, now + this.duplicateWindowMs);
+        return false;
+    }
+
+    // schedule holds m until at and returns its scheduled sequence number. When at comes,
+    // the message is enqueued as if sent then: a new sequence number and enqueued time.
+    schedule(m, at) {
+        const sequence = this.nextSequence++;
+        const wait = Math.max(0, at.getTime() - Date.now());
+        const timer = setTimeout(() => {
+            this.scheduled.delete(sequence);
+            const now = this.enqueue(m);
+            this.log(`${this.name}: scheduled message ${sequence} enqueued as ${now}`);
+        }, wait);
+        this.scheduled.set(sequence, { sequence, message: m, at, submittedAt: new Date(), timer });
+        this.log(`${this.name}: message ${sequence} scheduled for ${at.toISOString()}`);
+        return sequence;
+    }
+
+    // cancelScheduled deletes the scheduled messages with the given sequence numbers and
+    // returns how many it deleted. Numbers that name no scheduled message are ignored.
+    cancelScheduled(sequences) {
+        let n = 0;
+        for (const seq of sequences) {
+            const s = this.scheduled.get(seq);
+            if (!s) continue;
+            clearTimeout(s.timer);
+            this.scheduled.delete(seq);
+            n++;
+        }
+        return n;
+    }
+
+    // enqueue stores a message that is available now.
     enqueue(m) {
         const entry = { sequence: this.nextSequence++, enqueuedAt: new Date(), message: m, deliveryCount: 0, lock: null };
         this.insert(entry);
@@ -212,9 +282,13 @@ class Queue {
         return entries.map(() => until);
     }
 
-    // peek returns up to count entries (available or locked) from sequence number from on.
+    // peek returns up to count entries (available, locked or scheduled) from sequence
+    // number from on. Scheduled ones carry scheduled: true.
     peek(from, count) {
-        const all = this.available.concat(Array.from(this.locked.values()));
+        const scheduled = Array.from(this.scheduled.values()).map((s) => ({
+            sequence: s.sequence, enqueuedAt: s.submittedAt, message: s.message, deliveryCount: 0, lock: null, scheduled: true,
+        }));
+        const all = this.available.concat(Array.from(this.locked.values()), scheduled);
         return all.filter((e) => e.sequence >= from).sort((a, b) => a.sequence - b.sequence).slice(0, count);
     }
 
@@ -225,6 +299,8 @@ class Queue {
             completed: this.completed,
             expired: this.expired,
             deliveries: this.deliveries,
+            scheduled: this.scheduled.size,
+            duplicates: this.duplicates,
         };
         if (this.deadLetter) {
             s.deadLettered = this.deadLetter.available.length + this.deadLetter.locked.size;
@@ -234,7 +310,16 @@ class Queue {
 
     close() {
         for (const e of this.locked.values()) clearTimeout(e.lock.timer);
+        for (const e of this.scheduled.values()) clearTimeout(e.timer);
     }
+}
+
+// scheduledTime is m's x-opt-scheduled-enqueue-time as a Date, or null.
+function scheduledTime(m) {
+    const v = sections.annotation(m, 'x-opt-scheduled-enqueue-time');
+    if (v === undefined || v === null) return null;
+    const d = v instanceof Date ? v : new Date(Number(v));
+    return isNaN(d.getTime()) ? null : d;
 }
 
 module.exports = { Queue, REASON_MAX_DELIVERY };

@@ -153,11 +153,29 @@ function encode(m, deliveryCount, annotations) {
     return w.toBuffer();
 }
 
+// messageIdString is m's message-id in string form (a uuid in its canonical form, binary
+// as hex, numbers in decimal), or null when it has none.
+function messageIdString(m) {
+    if (!m.properties || !Array.isArray(m.properties.value)) return null;
+    const t = m.properties.value[0];
+    if (t === undefined || t === null) return null;
+    const v = isTyped(t) ? t.value : t;
+    if (v === null || v === undefined) return null;
+    if (Buffer.isBuffer(v)) {
+        const h = v.toString('hex');
+        if (isTyped(t) && t.type.typecode === 0x98) {
+            return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+        }
+        return h;
+    }
+    return String(v);
+}
+
 // annotation returns one stored message annotation (unwrapped), or undefined.
 function annotation(m, name) {
     return readMap(m.messageAnnotations)[name];
 }
 
 module.exports = {
-    parse, splitBatch, encode, annotation, readMap, withApplicationProperties, ttlMillis, isTyped,
+    parse, splitBatch, encode, annotation, readMap, withApplicationProperties, ttlMillis, isTyped, messageIdString,
 };

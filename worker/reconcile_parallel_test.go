@@ -1,0 +1,173 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+// rendezvousDirectory answers a user read only once the assignment read has started (or
+// after a second, with an error): a reconcile that reads one after the other fails.
+type rendezvousDirectory struct {
+	directory
+	getStarted <-chan struct{}
+}
+
+func (d rendezvousDirectory) User(ctx context.Context, idOrUPN string) (User, error) {
+	select {
+	case <-d.getStarted:
+		return d.directory.User(ctx, idOrUPN)
+	case <-time.After(time.Second):
+		return User{}, errors.New("the assignment read did not start while the user read was in flight")
+	}
+}
+
+type signallingAssignments struct {
+	assignments
+	started chan struct{}
+}
+
+func (a *signallingAssignments) Get(ctx context.Context, oid string) (Assignment, error) {
+	select {
+	case a.started <- struct{}{}:
+	default:
+	}
+	return a.assignments.Get(ctx, oid)
+}
+
+// The assignment is read beside the user: an eligible no-op costs one round trip (two with
+// scope groups) instead of one per call.
+func TestReconcileReadsTheAssignmentBesideTheUser(t *testing.T) {
+	t.Parallel()
+	dir := newFakeDirectory(fxTeamsUser(rcAlice))
+	started := make(chan struct{}, 1)
+	acs := &signallingAssignments{assignments: newFakeAssignments(userAssignment(rcAlice, ourApp1)), started: started}
+	r := NewReconciler(rendezvousDirectory{directory: dir, getStarted: started}, acs, rcPolicy, ReconcilerOptions{})
+	got, err := r.Reconcile(context.Background(), Target{Principal: rcAlice})
+	if err != nil || got.Action != ActionNoop {
+		t.Fatalf("Reconcile() = %s, %v; want noop", got.Action, err)
+	}
+}
+
+// Reading side by side keeps the classification of today's sequence: a Graph failure wins
+// over whatever ACS answered (it is never not found, and never a revoke), an ACS failure
+// is reported when the directory answered, and a cancelled context is neither permanent nor
+// not found.
+func TestReconcileSideBySideKeepsErrorsClassified(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		script func(*fakeDirectory, *fakeAssignments)
+		check  func(error) bool
+	}{
+		{"graph 503 and ACS 400: temporary, not rejected", func(d *fakeDirectory, a *fakeAssignments) {
+			d.FailNext("User", "", errUnavailable())
+			a.FailNext("Get", "", errBadRequest())
+		}, func(err error) bool { var p *PermanentError; return IsTemporary(err) && !errors.As(err, &p) }},
+		{"graph 403 and ACS not found: systemic", func(d *fakeDirectory, _ *fakeAssignments) {
+			d.FailNext("User", "", errSystemic())
+		}, IsSystemic},
+		{"user not found and ACS 503: temporary", func(d *fakeDirectory, a *fakeAssignments) {
+			d.PurgeUser(rcAlice)
+			a.FailNext("Get", "", errUnavailable())
+		}, IsTemporary},
+		{"user found and ACS throttled: temporary", func(_ *fakeDirectory, a *fakeAssignments) {
+			a.FailNext("Get", "", errThrottled(time.Second))
+		}, func(err error) bool { return IsTemporary(err) && RetryAfterOf(err) == time.Second }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := newFakeDirectory(withUser(fxTeamsUser(rcAlice), func(u *User) { u.AccountEnabled = false }))
+			acs := newFakeAssignments(userAssignment(rcAlice, ourApp1))
+			tc.script(dir, acs)
+			_, err := NewReconciler(dir, acs, rcPolicy, ReconcilerOptions{}).Reconcile(context.Background(), Target{Principal: rcAlice})
+			if err == nil || !tc.check(err) || IsNotFound(err) {
+				t.Fatalf("Reconcile() error = %v", err)
+			}
+			if acs.Writes() != 0 {
+				t.Errorf("writes = %d, want 0", acs.Writes())
+			}
+		})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	dir := newFakeDirectory(fxTeamsUser(rcAlice))
+	_, err := NewReconciler(dir, newFakeAssignments(), rcPolicy, ReconcilerOptions{}).Reconcile(ctx, Target{Principal: rcAlice})
+	var perm *PermanentError
+	if !errors.Is(err, context.Canceled) || errors.As(err, &perm) || IsNotFound(err) {
+		t.Errorf("Reconcile(cancelled) error = %v, want context.Canceled", err)
+	}
+}
+
+// With ScopeBesideUser the first scope check runs beside the user read: an eligible user
+// in scope costs the same calls, one round trip fewer; a refused user costs one more call.
+func TestReconcileScopeBesideUser(t *testing.T) {
+	t.Parallel()
+	p := rcPolicy
+	p.ScopeGroups = []string{rcScope}
+	for _, tc := range []struct {
+		name     string
+		user     User
+		beside   bool
+		memberOf int
+	}{
+		{"eligible, after the user read", fxTeamsUser(rcAlice), false, 1},
+		{"eligible, beside the user read", fxTeamsUser(rcAlice), true, 1},
+		{"disabled, after the user read", withUser(fxTeamsUser(rcAlice), func(u *User) { u.AccountEnabled = false }), false, 0},
+		{"disabled, beside the user read", withUser(fxTeamsUser(rcAlice), func(u *User) { u.AccountEnabled = false }), true, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := newFakeDirectory(tc.user)
+			dir.SetGroup(rcScope, rcAlice)
+			acs := newFakeAssignments()
+			if tc.user.AccountEnabled {
+				acs.Set(userAssignment(rcAlice, ourApp1))
+			}
+			res, err := NewReconciler(dir, acs, p, ReconcilerOptions{ScopeBesideUser: tc.beside}).Reconcile(context.Background(), Target{Principal: rcAlice})
+			if err != nil || res.Action != ActionNoop {
+				t.Fatalf("Reconcile() = %s (%s), %v; want noop", res.Action, res.Reason, err)
+			}
+			if got := dir.Calls("MemberOf"); got != tc.memberOf {
+				t.Errorf("MemberOf calls = %d, want %d", got, tc.memberOf)
+			}
+		})
+	}
+}
+
+// scopeRendezvous answers a user read only once a scope check has started.
+type scopeRendezvous struct {
+	directory
+	started chan struct{}
+}
+
+func (d scopeRendezvous) MemberOf(ctx context.Context, userID string, groupIDs []string) ([]string, error) {
+	select {
+	case d.started <- struct{}{}:
+	default:
+	}
+	return d.directory.MemberOf(ctx, userID, groupIDs)
+}
+
+func (d scopeRendezvous) User(ctx context.Context, idOrUPN string) (User, error) {
+	select {
+	case <-d.started:
+		return d.directory.User(ctx, idOrUPN)
+	case <-time.After(time.Second):
+		return User{}, errors.New("the scope check did not start while the user read was in flight")
+	}
+}
+
+func TestReconcileScopeBesideUserSharesTheRoundTrip(t *testing.T) {
+	t.Parallel()
+	p := rcPolicy
+	p.ScopeGroups = []string{rcScope}
+	dir := newFakeDirectory(fxTeamsUser(rcAlice))
+	dir.SetGroup(rcScope, rcAlice)
+	acs := newFakeAssignments(userAssignment(rcAlice, ourApp1))
+	r := NewReconciler(scopeRendezvous{directory: dir, started: make(chan struct{}, 1)}, acs, p, ReconcilerOptions{ScopeBesideUser: true})
+	if res, err := r.Reconcile(context.Background(), Target{Principal: rcAlice}); err != nil || res.Action != ActionNoop {
+		t.Fatalf("Reconcile() = %s, %v; want noop", res.Action, err)
+	}
+}

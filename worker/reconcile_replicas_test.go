@@ -1,0 +1,168 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// jittered delays every call by a random 0–max, and one call in eight by 4–6 max more (a
+// slow answer), so that replicas interleave their reads and writes the way real latencies
+// make them.
+type jittered struct {
+	mu  sync.Mutex
+	rng *rand.Rand
+	max time.Duration
+}
+
+func (j *jittered) wait() {
+	j.mu.Lock()
+	d := time.Duration(j.rng.Int64N(int64(j.max)))
+	if j.rng.IntN(8) == 0 {
+		d += 4*j.max + time.Duration(j.rng.Int64N(int64(2*j.max)))
+	}
+	j.mu.Unlock()
+	time.Sleep(d)
+}
+
+type jitteredDirectory struct {
+	directory
+	j *jittered
+}
+
+func (d jitteredDirectory) User(ctx context.Context, id string) (User, error) {
+	d.j.wait()
+	return d.directory.User(ctx, id)
+}
+
+func (d jitteredDirectory) MemberOf(ctx context.Context, id string, groups []string) ([]string, error) {
+	d.j.wait()
+	return d.directory.MemberOf(ctx, id, groups)
+}
+
+type jitteredAssignments struct {
+	assignments
+	j *jittered
+}
+
+func (a jitteredAssignments) Get(ctx context.Context, id string) (Assignment, error) {
+	a.j.wait()
+	return a.assignments.Get(ctx, id)
+}
+
+// A write lands late more often than a read answers: writes are the slow calls.
+func (a jitteredAssignments) Put(ctx context.Context, as Assignment) (Assignment, error) {
+	a.j.wait()
+	a.j.wait()
+	return a.assignments.Put(ctx, as)
+}
+
+func (a jitteredAssignments) Delete(ctx context.Context, id string) (string, error) {
+	a.j.wait()
+	a.j.wait()
+	return a.assignments.Delete(ctx, id)
+}
+
+// Three replicas, each with its own Reconciler, share a directory and an ACS store. Users
+// change twice in quick succession; each change is notified once, late by a random delay,
+// to a random replica. With no resync and no later message, every principal must end as the
+// policy wants: a stale write is repaired by the replica that made it.
+func TestReconcileReplicasLeaveNoStaleWrite(t *testing.T) {
+	t.Parallel()
+	for seed := uint64(1); seed <= 5; seed++ {
+		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) {
+			t.Parallel()
+			rng := rand.New(rand.NewPCG(seed, 7))
+			p := rcPolicy
+			p.ScopeGroups = []string{rcScope}
+			const users = 80
+			dir := newFakeDirectory()
+			var inScope []string
+			for i := range users {
+				dir.PutUser(rtTeamsUser(i))
+				inScope = append(inScope, rtOID(i))
+			}
+			dir.SetGroup(rcScope, inScope...)
+			store := newFakeAssignments()
+			j := &jittered{rng: rand.New(rand.NewPCG(seed, 11)), max: 2 * time.Millisecond}
+			replicas := make([]*Reconciler, 3)
+			for i := range replicas {
+				replicas[i] = NewReconciler(jitteredDirectory{dir, j}, jitteredAssignments{store, j}, p, ReconcilerOptions{})
+			}
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			var errs []error
+			notify := func(oid string, delay time.Duration, r *Reconciler) {
+				wg.Go(func() {
+					time.Sleep(delay)
+					if _, err := r.Reconcile(context.Background(), Target{Principal: oid}); err != nil {
+						mu.Lock()
+						errs = append(errs, err)
+						mu.Unlock()
+					}
+				})
+			}
+			// Every user starts converged.
+			for i := range users {
+				if _, err := replicas[0].Reconcile(context.Background(), Target{Principal: rtOID(i)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			change := func(i int) {
+				u := rtTeamsUser(i)
+				switch rng.IntN(3) {
+				case 0:
+					u.AccountEnabled = rng.IntN(2) == 0
+					dir.PutUser(u)
+				case 1:
+					if rng.IntN(2) == 0 {
+						u.Plans = nil
+					}
+					dir.PutUser(u)
+				default:
+					mu.Lock()
+					if k := slices.Index(inScope, u.ID); k >= 0 {
+						inScope = slices.Delete(inScope, k, k+1)
+					} else {
+						inScope = append(inScope, u.ID)
+					}
+					dir.SetGroup(rcScope, inScope...)
+					mu.Unlock()
+				}
+			}
+			for i := range users {
+				change(i)
+				notify(rtOID(i), time.Duration(rng.IntN(3000))*time.Microsecond, replicas[rng.IntN(3)])
+				time.Sleep(time.Duration(rng.IntN(1500)) * time.Microsecond)
+				change(i)
+				notify(rtOID(i), time.Duration(rng.IntN(3000))*time.Microsecond, replicas[rng.IntN(3)])
+			}
+			wg.Wait()
+			for _, err := range errs {
+				t.Errorf("reconcile: %v", err)
+			}
+			wrong := 0
+			for i := range users {
+				oid := rtOID(i)
+				u, err := dir.User(context.Background(), oid)
+				if err != nil {
+					t.Fatal(err)
+				}
+				groups, _ := dir.MemberOf(context.Background(), oid, p.ScopeGroups)
+				want := Eligibility(&u, len(groups) > 0, p).Type == PrincipalUser
+				a, ok := store.Lookup(oid)
+				if has := ok && slices.Contains(a.ClientIDs, ourApp1); has != want {
+					wrong++
+					t.Errorf("%s: holds our access %v, the policy says %v (%+v, in scope %v)", oid, has, want, u, len(groups) > 0)
+				}
+			}
+			if wrong > 0 {
+				t.Logf("%d of %d principals wrong after %d changes", wrong, users, 2*users)
+			}
+		})
+	}
+}
