@@ -263,3 +263,34 @@ func TestCircuitHoursOfOutageInAnOperationTheProbeCannotSee(t *testing.T) {
 	}
 	t.Logf("%d probes over %s of simulated outage", probes.Load(), 3*time.Hour)
 }
+
+// /readyz is served to anyone who reaches the ops port: while the circuit is open, Ready
+// says so without the fault's text, which names the principal and echoes ACS's answer.
+func TestReadyNamesNoPrincipalWhileTheCircuitIsOpen(t *testing.T) {
+	t.Parallel()
+	u := rtTeamsUser(7)
+	e := newRTEnv(u)
+	acs := &putRefusedACS{fakeAssignments: e.acs}
+	acs.broken.Store(true)
+	e.rec = NewReconciler(e.dir, acs, rtPolicy, ReconcilerOptions{})
+	b := newFakeBroker(time.Minute)
+	b.Send("m1", rtUserNote(u.ID), nil)
+	w := e.worker(t, newServiceBusSource(b.newReceiver, ServiceBusOptions{}), Options{
+		ProbeBackoff: func(int) time.Duration { return time.Hour }})
+	stop := runInBackground(t, w)
+	defer stop()
+	waitUntil(t, "the circuit opens", func() bool { open, _ := w.circuit.state(); return open })
+	_, cause := w.circuit.state()
+	if !strings.Contains(cause, u.ID) {
+		t.Fatalf("the fault %q does not name the principal; the test proves nothing", cause)
+	}
+	err := w.Ready()
+	if err == nil || !strings.Contains(err.Error(), "circuit open") {
+		t.Fatalf("Ready() = %v, want circuit open", err)
+	}
+	for _, leak := range []string{u.ID, u.UPN, "Forbidden", "403"} {
+		if strings.Contains(err.Error(), leak) {
+			t.Errorf("Ready() = %q holds %q", err, leak)
+		}
+	}
+}
