@@ -6,6 +6,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/tpe-provisioner/tpe-provisioner/acs/acstest"
 )
 
 // Canary secrets: none of them, nor the access key inside a connection string, may appear
@@ -54,6 +57,7 @@ func TestSecretsAreNeverPrinted(t *testing.T) {
 		t.Fatal(err)
 	}
 	const tenant = "8f1c3a52-3f5e-4b8a-9d2e-5b7c1e0a4d61"
+	acs := acstest.NewServer(t) // answers 401 to the canary key
 	valid := map[string]string{
 		"TPE_TENANT_ID": tenant, "TPE_CLIENT_IDS": "11111111-2222-3333-4444-555555555555",
 		"GRAPH_ENDPOINT": "http://127.0.0.1:1", "SERVICEBUS_QUEUE": "q", "TPE_HTTP_LISTEN": "off",
@@ -84,7 +88,8 @@ func TestSecretsAreNeverPrinted(t *testing.T) {
 	}
 	cases = append(cases,
 		invocation{"get of a bad principal", mergeEnv(canaryEnv, valid), []string{"get", "not a principal"}},
-		invocation{"get against an unreachable ACS", mergeEnv(canaryEnv, valid), []string{"get", tenant}},
+		invocation{"get refused by ACS (wrong key)", mergeEnv(canaryEnv, valid, map[string]string{
+			"ACS_CONNECTION_STRING": "endpoint=" + acs.URL() + "/;accesskey=" + canaryACSKey}), []string{"get", tenant}},
 		invocation{"run that fails to open its source", mergeEnv(canaryEnv, valid), []string{"run", "--source", "file:" + filepath.Join(t.TempDir(), "missing")}},
 		invocation{"run over an empty file", mergeEnv(canaryEnv, valid), []string{"run", "--source", "file:" + empty}},
 		invocation{"relay that cannot listen", mergeEnv(canaryEnv, valid, map[string]string{"TPE_RELAY_LISTEN": "256.0.0.1:99999"}), []string{"relay"}},
@@ -94,7 +99,11 @@ func TestSecretsAreNeverPrinted(t *testing.T) {
 	)
 	for _, tc := range cases {
 		var stdout, stderr strings.Builder
+		start := time.Now()
 		withEnv(t, tc.env, func() { realMain(tc.args, &stdout, &stderr) })
+		if d := time.Since(start); d > time.Second {
+			t.Logf("%s took %s", tc.name, d)
+		}
 		out := stdout.String() + stderr.String()
 		for _, secret := range []string{canaryACSKey, canarySBKey, canaryClientState} {
 			if strings.Contains(out, secret) {
