@@ -40,7 +40,9 @@ import (
 // lost anyway (the broker unreachable for longer than the lock) is still a valid probe,
 // its settlement fails and it is delivered again later. On shutdown the witness is
 // abandoned like any message cut short. A fault raised by the queue itself (a receive
-// error) has no witness; the configured probe alone decides.
+// error) has no witness; the configured probe alone decides. Should the probe pass before
+// the failing message has become the witness (a probe backoff shorter than the work), the
+// circuit closes without it and that message is abandoned once, as any other.
 type circuit struct {
 	log     *slog.Logger
 	metrics *metrics

@@ -44,9 +44,12 @@ type Options struct {
 	// Lifecycle, when set, handles subscription lifecycle events; without it they are
 	// logged and the message completes.
 	Lifecycle LifecycleHandler
-	// Probe checks whether a systemic fault is gone (for instance an ACS GET). It is called
-	// with backoff while the circuit is open; nil closes the circuit after the first wait
-	// and lets the next message tell.
+	// Probe checks whether a systemic fault is gone with the harmless calls the work makes
+	// (an ACS GET, a user read, a membership check). It is called with backoff while the
+	// circuit is open; when it passes, the message whose failure opened the circuit, held
+	// under its lock meanwhile, is worked again, and only a retry that gets past the fault
+	// closes the circuit (see circuit.go). Nil skips straight to that retry (or, when the
+	// queue itself failed and no message is held, closes the circuit after the first wait).
 	Probe func(ctx context.Context) error
 	// ProbeBackoff is the wait before probe attempt n (0-based); default doubles from 1 s
 	// to 1 min.
