@@ -107,3 +107,16 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// Waiting reports whether some After call is pending that is due exactly d from now: a
+// goroutine that waits a known duration has parked again.
+func (c *fakeClock) Waiting(d time.Duration) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, w := range c.waiters {
+		if w.at.Sub(c.now) == d {
+			return true
+		}
+	}
+	return false
+}

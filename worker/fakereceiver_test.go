@@ -16,6 +16,7 @@ import (
 type fakeBroker struct {
 	lockDuration time.Duration
 	maxDelivery  uint32
+	clock        Clock // lock times; nil = the system clock
 
 	mu        sync.Mutex
 	queue     []*azservicebus.ReceivedMessage
@@ -43,6 +44,14 @@ var _ receiver = (*fakeReceiver)(nil)
 func newFakeBroker(lockDuration time.Duration) *fakeBroker {
 	return &fakeBroker{lockDuration: lockDuration, maxDelivery: 10, changed: make(chan struct{}),
 		renewals: map[string]int{}, settleErrs: map[string]error{}}
+}
+
+// now is the broker's time, for locks.
+func (b *fakeBroker) now() time.Time {
+	if b.clock == nil {
+		return time.Now()
+	}
+	return b.clock.Now()
 }
 
 // Send enqueues a message with the given id and body.
@@ -134,7 +143,7 @@ func (r *fakeReceiver) ReceiveMessages(ctx context.Context, max int, _ *azservic
 			n := min(max, len(b.queue))
 			out := b.queue[:n:n]
 			b.queue = b.queue[n:]
-			until := time.Now().Add(b.lockDuration)
+			until := b.now().Add(b.lockDuration)
 			for _, m := range out {
 				m.DeliveryCount++
 				u := until
@@ -212,10 +221,10 @@ func (r *fakeReceiver) RenewMessageLock(_ context.Context, m *azservicebus.Recei
 	b := r.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if m.LockedUntil != nil && time.Now().After(*m.LockedUntil) {
+	if m.LockedUntil != nil && b.now().After(*m.LockedUntil) {
 		return &azservicebus.Error{Code: azservicebus.CodeLockLost}
 	}
-	until := time.Now().Add(b.lockDuration)
+	until := b.now().Add(b.lockDuration)
 	m.LockedUntil = &until
 	b.renewals[m.MessageID]++
 	b.notifyLocked()

@@ -29,7 +29,7 @@ func TestFileSourceEndToEndWithADeadLetterFile(t *testing.T) {
 	var dlq bytes.Buffer
 	src := NewFileSource(strings.NewReader(input), &dlq, FileOptions{})
 	obs := &recordingObserver{}
-	runToEnd(t, e.worker(t, src, Options{Observer: obs}))
+	runToEnd(t, e.worker(t, src, Options{Observer: obs, Trust: Trust{QueueOverrides: true}}))
 
 	if !e.granted(a.ID) || e.granted(b.ID) || e.granted(gone.ID) {
 		t.Errorf("granted a=%v b=%v gone=%v, want true false false", e.granted(a.ID), e.granted(b.ID), e.granted(gone.ID))

@@ -21,6 +21,11 @@ type Trust struct {
 	// ClientState is the secret given to Graph when subscribing: every notification must echo
 	// it exactly (compared in constant time; a missing clientState is a mismatch).
 	ClientState string
+	// QueueOverrides lets grant and revoke commands through. Off (the default), anyone
+	// with Send on the queue may only make us look at a principal: a grant or revoke
+	// command is rejected as untrusted and dead-lettered, and only reconcile commands
+	// and trusted notifications are acted on. The operator's overrides belong at the CLI.
+	QueueOverrides bool
 }
 
 // Decode turns one queue message into what it asks for. It recognises, by shape:
@@ -33,8 +38,10 @@ type Trust struct {
 //   - the Event Hubs reachability probe and Event Grid subscription validation (Probe).
 //
 // props are the message's application properties (Event Grid sets "aeg-event-type").
-// Notifications are checked against trust; commands are not, because only our own senders
-// can put them on the queue (queue-level authorisation) and they carry no clientState.
+// Notifications are checked against trust (clientState and tenant). Commands carry no
+// clientState; a reconcile command only makes us re-read a principal, so it is accepted
+// from any sender the queue lets in, while grant and revoke are accepted only with
+// trust.QueueOverrides.
 //
 // One bad item in a collection never poisons the others: it is reported in
 // Decoded.Rejected. Whole-message failures are a *PermanentError with Reason too_large,

@@ -6,8 +6,10 @@ import (
 )
 
 // commandMessage is an operator's or another system's request to reconcile, grant or revoke
-// one principal. Commands are not checked against Trust: they carry no clientState and only
-// our own senders, authorised on the queue itself, can enqueue them.
+// one principal. Commands carry no clientState, so the queue's own authorisation is all
+// that stands behind them: a reconcile (look at the principal, let the directory decide)
+// is always accepted; grant and revoke, which override the directory, only with
+// Trust.QueueOverrides.
 type commandMessage struct {
 	Command       string `json:"command"`
 	Principal     string `json:"principal"`
@@ -24,6 +26,10 @@ func (d *decoder) command(raw json.RawMessage) {
 	cmd, ok := parseCommand(c.Command)
 	if !ok {
 		d.reject(0, ReasonMalformed, "unknown command %s", quoted(c.Command))
+		return
+	}
+	if cmd != CommandReconcile && !d.trust.QueueOverrides {
+		d.reject(0, ReasonUntrusted, "%s command from the queue refused: only reconcile is accepted unless queue overrides are enabled", cmd)
 		return
 	}
 	typ, ok := parsePrincipalType(c.PrincipalType)

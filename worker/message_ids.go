@@ -1,6 +1,10 @@
 package worker
 
-import "strings"
+import (
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
 
 // isObjectID reports whether s is a GUID in the 8-4-4-4-12 hex form Entra uses for object
 // ids (either letter case; no braces).
@@ -28,19 +32,26 @@ func isHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
+// LooksLikeUPN reports whether s is acceptable as a userPrincipalName anywhere a principal
+// is named (queue commands, the CLI): see looksLikeUPN.
+func LooksLikeUPN(s string) bool { return looksLikeUPN(s) }
+
 // maxUPNLength bounds a userPrincipalName (Entra allows 113 characters; leave headroom).
 const maxUPNLength = 256
 
 // looksLikeUPN reports whether s has the local@domain shape of a userPrincipalName: exactly
 // one '@', a non-empty local part, a dotted domain, and none of the characters that would
-// change a Graph request path or query. Guest UPNs (alice_example.com#EXT#@contoso.com)
-// pass.
+// change a Graph request path or query, nor any character that is invisible or reorders
+// text (controls, format characters such as the bidirectional overrides U+202A–U+202E and
+// isolates U+2066–U+2069, spaces), so that what an audit record or a terminal shows is the
+// principal that was asked for. Invalid UTF-8 is refused too. Guest UPNs
+// (alice_example.com#EXT#@contoso.com) pass.
 func looksLikeUPN(s string) bool {
-	if len(s) == 0 || len(s) > maxUPNLength || strings.Count(s, "@") != 1 {
+	if len(s) == 0 || len(s) > maxUPNLength || strings.Count(s, "@") != 1 || !utf8.ValidString(s) {
 		return false
 	}
 	for _, r := range s {
-		if r <= ' ' || r == 0x7f || strings.ContainsRune(`/\?%"<>()[],;:`, r) {
+		if !printableUPNRune(r) || strings.ContainsRune(`/\?%"<>()[],;:`, r) {
 			return false
 		}
 	}
@@ -54,6 +65,19 @@ func looksLikeUPN(s string) bool {
 		}
 	}
 	return true
+}
+
+// printableUPNRune reports whether r may appear in a UPN: a graphic character that is not
+// a space, a control (Cc), a format character (Cf: bidirectional controls, zero-width
+// joiners, soft hyphen, BOM), a private-use or unassigned code point, or a separator.
+func printableUPNRune(r rune) bool {
+	switch {
+	case r <= ' ', r == 0x7f:
+		return false
+	case unicode.In(r, unicode.Cc, unicode.Cf, unicode.Co, unicode.Zs, unicode.Zl, unicode.Zp):
+		return false
+	}
+	return unicode.IsGraphic(r)
 }
 
 // resourceKind is the kind of directory object a notification's resource path names.

@@ -11,22 +11,32 @@ import (
 // changeNotification is a Graph change or lifecycle notification, as delivered in a
 // {"value":[...]} collection or as a CloudEvent's data. Only what the worker reads is
 // declared; users are not rich-notification resources, so there is no resource body.
+// The relay re-serialises trusted items from this type, so every field the worker reads is
+// here, and nothing else.
 type changeNotification struct {
-	SubscriptionID string       `json:"subscriptionId"`
-	ChangeType     string       `json:"changeType"`
-	Resource       string       `json:"resource"`
-	ResourceData   resourceData `json:"resourceData"`
-	ClientState    *string      `json:"clientState"` // nil when absent or null
-	TenantID       string       `json:"tenantId"`
-	LifecycleEvent string       `json:"lifecycleEvent"`
+	SubscriptionID string        `json:"subscriptionId,omitempty"`
+	ChangeType     string        `json:"changeType,omitempty"`
+	Resource       string        `json:"resource,omitempty"`
+	ResourceData   *resourceData `json:"resourceData,omitempty"` // nil when absent
+	ClientState    *string       `json:"clientState"`            // nil when absent or null
+	TenantID       string        `json:"tenantId,omitempty"`
+	LifecycleEvent string        `json:"lifecycleEvent,omitempty"`
 }
 
 type resourceData struct {
-	ODataType      string `json:"@odata.type"`
-	ID             string `json:"id"`
-	OrganizationID string `json:"organizationId"`
+	ODataType      string `json:"@odata.type,omitempty"`
+	ID             string `json:"id,omitempty"`
+	OrganizationID string `json:"organizationId,omitempty"`
 	// MembersDelta is the undocumented group member delta; nil when absent.
-	MembersDelta json.RawMessage `json:"members@delta"`
+	MembersDelta json.RawMessage `json:"members@delta,omitempty"`
+}
+
+// data returns the resource data, the zero value when the notification has none.
+func (n changeNotification) data() resourceData {
+	if n.ResourceData == nil {
+		return resourceData{}
+	}
+	return *n.ResourceData
 }
 
 // memberDelta is one members@delta entry: {"id"} added, {"id","@removed":...} removed.
@@ -77,12 +87,12 @@ func (d *decoder) notification(i int, n changeNotification, env envelope) {
 	switch {
 	case kind == kindUser:
 		d.addTarget(Target{Principal: id, Command: CommandReconcile, Source: userSource(n.ChangeType, deleted)})
-	case deleted || n.ResourceData.MembersDelta == nil || string(n.ResourceData.MembersDelta) == "null":
+	case deleted || n.data().MembersDelta == nil || string(n.data().MembersDelta) == "null":
 		// Deleted groups and updates without a delta: the runtime lists the members. A
 		// deleted group can no longer be listed; the scheduled resync covers its members.
 		d.addGroup(id)
 	default:
-		d.membersDelta(i, n.ResourceData.MembersDelta)
+		d.membersDelta(i, n.data().MembersDelta)
 	}
 }
 
@@ -93,7 +103,7 @@ func (d *decoder) resolve(i int, n changeNotification, env envelope) (resourceKi
 	pathKind, pathID := parseResource(n.Resource)
 	subjKind, subjID := parseResource(env.subject)
 	kind := pathKind
-	for _, k := range []resourceKind{odataKind(n.ResourceData.ODataType), subjKind, env.kind} {
+	for _, k := range []resourceKind{odataKind(n.data().ODataType), subjKind, env.kind} {
 		if kind == kindUnknown {
 			kind = k
 		}
@@ -106,7 +116,7 @@ func (d *decoder) resolve(i int, n changeNotification, env envelope) (resourceKi
 		d.reject(i, ReasonNotAUser, "no user or group resource")
 		return kind, "", false
 	}
-	id := cmp.Or(n.ResourceData.ID, pathID, subjID)
+	id := cmp.Or(n.data().ID, pathID, subjID)
 	if !isObjectID(id) {
 		d.reject(i, ReasonBadPrincipal, "object id %s is not a GUID", quoted(id))
 		return kind, "", false
@@ -137,10 +147,15 @@ func (d *decoder) untrusted(n changeNotification, sourceTenant string) string {
 		return "clientState does not match"
 	}
 	if d.trust.TenantID != "" {
-		for _, tid := range []string{n.TenantID, n.ResourceData.OrganizationID, sourceTenant} {
+		named := false
+		for _, tid := range []string{n.TenantID, n.data().OrganizationID, sourceTenant} {
 			if tid != "" && !strings.EqualFold(tid, d.trust.TenantID) {
 				return "tenant is not ours"
 			}
+			named = named || tid != ""
+		}
+		if !named {
+			return "no tenant id" // Graph names the tenant in every notification
 		}
 	}
 	return ""

@@ -24,6 +24,9 @@ const (
 
 var fxTrust = Trust{TenantID: fxTenant, ClientState: fxClientState}
 
+// fxOverrides also accepts grant and revoke commands from the queue.
+var fxOverrides = Trust{TenantID: fxTenant, ClientState: fxClientState, QueueOverrides: true}
+
 // decodedView is Decoded with rejections reduced to their reasons, for comparison.
 type decodedView struct {
 	Principals []Target
@@ -100,15 +103,21 @@ func TestDecodeFixtures(t *testing.T) {
 			fixture: "command_reconcile.json", trust: fxTrust,
 			want: decodedView{Principals: []Target{{Principal: fxUserA, Command: CommandReconcile, Source: "command"}}}},
 		{name: "grant command by UPN with the resourceAccount alias",
-			fixture: "command_grant_upn.json", trust: fxTrust,
+			fixture: "command_grant_upn.json", trust: fxOverrides,
 			want: decodedView{Principals: []Target{{Principal: "ivr-main@contoso.onmicrosoft.com",
 				Type: PrincipalResourceAccount, Command: CommandGrant, Source: "command"}}}},
 		{name: "revoke command in any letter case",
-			fixture: "command_revoke.json", trust: fxTrust,
+			fixture: "command_revoke.json", trust: fxOverrides,
 			want: decodedView{Principals: []Target{{Principal: fxUserB, Type: PrincipalUser, Command: CommandRevoke, Source: "command"}}}},
 		{name: "command naming a path instead of a principal is rejected",
-			fixture: "command_bad_principal.json", trust: fxTrust,
+			fixture: "command_bad_principal.json", trust: fxOverrides,
 			want: decodedView{Rejected: []string{ReasonBadPrincipal}}},
+		{name: "grant command from the queue is untrusted without queue overrides",
+			fixture: "command_grant_upn.json", trust: fxTrust,
+			want: decodedView{Rejected: []string{ReasonUntrusted}}},
+		{name: "revoke command from the queue is untrusted without queue overrides",
+			fixture: "command_revoke.json", trust: fxTrust,
+			want: decodedView{Rejected: []string{ReasonUntrusted}}},
 		{name: "unknown command is rejected",
 			fixture: "command_bad_command.json", trust: fxTrust,
 			want: decodedView{Rejected: []string{ReasonMalformed}}},
@@ -191,31 +200,40 @@ func TestDecodeInline(t *testing.T) {
 		{name: "a device is not a user",
 			body: user("devices/"+fxUserA, `{}`), want: decodedView{Rejected: []string{ReasonNotAUser}}},
 		{name: "changeType is case-insensitive",
-			body: `{"value":[{"changeType":"DELETED","resource":"Users/` + fxUserA + `"}]}`,
+			body: `{"value":[{"tenantId":"` + fxTenant + `","changeType":"DELETED","resource":"Users/` + fxUserA + `"}]}`,
 			want: decodedView{Principals: []Target{notified(fxUserA, "users/deleted")}}},
 		{name: "created users are reconciled",
-			body: `{"value":[{"changeType":"created","resource":"Users/` + fxUserA + `"}]}`,
+			body: `{"value":[{"tenantId":"` + fxTenant + `","changeType":"created","resource":"Users/` + fxUserA + `"}]}`,
 			want: decodedView{Principals: []Target{notified(fxUserA, "users/created")}}},
 		{name: "empty members delta means no member changed",
-			body: `{"value":[{"changeType":"updated","resource":"Groups/` + fxGroup + `","resourceData":{"members@delta":[]}}]}`,
+			body: `{"value":[{"tenantId":"` + fxTenant + `","changeType":"updated","resource":"Groups/` + fxGroup + `","resourceData":{"members@delta":[]}}]}`,
 			want: decodedView{}},
 		{name: "a bad member id is rejected, the others kept",
-			body: `{"value":[{"changeType":"updated","resource":"Groups/` + fxGroup + `","resourceData":{"members@delta":[{"id":"x"},{"id":"` + fxUserB + `","@removed":"deleted"}]}}]}`,
+			body: `{"value":[{"tenantId":"` + fxTenant + `","changeType":"updated","resource":"Groups/` + fxGroup + `","resourceData":{"members@delta":[{"id":"x"},{"id":"` + fxUserB + `","@removed":"deleted"}]}}]}`,
 			want: decodedView{Principals: []Target{notified(fxUserB, "groups/members@delta")}, Rejected: []string{ReasonBadPrincipal}}},
 		{name: "members delta of the wrong type is malformed",
-			body: `{"value":[{"changeType":"updated","resource":"Groups/` + fxGroup + `","resourceData":{"members@delta":{"id":"x"}}}]}`,
+			body: `{"value":[{"tenantId":"` + fxTenant + `","changeType":"updated","resource":"Groups/` + fxGroup + `","resourceData":{"members@delta":{"id":"x"}}}]}`,
 			want: decodedView{Rejected: []string{ReasonMalformed}}},
 		{name: "event grid schema eventType is accepted",
-			body: `{"eventType":"Microsoft.Graph.UserUpdated","subject":"Users/` + fxUserA + `","data":{"changeType":"updated"}}`,
+			body: `{"source":"/tenants/` + fxTenant + `/applications/a1","eventType":"Microsoft.Graph.UserUpdated","subject":"Users/` + fxUserA + `","data":{"changeType":"updated"}}`,
 			want: decodedView{Principals: []Target{notified(fxUserA, "users/updated")}}},
 		{name: "cloud event type is case-insensitive",
-			body: `{"specversion":"1.0","type":"MICROSOFT.GRAPH.USERDELETED","subject":"Users/` + fxUserA + `"}`,
+			body: `{"source":"/tenants/` + fxTenant + `/applications/a1","specversion":"1.0","type":"MICROSOFT.GRAPH.USERDELETED","subject":"Users/` + fxUserA + `"}`,
 			want: decodedView{Principals: []Target{notified(fxUserA, "users/deleted")}}},
 		{name: "subscription removed event type",
-			body: `{"specversion":"1.0","type":"Microsoft.Graph.SubscriptionRemoved","data":{"subscriptionId":"s1"}}`,
+			body: `{"source":"/tenants/` + fxTenant + `/applications/a1","specversion":"1.0","type":"Microsoft.Graph.SubscriptionRemoved","data":{"subscriptionId":"s1"}}`,
 			want: decodedView{Lifecycle: []LifecycleEvent{{"s1", "subscriptionRemoved"}}}},
+		{name: "a notification naming no tenant is untrusted",
+			body: `{"value":[{"changeType":"deleted","resource":"Users/` + fxUserA + `"}]}`,
+			want: decodedView{Rejected: []string{ReasonUntrusted}}},
+		{name: "a cloud event naming no tenant is untrusted",
+			body: `{"specversion":"1.0","type":"Microsoft.Graph.UserDeleted","subject":"Users/` + fxUserA + `"}`,
+			want: decodedView{Rejected: []string{ReasonUntrusted}}},
+		{name: "a lifecycle event naming no tenant is untrusted",
+			body: `{"specversion":"1.0","type":"Microsoft.Graph.SubscriptionRemoved","data":{"subscriptionId":"s1"}}`,
+			want: decodedView{Rejected: []string{ReasonUntrusted}}},
 		{name: "lifecycle event in data of an unlisted type",
-			body: `{"specversion":"1.0","type":"Contoso.Relay","data":{"subscriptionId":"s1","lifecycleEvent":"MISSED"}}`,
+			body: `{"source":"/tenants/` + fxTenant + `/applications/a1","specversion":"1.0","type":"Contoso.Relay","data":{"subscriptionId":"s1","lifecycleEvent":"MISSED"}}`,
 			want: decodedView{Lifecycle: []LifecycleEvent{{"s1", "missed"}}}},
 		{name: "organizationId of another tenant is untrusted",
 			body: user("Users/"+fxUserA, `{"organizationId":"00000000-0000-0000-0000-000000000000"}`),
@@ -224,10 +242,10 @@ func TestDecodeInline(t *testing.T) {
 			body: `{"command":"reconcile","principal":"alice_fabrikam.com#EXT#@contoso.onmicrosoft.com"}`,
 			want: decodedView{Principals: []Target{{Principal: "alice_fabrikam.com#EXT#@contoso.onmicrosoft.com", Command: CommandReconcile, Source: "command"}}}},
 		{name: "command with an unknown principal type",
-			body: `{"command":"grant","principal":"` + fxUserA + `","principalType":"device"}`,
+			body: `{"command":"reconcile","principal":"` + fxUserA + `","principalType":"device"}`,
 			want: decodedView{Rejected: []string{ReasonMalformed}}},
 		{name: "command with a UPN without a domain",
-			body: `{"command":"grant","principal":"alice@localhost"}`,
+			body: `{"command":"reconcile","principal":"alice@localhost"}`,
 			want: decodedView{Rejected: []string{ReasonBadPrincipal}}},
 		{name: "empty array decodes to nothing", body: `[]`, want: decodedView{}},
 		{name: "value that is not an array", body: `{"value":5}`, wantErr: ReasonMalformed},
@@ -332,6 +350,21 @@ func TestPrincipalForms(t *testing.T) {
 		{"alice@contoso.com?$select=id", false, false},
 		{strings.Repeat("a", 300) + "@contoso.com", false, false},
 		{"", false, false},
+		// Nothing invisible or reordering reaches an audit record as a principal.
+		{"élodie@contoso.com", false, true},
+		{"ad\u202emin@contoso.com", false, false},       // right-to-left override
+		{"admin@contoso.com\u202a", false, false},       // left-to-right embedding
+		{"\u2066admin\u2069@contoso.com", false, false}, // isolates
+		{"admin\u200b@contoso.com", false, false},       // zero-width space (Cf)
+		{"admin\u00ad@contoso.com", false, false},       // soft hyphen (Cf)
+		{"\ufeffadmin@contoso.com", false, false},       // BOM (Cf)
+		{"admin\u0085@contoso.com", false, false},       // next line (C1 control)
+		{"admin\u009b@contoso.com", false, false},       // CSI (C1 control)
+		{"admin\u00a0@contoso.com", false, false},       // no-break space
+		{"admin\u2028@contoso.com", false, false},       // line separator
+		{"admin\ue000@contoso.com", false, false},       // private use
+		{"admin\xff@contoso.com", false, false},         // invalid UTF-8
+		{"admin\x1b[31m@contoso.com", false, false},     // ANSI escape
 	}
 	for _, tt := range tests {
 		if got := isObjectID(tt.in); got != tt.guid {

@@ -19,6 +19,7 @@ func (w *Worker) handle(work context.Context, d *Delivery) {
 	log := w.log.With(slog.String(keyMessageID, d.MessageID), slog.Uint64(keyDeliveryCount, uint64(d.DeliveryCount)))
 	stopRenewing := w.keepLocked(work, d, log)
 	v := w.work(work, d, log)
+	v = w.holdWhileSystemic(work, d, v, log) // circuit.go
 	stopRenewing()
 	w.settle(work, d, v, log)
 }
@@ -31,6 +32,11 @@ func (w *Worker) work(work context.Context, d *Delivery, log *slog.Logger) verdi
 	if err := w.circuit.waitClosed(work); err != nil {
 		return verdict{outcome: OutcomeAbandoned, reason: "shutdown", err: context.Cause(work)}
 	}
+	return w.attempt(work, d, log)
+}
+
+// attempt works the message once, circuit open or not.
+func (w *Worker) attempt(work context.Context, d *Delivery, log *slog.Logger) verdict {
 	ctx, cancel := context.WithTimeoutCause(work, w.opts.MessageTimeout, errMessageTimeout)
 	defer cancel()
 

@@ -8,43 +8,88 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
 
 // RelayOptions configures the webhook relay.
 type RelayOptions struct {
-	// Trust is what a notification must carry to be relayed (see Decode).
+	// Trust is what a notification item must carry to be relayed (see Decode). Its
+	// ClientState and TenantID should both be set: an empty one is not checked.
 	Trust Trust
 	// Enqueue puts the body on the queue under messageID (a hash of the body, so the
 	// queue's duplicate detection drops Graph's retries). It must return only once the
-	// message is stored. Required.
+	// message is stored, and should return when ctx ends. Required.
 	Enqueue func(ctx context.Context, body []byte, messageID string) error
-	// EnqueueTimeout bounds one Enqueue; zero means 10 s.
-	EnqueueTimeout time.Duration
+	// ResponseWindow is how long the relay has to answer a post, from when the handler
+	// starts; the enqueue gets what is left of it. Graph waits 3 s for a 2xx and counts an
+	// answer after 2.9 s as slow (enough slow answers throttle the endpoint), so the
+	// default is 2.5 s. A post whose enqueue has not returned in time is answered 503
+	// with Retry-After, so Graph delivers it again; it is never answered 202 unqueued.
+	ResponseWindow time.Duration
+	// MaxConcurrent bounds the posts being worked at once (default 32); beyond it the
+	// relay answers 503 with Retry-After at once. A post whose enqueue outlived its
+	// response window holds its slot until the enqueue returns, so a stalled queue
+	// turns into quick 503s, not into piled-up goroutines.
+	MaxConcurrent int
+	// Rate is the steady number of posts per second accepted (default 50), with bursts of
+	// up to Burst (default 2×Rate); beyond it the relay answers 429 with Retry-After.
+	Rate  float64
+	Burst int
+	// Clock drives the rate limiter; default the system clock.
+	Clock Clock
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 	// MaxBody is the largest body accepted; zero means MaxBodyBytes (256 KiB).
 	MaxBody int64
 }
 
+// MaxValidationTokenLength bounds the validationToken the relay echoes. Graph's tokens are
+// a short sentence with a request id (about 100 characters); nothing longer is echoed.
+const MaxValidationTokenLength = 1024
+
 // relay forwards Graph webhook posts to the queue, for deployments without Event Grid.
 type relay struct {
-	o   RelayOptions
-	log *slog.Logger
+	o       RelayOptions
+	log     *slog.Logger
+	slots   chan struct{}
+	limiter *tokenBucket
 }
 
-// NewRelay returns the handler Graph posts change and lifecycle notifications to. It
-// answers the validation handshake, checks that a post carries at least one trusted item,
-// and puts the original body on the queue; it never reconciles inline. Statuses: 200 for
-// the handshake, 202 once the body is queued (or dropped as forged, so Graph does not
-// retry it), 400 for a body that is not a notification, 413 beyond MaxBody, 503 when the
-// queue refused (Graph retries), 405 for anything but POST.
+// NewRelay returns the handler Graph posts change and lifecycle notifications to. The
+// relay is public (Graph must reach it), so it trusts nothing it is sent:
+//
+//   - only POST (405);
+//   - at most MaxConcurrent posts at once (503) and Rate per second (429), both with
+//     Retry-After;
+//   - the validation handshake (POST ?validationToken=..., empty body) is answered 200
+//     text/plain with the token, only when it is one printable token of at most
+//     MaxValidationTokenLength characters (400 otherwise);
+//   - a notification post must be JSON (415 otherwise) of at most MaxBody (413);
+//   - it must be a Graph changeNotificationCollection {"value":[...]}; the items that pass
+//     the clientState and tenant check are re-serialised into a new collection, holding
+//     only the fields the worker reads, and that is queued. Anything else — a command, a
+//     CloudEvent, garbage, a collection with no trusted item — is 400 and nothing is
+//     queued, so a caller without our clientState cannot make us do anything;
+//   - 202 once the queue has the message, 503 with Retry-After when the queue refused or
+//     did not answer within ResponseWindow (Graph retries).
+//
+// It never reconciles inline.
 func NewRelay(o RelayOptions) http.Handler {
 	o.MaxBody = cmp.Or(o.MaxBody, MaxBodyBytes)
-	o.EnqueueTimeout = cmp.Or(o.EnqueueTimeout, 10*time.Second)
-	return &relay{o: o, log: cmp.Or(o.Logger, slog.Default())}
+	o.ResponseWindow = cmp.Or(o.ResponseWindow, 2500*time.Millisecond)
+	o.MaxConcurrent = cmp.Or(max(o.MaxConcurrent, 0), 32)
+	o.Rate = cmp.Or(max(o.Rate, 0), 50)
+	o.Burst = cmp.Or(max(o.Burst, 0), int(2*o.Rate)+1)
+	if o.Clock == nil {
+		o.Clock = systemClock{}
+	}
+	return &relay{o: o, log: cmp.Or(o.Logger, slog.Default()),
+		slots:   make(chan struct{}, o.MaxConcurrent),
+		limiter: newTokenBucket(o.Rate, o.Burst, o.Clock)}
 }
 
 const (
@@ -56,16 +101,34 @@ const (
 )
 
 func (h *relay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		http.Error(w, "only POST", http.StatusMethodNotAllowed)
 		return
 	}
-	if token, ok := r.URL.Query()["validationToken"]; ok {
-		w.Header().Set("Content-Type", "text/plain")
-		w.Header().Set("X-Content-Type-Options", "nosniff")
-		w.WriteHeader(http.StatusOK)
-		_, _ = io.WriteString(w, token[0])
+	select {
+	case h.slots <- struct{}{}:
+	default:
+		answerRetryLater(w, http.StatusServiceUnavailable, time.Second, "too many posts in flight")
+		return
+	}
+	release := func() { <-h.slots }
+	defer func() {
+		if release != nil {
+			release()
+		}
+	}()
+	if wait, ok := h.limiter.take(); !ok {
+		answerRetryLater(w, http.StatusTooManyRequests, wait, "too many posts")
+		return
+	}
+	if _, ok := r.URL.Query()["validationToken"]; ok {
+		h.handshake(w, r)
+		return
+	}
+	if !isJSON(r.Header.Get("Content-Type")) {
+		http.Error(w, "a notification post must be application/json", http.StatusUnsupportedMediaType)
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.o.MaxBody))
@@ -78,60 +141,98 @@ func (h *relay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "could not read body", http.StatusBadRequest)
 		return
 	}
-	d, err := Decode(body, nil, h.o.Trust)
-	var perm *PermanentError
-	if errors.As(err, &perm) {
-		h.log.WarnContext(r.Context(), "relay: post is not a notification", relayKeyRemote, r.RemoteAddr, relayKeyReason, perm.Error())
-		http.Error(w, "not a change notification", http.StatusBadRequest)
+	fwd, rejected, err := forwardable(body, h.o.Trust)
+	if err != nil {
+		h.log.WarnContext(r.Context(), "relay: post refused", relayKeyRemote, r.RemoteAddr, relayKeyReason, err.Error(),
+			relayKeyItems, rejected)
+		http.Error(w, "not a trusted Graph change notification collection", http.StatusBadRequest)
 		return
 	}
-	if !anyTrusted(d) {
-		if !d.Probe {
-			h.log.WarnContext(r.Context(), "relay: post dropped, no trusted item", relayKeyRemote, r.RemoteAddr,
-				relayKeyItems, len(d.Rejected), relayKeyReason, firstReason(d))
-		}
-		w.WriteHeader(http.StatusAccepted)
-		return
+	if rejected > 0 {
+		h.log.WarnContext(r.Context(), "relay: untrusted items dropped", relayKeyRemote, r.RemoteAddr, relayKeyItems, rejected)
 	}
-	h.enqueue(w, r, body)
+	// From here the slot belongs to the enqueue, however long it takes.
+	release = nil
+	h.enqueue(w, r, fwd, start.Add(h.o.ResponseWindow))
 }
 
-// enqueue stores the original body (the worker decodes and checks it again per item) and
-// answers 202 only after the queue has it.
-func (h *relay) enqueue(w http.ResponseWriter, r *http.Request, body []byte) {
+// handshake answers Graph's notificationUrl validation: the token, decoded, as text/plain.
+// Nothing else is echoed: one token, printable, bounded, and no body.
+func (h *relay) handshake(w http.ResponseWriter, r *http.Request) {
+	tokens := r.URL.Query()["validationToken"]
+	if len(tokens) != 1 || !printableToken(tokens[0]) {
+		http.Error(w, "bad validationToken", http.StatusBadRequest)
+		return
+	}
+	if n, _ := io.Copy(io.Discard, io.LimitReader(r.Body, 1)); n > 0 {
+		http.Error(w, "a validation request has no body", http.StatusBadRequest)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.WriteString(w, tokens[0])
+}
+
+// printableToken reports whether a validation token is short and holds only printable
+// characters (no controls, no format characters).
+func printableToken(s string) bool {
+	if s == "" || len(s) > MaxValidationTokenLength {
+		return false
+	}
+	for _, r := range s {
+		if r != ' ' && !printableUPNRune(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// isJSON reports whether a Content-Type is application/json (parameters such as charset
+// allowed).
+func isJSON(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && mt == "application/json"
+}
+
+// enqueue stores the re-serialised collection and answers 202 only after the queue has it.
+// When the queue does not answer by deadline the post is answered 503 so Graph delivers
+// it again; the enqueue goes on in the background (holding its concurrency slot) and, if
+// it succeeds late, the queue's duplicate detection drops Graph's retry, which hashes to
+// the same message id.
+func (h *relay) enqueue(w http.ResponseWriter, r *http.Request, body []byte, deadline time.Time) {
 	sum := sha256.Sum256(body)
 	id := hex.EncodeToString(sum[:])
-	ctx, cancel := context.WithTimeout(r.Context(), h.o.EnqueueTimeout)
-	defer cancel()
-	if err := h.o.Enqueue(ctx, body, id); err != nil {
-		h.log.ErrorContext(r.Context(), "relay: enqueue failed; Graph will retry", relayKeyMsgID, id,
-			relayKeyError, redactSecret(err.Error(), h.o.Trust.ClientState))
-		http.Error(w, "queue unavailable", http.StatusServiceUnavailable)
-		return
-	}
-	w.WriteHeader(http.StatusAccepted)
-}
-
-// anyTrusted reports whether an item of the message passed the trust check: something to
-// act on, or an item rejected for a reason other than trust (the worker dead-letters it
-// where an operator can see it).
-func anyTrusted(d Decoded) bool {
-	if len(d.Principals)+len(d.Groups)+len(d.Lifecycle) > 0 {
-		return true
-	}
-	for _, r := range d.Rejected {
-		if r.Reason != ReasonUntrusted {
-			return true
+	ctx, cancel := context.WithDeadline(context.WithoutCancel(r.Context()), deadline.Add(h.o.ResponseWindow))
+	done := make(chan error, 1)
+	go func() {
+		defer func() { <-h.slots }()
+		defer cancel()
+		done <- h.o.Enqueue(ctx, body, id)
+	}()
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			h.log.ErrorContext(r.Context(), "relay: enqueue failed; Graph will retry", relayKeyMsgID, id,
+				relayKeyError, redactSecret(err.Error(), h.o.Trust.ClientState))
+			answerRetryLater(w, http.StatusServiceUnavailable, 5*time.Second, "queue unavailable")
+			return
 		}
+		w.WriteHeader(http.StatusAccepted)
+	case <-timer.C:
+		h.log.ErrorContext(r.Context(), "relay: the queue did not answer within the response window; Graph will retry",
+			relayKeyMsgID, id, "window", h.o.ResponseWindow.String())
+		answerRetryLater(w, http.StatusServiceUnavailable, 5*time.Second, "queue too slow")
 	}
-	return false
 }
 
-func firstReason(d Decoded) string {
-	if len(d.Rejected) == 0 {
-		return ""
-	}
-	return d.Rejected[0].Reason
+// answerRetryLater answers code with a Retry-After of at least one second.
+func answerRetryLater(w http.ResponseWriter, code int, after time.Duration, msg string) {
+	secs := max(int((after+time.Second-1)/time.Second), 1)
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	http.Error(w, msg, code)
 }
 
 // redactSecret cuts secret out of text (a collaborator's error may echo a request).

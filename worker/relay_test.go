@@ -11,9 +11,11 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // The fixtures in testdata carry this tenant and client state.
@@ -49,35 +51,63 @@ func relayFixture(t *testing.T, name string) []byte {
 	return b
 }
 
+// post is a notification post as Graph sends it.
+func post(target string, body []byte) *http.Request {
+	r := httptest.NewRequest(http.MethodPost, target, bytes.NewReader(body))
+	r.Header.Set("Content-Type", "application/json; charset=utf-8")
+	return r
+}
+
 func TestRelay(t *testing.T) {
 	t.Parallel()
 	good := relayFixture(t, "graph_users_updated.json")
-	goodID := sha256.Sum256(good)
+	mixed := relayFixture(t, "mixed_collection.json")
 	tests := []struct {
-		name      string
-		method    string
-		target    string
-		body      []byte
-		queueErr  error
-		maxBody   int64
-		wantCode  int
-		wantType  string // Content-Type, when checked
-		wantBody  string // response body, when checked
-		wantQueue []relayMsg
-		wantLog   string // a fragment the log must hold
+		name        string
+		method      string
+		target      string
+		body        []byte
+		contentType string // "" = application/json
+		queueErr    error
+		maxBody     int64
+		wantCode    int
+		wantType    string // Content-Type, when checked
+		wantBody    string // response body, when checked
+		wantQueued  int    // messages queued
+		wantLog     string // a fragment the log must hold
 	}{
 		{name: "validation handshake echoes the decoded token", method: "POST",
 			target:   "/notify?validationToken=Validation%3A+Testing+client+application+reachability+for+subscription+Request-Id%3A+a1b2",
-			wantCode: 200, wantType: "text/plain",
+			wantCode: 200, wantType: "text/plain; charset=utf-8",
 			wantBody: "Validation: Testing client application reachability for subscription Request-Id: a1b2"},
+		{name: "validation token over the bound is refused", method: "POST",
+			target: "/notify?validationToken=" + strings.Repeat("a", MaxValidationTokenLength+1), wantCode: 400},
+		{name: "validation token with markup-breaking controls is refused", method: "POST",
+			target: "/notify?validationToken=ok%0d%0aSet-Cookie:+x", wantCode: 400},
+		{name: "two validation tokens are refused", method: "POST",
+			target: "/notify?validationToken=a&validationToken=b", wantCode: 400},
+		{name: "validation request with a body is refused", method: "POST",
+			target: "/notify?validationToken=abc", body: good, wantCode: 400},
 		{name: "good notification is queued then accepted", method: "POST", target: "/notify", body: good,
-			wantCode: 202, wantQueue: []relayMsg{{good, hex.EncodeToString(goodID[:])}}},
+			wantCode: 202, wantQueued: 1},
 		{name: "lifecycle notification is queued", method: "POST", target: "/notify",
-			body: relayFixture(t, "graph_lifecycle.json"), wantCode: 202, wantQueue: []relayMsg{{relayFixture(t, "graph_lifecycle.json"), ""}}},
-		{name: "forged clientState is accepted and dropped", method: "POST", target: "/notify",
-			body: relayFixture(t, "forged_clientstate.json"), wantCode: 202, wantLog: "no trusted item"},
-		{name: "another tenant is accepted and dropped", method: "POST", target: "/notify",
-			body: relayFixture(t, "wrong_tenant.json"), wantCode: 202, wantLog: "no trusted item"},
+			body: relayFixture(t, "graph_lifecycle.json"), wantCode: 202, wantQueued: 1},
+		{name: "forged clientState is refused, nothing queued", method: "POST", target: "/notify",
+			body: relayFixture(t, "forged_clientstate.json"), wantCode: 400, wantLog: "clientState and tenant"},
+		{name: "another tenant is refused, nothing queued", method: "POST", target: "/notify",
+			body: relayFixture(t, "wrong_tenant.json"), wantCode: 400},
+		{name: "a command is refused, nothing queued", method: "POST", target: "/notify",
+			body: []byte(`{"command":"grant","principal":"mallory@contoso.com"}`), wantCode: 400},
+		{name: "a revoke command by object id is refused", method: "POST", target: "/notify",
+			body: relayFixture(t, "command_revoke.json"), wantCode: 400},
+		{name: "a CloudEvent is refused", method: "POST", target: "/notify",
+			body: relayFixture(t, "eg_user_deleted.json"), wantCode: 400},
+		{name: "a CloudEvent array is refused", method: "POST", target: "/notify",
+			body: relayFixture(t, "eg_mixed_array.json"), wantCode: 400},
+		{name: "an empty collection is refused", method: "POST", target: "/notify", body: []byte(`{"value":[]}`), wantCode: 400},
+		{name: "a mixed collection is queued", method: "POST", target: "/notify", body: mixed, wantCode: 202, wantQueued: 1},
+		{name: "text/plain is unsupported", method: "POST", target: "/notify", body: good, contentType: "text/plain", wantCode: 415},
+		{name: "no content type is unsupported", method: "POST", target: "/notify", body: good, contentType: "-", wantCode: 415},
 		{name: "oversized body is refused", method: "POST", target: "/notify", body: good, maxBody: int64(len(good) - 1),
 			wantCode: 413},
 		{name: "queue failure makes Graph retry", method: "POST", target: "/notify", body: good,
@@ -95,7 +125,15 @@ func TestRelay(t *testing.T) {
 			h := NewRelay(RelayOptions{Trust: relayTrust, Enqueue: q.Enqueue, MaxBody: tt.maxBody,
 				Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, httptest.NewRequest(tt.method, tt.target, bytes.NewReader(tt.body)))
+			req := httptest.NewRequest(tt.method, tt.target, bytes.NewReader(tt.body))
+			switch tt.contentType {
+			case "":
+				req.Header.Set("Content-Type", "application/json")
+			case "-":
+			default:
+				req.Header.Set("Content-Type", tt.contentType)
+			}
+			h.ServeHTTP(rec, req)
 
 			if rec.Code != tt.wantCode {
 				t.Errorf("status %d, want %d (body %q)", rec.Code, tt.wantCode, rec.Body.String())
@@ -106,16 +144,14 @@ func TestRelay(t *testing.T) {
 			if tt.wantBody != "" && rec.Body.String() != tt.wantBody {
 				t.Errorf("body %q, want %q", rec.Body.String(), tt.wantBody)
 			}
-			if len(q.msgs) != len(tt.wantQueue) {
-				t.Fatalf("queued %d messages, want %d", len(q.msgs), len(tt.wantQueue))
+			if rec.Code == 503 && rec.Header().Get("Retry-After") == "" {
+				t.Error("503 without Retry-After")
 			}
-			for i, want := range tt.wantQueue {
-				if !bytes.Equal(q.msgs[i].body, want.body) {
-					t.Errorf("message %d body differs from the post", i)
-				}
-				if want.id != "" && q.msgs[i].id != want.id {
-					t.Errorf("message %d id %q, want %q (sha-256 of the body)", i, q.msgs[i].id, want.id)
-				}
+			if len(q.msgs) != tt.wantQueued {
+				t.Fatalf("queued %d messages, want %d", len(q.msgs), tt.wantQueued)
+			}
+			for _, m := range q.msgs {
+				checkForwarded(t, tt.body, m)
 			}
 			if !strings.Contains(logs.String(), tt.wantLog) {
 				t.Errorf("log lacks %q:\n%s", tt.wantLog, logs.String())
@@ -127,6 +163,61 @@ func TestRelay(t *testing.T) {
 	}
 }
 
+// checkForwarded checks a queued message against the post it came from: its id is the
+// sha-256 of its body, and it decodes to exactly the trusted part of the post.
+func checkForwarded(t *testing.T, posted []byte, m relayMsg) {
+	t.Helper()
+	if sum := sha256.Sum256(m.body); m.id != hex.EncodeToString(sum[:]) {
+		t.Errorf("message id %q is not the sha-256 of its body", m.id)
+	}
+	want, err := Decode(posted, nil, relayTrust)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Decode(m.body, nil, relayTrust)
+	if err != nil {
+		t.Fatalf("queued body does not decode: %v", err)
+	}
+	// Trusted items the worker will refuse for another reason are forwarded, so they are
+	// dead-lettered where an operator sees them; untrusted ones, and items too malformed
+	// to be checked, are not.
+	var wantRejected []string
+	for _, r := range want.Rejected {
+		if r.Reason != ReasonUntrusted && r.Reason != ReasonMalformed {
+			wantRejected = append(wantRejected, r.Reason)
+		}
+	}
+	if g := viewOf(got).Rejected; !reflect.DeepEqual(g, wantRejected) && len(g)+len(wantRejected) > 0 {
+		t.Errorf("queued body's rejected items %v, want %v (untrusted ones cut out)", g, wantRejected)
+	}
+	if !reflect.DeepEqual(got.Principals, want.Principals) || !reflect.DeepEqual(got.Groups, want.Groups) ||
+		!reflect.DeepEqual(got.Lifecycle, want.Lifecycle) {
+		t.Errorf("queued body decodes to\n %+v\nwant the trusted part of the post\n %+v", viewOf(got), viewOf(want))
+	}
+}
+
+// Items that fail the trust check are cut out before the message is queued: a forged item
+// riding with a genuine one never reaches the queue.
+func TestRelayForwardsOnlyTrustedItems(t *testing.T) {
+	t.Parallel()
+	q := &relayQueue{}
+	h := NewRelay(RelayOptions{Trust: relayTrust, Enqueue: q.Enqueue, Logger: slog.New(slog.DiscardHandler)})
+	const victim = "0e5d7b6a-1111-4222-8333-944455556666"
+	body := []byte(`{"value":[` +
+		`{"subscriptionId":"s","changeType":"updated","resource":"Users/3f5d1c2e-9b8a-4e7f-8d6c-1a2b3c4d5e6f","clientState":"s3cr3t-client-state-do-not-log","tenantId":"8f2c1c55-7b7e-4d0a-9a39-3c7f1b2d4e61"},` +
+		`{"subscriptionId":"s","changeType":"deleted","resource":"Users/` + victim + `","clientState":"guess","tenantId":"8f2c1c55-7b7e-4d0a-9a39-3c7f1b2d4e61"},` +
+		`{"subscriptionId":"s","changeType":"deleted","resource":"Users/` + victim + `","clientState":"s3cr3t-client-state-do-not-log"}` +
+		`],"command":"revoke","principal":"` + victim + `"}`)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, post("/", body))
+	if rec.Code != http.StatusAccepted || len(q.msgs) != 1 {
+		t.Fatalf("status %d, %d queued; want 202 and 1", rec.Code, len(q.msgs))
+	}
+	if bytes.Contains(q.msgs[0].body, []byte(victim)) || bytes.Contains(q.msgs[0].body, []byte("command")) {
+		t.Errorf("the queued body carries an untrusted item or a command:\n%s", q.msgs[0].body)
+	}
+}
+
 // Graph retries a post it got no 2xx for; the same body must keep the same message id so the
 // queue's duplicate detection drops the copy.
 func TestRelayRetriedPostKeepsItsMessageID(t *testing.T) {
@@ -135,7 +226,7 @@ func TestRelayRetriedPostKeepsItsMessageID(t *testing.T) {
 	h := NewRelay(RelayOptions{Trust: relayTrust, Enqueue: q.Enqueue, Logger: slog.New(slog.DiscardHandler)})
 	for _, name := range []string{"graph_users_updated.json", "graph_users_updated.json", "graph_users_deleted.json"} {
 		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(relayFixture(t, name))))
+		h.ServeHTTP(rec, post("/", relayFixture(t, name)))
 		if rec.Code != http.StatusAccepted {
 			t.Fatalf("%s: status %d, want 202", name, rec.Code)
 		}
@@ -175,11 +266,100 @@ func TestRelayAnswersOnlyAfterEnqueueReturned(t *testing.T) {
 			answeredEarly = w.written()
 			return nil
 		}})
-	h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(relayFixture(t, "graph_users_updated.json"))))
+	h.ServeHTTP(w, post("/", relayFixture(t, "graph_users_updated.json")))
 	if answeredEarly {
 		t.Error("a status was written before Enqueue ran (or Enqueue never ran)")
 	}
 	if w.Code != http.StatusAccepted {
 		t.Errorf("status %d, want 202", w.Code)
+	}
+}
+
+// A queue that does not answer must not hold Graph past its 3 s window: the post is
+// answered 503 with Retry-After within ResponseWindow (so Graph delivers it again), and
+// never 202 for a message that was not stored.
+func TestRelayAnswersWithinTheWindowWhenTheQueueStalls(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	defer close(release)
+	h := NewRelay(RelayOptions{Trust: relayTrust, Logger: slog.New(slog.DiscardHandler), ResponseWindow: 200 * time.Millisecond,
+		Enqueue: func(ctx context.Context, body []byte, id string) error {
+			<-release // a queue that ignores its context
+			return nil
+		}})
+	rec := httptest.NewRecorder()
+	start := time.Now()
+	h.ServeHTTP(rec, post("/", relayFixture(t, "graph_users_updated.json")))
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("answered after %s, want within the 200ms window", took)
+	}
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {
+		t.Errorf("status %d Retry-After %q, want 503 with Retry-After", rec.Code, rec.Header().Get("Retry-After"))
+	}
+}
+
+// Posts beyond MaxConcurrent are answered 503 at once; a post whose enqueue outlived its
+// window keeps its slot until the enqueue returns.
+func TestRelayBoundsConcurrentPosts(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	entered := make(chan struct{}, 4)
+	q := &relayQueue{}
+	h := NewRelay(RelayOptions{Trust: relayTrust, Logger: slog.New(slog.DiscardHandler), MaxConcurrent: 2,
+		ResponseWindow: 50 * time.Millisecond,
+		Enqueue: func(ctx context.Context, body []byte, id string) error {
+			entered <- struct{}{}
+			<-release
+			return q.Enqueue(ctx, body, id)
+		}})
+	body := relayFixture(t, "graph_users_updated.json")
+	for range 2 {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, post("/", body))
+		if rec.Code != http.StatusServiceUnavailable {
+			t.Fatalf("stalled post: status %d, want 503", rec.Code)
+		}
+	}
+	<-entered
+	<-entered
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, post("/", body))
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {
+		t.Errorf("third post while two enqueues hang: status %d, want 503 with Retry-After", rec.Code)
+	}
+	close(release)
+	waitUntil(t, "the stalled enqueues to finish", func() bool { q.mu.Lock(); defer q.mu.Unlock(); return len(q.msgs) == 2 })
+	waitUntil(t, "a slot to free", func() bool {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, post("/", body))
+		return rec.Code == http.StatusAccepted
+	})
+}
+
+// Beyond Rate (with Burst) posts are answered 429 with Retry-After; the bucket refills.
+func TestRelayRateLimits(t *testing.T) {
+	t.Parallel()
+	clock := newFakeClock()
+	q := &relayQueue{}
+	h := NewRelay(RelayOptions{Trust: relayTrust, Logger: slog.New(slog.DiscardHandler), Rate: 2, Burst: 3, Clock: clock,
+		Enqueue: q.Enqueue})
+	body := relayFixture(t, "graph_users_updated.json")
+	var codes []int
+	for range 5 {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, post("/", body))
+		codes = append(codes, rec.Code)
+		if rec.Code == http.StatusTooManyRequests && rec.Header().Get("Retry-After") == "" {
+			t.Error("429 without Retry-After")
+		}
+	}
+	if want := []int{202, 202, 202, 429, 429}; !reflect.DeepEqual(codes, want) {
+		t.Errorf("statuses %v, want %v", codes, want)
+	}
+	clock.Advance(time.Second) // two more tokens
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, post("/", body))
+	if rec.Code != http.StatusAccepted {
+		t.Errorf("after a second: status %d, want 202", rec.Code)
 	}
 }

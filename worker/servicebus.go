@@ -99,7 +99,7 @@ func (s *ServiceBusSource) Ready() error {
 	defer s.mu.Unlock()
 	switch {
 	case s.lastErr != "":
-		return errors.New(s.lastErr)
+		return errors.New("service bus: receiving failed (the error is in the log)")
 	case s.link == nil:
 		return errors.New("service bus: not connected")
 	}

@@ -25,6 +25,9 @@ const (
 	keyRejected      = "rejected"
 )
 
+// reasonSystemic is the verdict reason of a message that failed on a systemic fault.
+const reasonSystemic = "systemic"
+
 // settleTimeout bounds one settlement call; it runs even after shutdown began.
 const settleTimeout = 30 * time.Second
 
@@ -89,7 +92,7 @@ func (t *tally) verdict() verdict {
 	var uc *unclassifiedError
 	switch {
 	case t.systemic != nil:
-		v.outcome, v.reason, v.err = OutcomeAbandoned, "systemic", t.systemic
+		v.outcome, v.reason, v.err = OutcomeAbandoned, reasonSystemic, t.systemic
 	case errors.As(t.retry, &uc):
 		v.outcome, v.reason, v.err = OutcomeAbandoned, "unclassified", t.retry
 	case t.retry != nil:

@@ -44,9 +44,12 @@ type Options struct {
 	// Lifecycle, when set, handles subscription lifecycle events; without it they are
 	// logged and the message completes.
 	Lifecycle LifecycleHandler
-	// Probe checks whether a systemic fault is gone (for instance an ACS GET). It is called
-	// with backoff while the circuit is open; nil closes the circuit after the first wait
-	// and lets the next message tell.
+	// Probe checks whether a systemic fault is gone with the harmless calls the work makes
+	// (an ACS GET, a user read, a membership check). It is called with backoff while the
+	// circuit is open; when it passes, the message whose failure opened the circuit, held
+	// under its lock meanwhile, is worked again, and only a retry that gets past the fault
+	// closes the circuit (see circuit.go). Nil skips straight to that retry (or, when the
+	// queue itself failed and no message is held, closes the circuit after the first wait).
 	Probe func(ctx context.Context) error
 	// ProbeBackoff is the wait before probe attempt n (0-based); default doubles from 1 s
 	// to 1 min.
@@ -155,16 +158,18 @@ func New(src Source, rec *Reconciler, dir directory, o Options) (*Worker, error)
 }
 
 // Ready reports nil when the worker is running, its source is connected and its circuit
-// is closed; otherwise why not (for the readiness probe).
+// is closed; otherwise which of these failed (for the readiness probe, which may be served
+// to anyone who reaches the ops port). It never holds the fault's own text, which can name
+// a principal or echo an answer: that is logged where the fault was seen.
 func (w *Worker) Ready() error {
 	if !w.running.Load() {
 		return errors.New("worker is not running")
 	}
-	if open, cause := w.circuit.state(); open {
-		return fmt.Errorf("circuit open: %s", cause)
+	if open, _ := w.circuit.state(); open {
+		return errors.New("circuit open: a systemic fault paused receiving (its cause is in the log)")
 	}
 	if msg := w.sourceErr.Load(); msg != nil {
-		return fmt.Errorf("source: %s", *msg)
+		return errors.New("source: receiving failed (the error is in the log)")
 	}
 	if r, ok := w.src.(interface{ Ready() error }); ok {
 		return r.Ready()

@@ -64,7 +64,7 @@ func newRTEnv(users ...User) *rtEnv {
 // worker builds a Worker over src with the fixtures' trust, logging to e.logs.
 func (e *rtEnv) worker(t testing.TB, src Source, o Options) *Worker {
 	t.Helper()
-	o.Trust = fxTrust
+	o.Trust.TenantID, o.Trust.ClientState = fxTrust.TenantID, fxTrust.ClientState
 	if o.Logger == nil {
 		o.Logger = e.logger()
 	}

@@ -64,8 +64,8 @@ func resolve(ctx context.Context, c *Config, principal string, stderr io.Writer)
 	if guidRE.MatchString(principal) {
 		return strings.ToLower(principal), nil
 	}
-	if !strings.Contains(principal, "@") {
-		return "", fmt.Errorf("%q is neither an object id (GUID) nor a UPN", principal)
+	if !worker.LooksLikeUPN(principal) {
+		return "", fmt.Errorf("%q is neither an object id (GUID) nor a UPN (control, format and bidirectional characters are refused)", principal)
 	}
 	if err := c.Validate(needs{graph: true}); err != nil {
 		return "", err

@@ -2,13 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
@@ -35,11 +35,11 @@ func runRelay(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
-	if err := c.Validate(needs{tenant: true, source: true}); err != nil {
-		return err
+	if (*certFile == "") != (*keyFile == "") {
+		return fmt.Errorf("--tls-cert and --tls-key go together: give both to serve HTTPS, or neither to serve plain HTTP behind a TLS-terminating ingress")
 	}
-	if c.ClientState == "" {
-		return fmt.Errorf("TPE_CLIENT_STATE: the relay only forwards notifications carrying the subscription's clientState; set it")
+	if err := c.Validate(needs{tenant: true, source: true, clientState: true}); err != nil {
+		return err
 	}
 	log := newLogger(stderr, c.LogFormat, c.LogLevel)
 	sender, closeSender, err := openSender(ctx, &c)
@@ -59,7 +59,13 @@ func runRelay(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("TPE_RELAY_LISTEN %s: %w", c.RelayListen, err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second}
+	if *certFile != "" {
+		if _, err := tls.LoadX509KeyPair(*certFile, *keyFile); err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+	}
+	srv := newServer(h)
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.ShutdownTimeout)

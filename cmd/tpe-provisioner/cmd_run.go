@@ -32,7 +32,7 @@ func init() {
 var runSettings = []string{
 	"ACS_CONNECTION_STRING", "ACS_ENDPOINT", "ACS_API_VERSION", "ACS_RESOURCE_ACCOUNT_TYPE", "GRAPH_ENDPOINT",
 	"TPE_TENANT_ID", "TPE_CLIENT_IDS", "TPE_CLIENT_STATE", "TPE_SCOPE_GROUPS", "TPE_ALLOW_GUESTS",
-	"TPE_MANAGE_RESOURCE_ACCOUNTS", "TPE_SWEEP_OUT_OF_SCOPE", "TPE_DRY_RUN", "TPE_CONCURRENCY", "TPE_MESSAGE_TIMEOUT",
+	"TPE_MANAGE_RESOURCE_ACCOUNTS", "TPE_SWEEP_OUT_OF_SCOPE", "TPE_QUEUE_OVERRIDES", "TPE_DRY_RUN", "TPE_CONCURRENCY", "TPE_MESSAGE_TIMEOUT",
 	"TPE_SHUTDOWN_TIMEOUT", "TPE_HTTP_LISTEN", "TPE_RESYNC_INTERVAL", "TPE_RENEW_SUBSCRIPTIONS", "TPE_MAX_REVOKES",
 	"TPE_MAX_REVOKE_PERCENT", "TPE_LOG_LEVEL", "TPE_LOG_FORMAT", "SERVICEBUS_NAMESPACE",
 	"SERVICEBUS_CONNECTION_STRING", "SERVICEBUS_QUEUE", "TPE_EVENT_GRID", "TPE_WEBHOOK_URL",
@@ -49,7 +49,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
-	if err := c.Validate(needs{acs: true, clientIDs: true, graph: true, source: *source == ""}); err != nil {
+	if err := c.Validate(needs{acs: true, clientIDs: true, graph: true, source: *source == "", clientState: true}); err != nil {
 		return err
 	}
 	log := newLogger(stderr, c.LogFormat, c.LogLevel)
@@ -85,7 +85,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		Concurrency:    c.Concurrency,
 		MessageTimeout: c.MessageTimeout,
 		DrainTimeout:   c.ShutdownTimeout,
-		Trust:          worker.Trust{TenantID: c.TenantID, ClientState: c.ClientState},
+		Trust:          worker.Trust{TenantID: c.TenantID, ClientState: c.ClientState, QueueOverrides: c.QueueOverrides},
 		Logger:         log,
 		Registerer:     svc.reg,
 		Lifecycle:      lifecycle,

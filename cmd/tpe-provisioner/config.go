@@ -30,6 +30,7 @@ type Config struct {
 	ManageResourceAccounts bool
 	DryRun                 bool
 	SweepOutOfScope        bool
+	QueueOverrides         bool
 
 	Concurrency      int
 	MessageTimeout   time.Duration
@@ -75,6 +76,7 @@ var settings = []setting{
 	{"TPE_ALLOW_GUESTS", "allow-guests", "false", "make guests (userType Guest) eligible", false, boolean(func(c *Config) *bool { return &c.AllowGuests })},
 	{"TPE_MANAGE_RESOURCE_ACCOUNTS", "manage-resource-accounts", "false", "allow deleting resource-account assignments (they are only created otherwise)", false, boolean(func(c *Config) *bool { return &c.ManageResourceAccounts })},
 	{"TPE_SWEEP_OUT_OF_SCOPE", "sweep-out-of-scope", "true", "with scope groups, backfill and resync also walk every Teams user outside them, so a leaver whose group notification was lost loses our access at the next resync; costs one ACS read per Teams user of the tenant (not only per member); false reads only the members, and such a leaver keeps access until a later notification about them or a backfill with the sweep", false, boolean(func(c *Config) *bool { return &c.SweepOutOfScope })},
+	{"TPE_QUEUE_OVERRIDES", "queue-overrides", "false", "accept grant and revoke commands from the queue; off, they are dead-lettered as untrusted and only reconcile commands and trusted notifications act (anyone with Send on the queue could otherwise grant or revoke anybody)", false, boolean(func(c *Config) *bool { return &c.QueueOverrides })},
 	{"TPE_DRY_RUN", "dry-run", "false", "decide and log, never write to ACS", false, boolean(func(c *Config) *bool { return &c.DryRun })},
 	{"TPE_CONCURRENCY", "concurrency", "16", "reconciles in flight", false, integer(func(c *Config) *int { return &c.Concurrency })},
 	{"TPE_MESSAGE_TIMEOUT", "message-timeout", "2m", "bound on one message's work", false, duration(func(c *Config) *time.Duration { return &c.MessageTimeout })},
@@ -112,6 +114,9 @@ func (c *Config) bindFlags(fs *flag.FlagSet, getenv func(string) string, names .
 			}
 		}
 		if len(names) == 0 || want[s.env] {
+			if s.secret {
+				v = secretValue{v}
+			}
 			fs.Var(v, s.flag, s.usage+" (env "+s.env+")")
 		}
 	}
@@ -126,7 +131,7 @@ func lookupEnv(getenv func(string) string, k string) (string, bool) {
 var guidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
 // needs says which groups of settings a subcommand requires.
-type needs struct{ acs, tenant, clientIDs, graph, source bool }
+type needs struct{ acs, tenant, clientIDs, graph, source, clientState bool }
 
 // Validate names the first bad or missing setting and how to fix it.
 func (c *Config) Validate(n needs) error {
@@ -144,6 +149,9 @@ func (c *Config) Validate(n needs) error {
 	}
 	if (n.tenant || n.acs) && !guidRE.MatchString(c.TenantID) {
 		bad("TPE_TENANT_ID", "must be your Entra tenant id (a GUID), got %q", c.TenantID)
+	}
+	if n.clientState && c.ClientState == "" {
+		bad("TPE_CLIENT_STATE", "set the clientState our Graph subscriptions carry: without it no notification can be told from a forgery (`tpe-provisioner emulate` and `demo` set one locally)")
 	}
 	if n.clientIDs && len(c.ClientIDs) == 0 {
 		bad("TPE_CLIENT_IDS", "set the comma-separated Entra app client ids to grant")
@@ -224,6 +232,14 @@ func isLoopback(host string) bool {
 }
 
 // flag.Value adapters for the settings table.
+
+// secretValue hides a secret setting from the flag package: a flag's String is its
+// default in -h, --help and every usage message, so a secret taken from the environment
+// would be printed there in clear text. Set still fills the Config field.
+type secretValue struct{ v flag.Value }
+
+func (secretValue) String() string       { return "" }
+func (s secretValue) Set(v string) error { return s.v.Set(v) }
 
 type stringValue struct{ p *string }
 

@@ -158,3 +158,55 @@ func TestREADMEConfigurationTableIsCurrent(t *testing.T) {
 		t.Fatal("README.md's configuration table is stale: replace it with the output of `go run ./cmd/tpe-provisioner config --markdown`")
 	}
 }
+
+// Half a TLS pair is a mistake, not a request for plain HTTP.
+func TestRelayRefusesHalfATLSPair(t *testing.T) {
+	for _, args := range [][]string{{"--tls-key", "key.pem"}, {"--tls-cert", "cert.pem"}} {
+		var stderr strings.Builder
+		withEnv(t, map[string]string{"TPE_RELAY_LISTEN": "127.0.0.1:0"}, func() {
+			if code := realMain(append([]string{"relay"}, args...), io.Discard, &stderr); code != 1 {
+				t.Errorf("relay %v: exit %d, want 1", args, code)
+			}
+		})
+		if !strings.Contains(stderr.String(), "--tls-cert and --tls-key go together") {
+			t.Errorf("relay %v: stderr %q does not say both are needed", args, stderr.String())
+		}
+	}
+}
+
+// run reads notifications, which are only believed with a clientState: without one it
+// does not start.
+func TestRunRequiresAClientState(t *testing.T) {
+	var stderr strings.Builder
+	withEnv(t, map[string]string{
+		"ACS_CONNECTION_STRING": "endpoint=https://x.communication.azure.com/;accesskey=a2V5",
+		"TPE_TENANT_ID":         "8f1c3a52-3f5e-4b8a-9d2e-5b7c1e0a4d61", "TPE_CLIENT_IDS": "11111111-2222-3333-4444-555555555555",
+	}, func() {
+		if code := realMain([]string{"run", "--source", "file:-"}, io.Discard, &stderr); code != 1 {
+			t.Errorf("exit %d, want 1", code)
+		}
+	})
+	if !strings.Contains(stderr.String(), "TPE_CLIENT_STATE") {
+		t.Errorf("stderr %q does not name TPE_CLIENT_STATE", stderr.String())
+	}
+}
+
+// A principal that would show differently from what it is (bidirectional overrides,
+// controls) is refused at the CLI before anything is read or written.
+func TestCLIRefusesInvisibleCharactersInAUPN(t *testing.T) {
+	for _, verb := range []string{"get", "grant", "revoke"} {
+		var stderr strings.Builder
+		withEnv(t, map[string]string{
+			"ACS_CONNECTION_STRING": "endpoint=https://x.communication.azure.com/;accesskey=a2V5",
+			"TPE_TENANT_ID":         "8f1c3a52-3f5e-4b8a-9d2e-5b7c1e0a4d61", "TPE_CLIENT_IDS": "11111111-2222-3333-4444-555555555555",
+			"GRAPH_ENDPOINT": "http://127.0.0.1:1",
+		}, func() {
+			if code := realMain([]string{verb, "ad\u202emin@contoso.com"}, io.Discard, &stderr); code != 1 {
+				t.Errorf("%s: exit %d, want 1", verb, code)
+			}
+		})
+		if !strings.Contains(stderr.String(), "neither an object id") || strings.Contains(stderr.String(), "\u202e") {
+			t.Errorf("%s: stderr %q, want the principal refused and shown escaped", verb, stderr.String())
+		}
+	}
+}

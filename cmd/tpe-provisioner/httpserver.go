@@ -12,7 +12,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// readiness is anything that can say whether the process should receive traffic.
+// readiness is anything that can say whether the process should receive traffic. Its
+// error is served as it is on /readyz, to anyone who can reach the ops port: it must name
+// no principal and echo no collaborator's answer.
 type readiness interface{ Ready() error }
 
 // opsHandler serves /healthz (the process is alive), /readyz (source connected and circuit
@@ -26,6 +28,8 @@ func opsHandler(reg *prometheus.Registry, ready readiness) http.Handler {
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if err := ready.Ready(); err != nil {
+			// Ready says which check failed, never a principal or a collaborator's answer
+			// (those are in the log where the fault was seen).
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_, _ = w.Write([]byte("not ready: " + err.Error() + "\n"))
 			return
@@ -34,6 +38,22 @@ func opsHandler(reg *prometheus.Registry, ready readiness) http.Handler {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	return mux
+}
+
+// Server timeouts of the ops server and the relay: a client that sends its headers or its
+// body slowly, reads the answer slowly or idles on a kept-alive connection is cut off, so
+// a handful of slow connections cannot hold the process's sockets and goroutines.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 10 * time.Second
+	writeTimeout      = 15 * time.Second
+	idleTimeout       = 60 * time.Second
+)
+
+// newServer returns an http.Server for h with every timeout set.
+func newServer(h http.Handler) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout,
+		WriteTimeout: writeTimeout, IdleTimeout: idleTimeout, MaxHeaderBytes: 64 << 10}
 }
 
 // serveOps runs the ops server on addr until ctx ends. "off" (or an empty flag value) turns
@@ -46,7 +66,7 @@ func serveOps(ctx context.Context, addr string, h http.Handler, log *slog.Logger
 	if err != nil {
 		return nil, err
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	srv := newServer(h)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

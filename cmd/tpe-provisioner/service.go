@@ -62,13 +62,23 @@ func (s *service) policy() worker.Policy {
 // probeObjectID names no principal: reading it answers 404 when our credentials work.
 const probeObjectID = "00000000-0000-0000-0000-000000000000"
 
-// probe tells whether a systemic fault is gone: both APIs must accept our credentials.
+// probe tells whether a systemic fault is gone by making, harmlessly, the calls the worker
+// makes: an ACS assignment read, a Graph user read with the reconcile's $select, and, with
+// scope groups, a checkMemberGroups on the first of them (each for a principal that does
+// not exist, so 404 is a pass). What it cannot make harmlessly (an ACS PUT or DELETE) is
+// tried by the worker itself: the message that hit the fault is retried as the probe's
+// last step (worker/circuit.go).
 func (s *service) probe(ctx context.Context) error {
 	if _, err := s.acs.Get(ctx, s.cfg.TenantID, probeObjectID); err != nil && !acs.IsNotFound(err) {
-		return fmt.Errorf("ACS probe: %w", err)
+		return fmt.Errorf("ACS probe (read an assignment): %w", err)
 	}
 	if _, err := s.graph.User(ctx, probeObjectID); err != nil && !worker.IsNotFound(err) {
-		return fmt.Errorf("Graph probe: %w", err)
+		return fmt.Errorf("Graph probe (read a user): %w", err)
+	}
+	if len(s.cfg.ScopeGroups) > 0 {
+		if _, err := s.graph.MemberOf(ctx, probeObjectID, s.cfg.ScopeGroups[:1]); err != nil && !worker.IsNotFound(err) {
+			return fmt.Errorf("Graph probe (checkMemberGroups): %w", err)
+		}
 	}
 	return nil
 }
