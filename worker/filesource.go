@@ -249,7 +249,7 @@ func (q *localQueue) take(max int, inputDone bool) ([]*Delivery, time.Duration, 
 		default:
 			m.deliveries++
 			ds = append(ds, &Delivery{MessageID: q.idPrefix + strconv.Itoa(m.n), Body: m.body,
-				DeliveryCount: m.deliveries, EnqueuedTime: m.enqueued, handle: m})
+				DeliveryCount: m.deliveries, EnqueuedTime: m.enqueued, Handle: m})
 		}
 	}
 	clear(q.ready[len(kept):])
@@ -266,11 +266,11 @@ func (q *localQueue) take(max int, inputDone bool) ([]*Delivery, time.Duration, 
 }
 
 func (q *localQueue) msgOf(d *Delivery, op string) (*localMsg, error) {
-	m, ok := d.handle.(*localMsg)
+	m, ok := d.Handle.(*localMsg)
 	if !ok || m.q != q {
 		return nil, fmt.Errorf("%s: message %s did not come from this source", op, d.MessageID)
 	}
-	if d.settle() {
+	if d.MarkSettled() {
 		return nil, fmt.Errorf("%s of %s: %w", op, d.MessageID, ErrAlreadySettled)
 	}
 	return m, nil

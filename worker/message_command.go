@@ -13,7 +13,18 @@ import (
 type commandMessage struct {
 	Command       string `json:"command"`
 	Principal     string `json:"principal"`
-	PrincipalType string `json:"principalType"`
+	PrincipalType string `json:"principalType,omitempty"`
+}
+
+// EncodeCommand is the one encoder of the command message format that command decodes: a
+// command for principal, with the principal type hint when one is known (backfill and
+// resync know it; an empty typ sends none).
+func EncodeCommand(cmd Command, principal string, typ PrincipalType) []byte {
+	body, err := json.Marshal(commandMessage{Command: string(cmd), Principal: principal, PrincipalType: string(typ)})
+	if err != nil { // three strings always marshal
+		panic("worker: encode command: " + err.Error())
+	}
+	return body
 }
 
 // command decodes a command message into one Target (Source "command").

@@ -61,3 +61,17 @@ func TestQueueOverridesAreRefusedByDefault(t *testing.T) {
 		})
 	}
 }
+
+func TestEncodeCommandDecodesToTheSameTarget(t *testing.T) {
+	t.Parallel()
+	for _, want := range []Target{
+		{Principal: "0f2a8f55-6a4b-4bdf-9b3e-5c1e2a3b4c5d", Type: PrincipalResourceAccount, Command: CommandReconcile, Source: "command"},
+		{Principal: "ada@contoso.example", Command: CommandReconcile, Source: "command"},
+	} {
+		body := EncodeCommand(want.Command, want.Principal, want.Type)
+		got, err := Decode(body, nil, Trust{})
+		if err != nil || len(got.Principals) != 1 || got.Principals[0] != want {
+			t.Errorf("EncodeCommand(%+v) = %s, decodes to %+v, %v", want, body, got.Principals, err)
+		}
+	}
+}

@@ -184,7 +184,7 @@ func (s *ServiceBusSource) deliveries(link *sbLink, msgs []*azservicebus.Receive
 	for i, m := range msgs {
 		ds[i] = &Delivery{MessageID: m.MessageID, Body: m.Body, Properties: maps.Clone(m.ApplicationProperties),
 			DeliveryCount: m.DeliveryCount, EnqueuedTime: deref(m.EnqueuedTime), LockedUntil: deref(m.LockedUntil),
-			handle: &sbHandle{msg: m, link: link}}
+			Handle: &sbHandle{msg: m, link: link}}
 	}
 	return ds
 }
@@ -262,11 +262,11 @@ func (s *ServiceBusSource) DeadLetter(ctx context.Context, d *Delivery, reason, 
 }
 
 func (s *ServiceBusSource) settle(d *Delivery, op string, f func(receiver, *azservicebus.ReceivedMessage) error) error {
-	h, ok := d.handle.(*sbHandle)
+	h, ok := d.Handle.(*sbHandle)
 	if !ok {
 		return fmt.Errorf("service bus %s: message %s did not come from this source", op, d.MessageID)
 	}
-	if d.settle() {
+	if d.MarkSettled() {
 		return fmt.Errorf("service bus %s of %s: %w", op, d.MessageID, ErrAlreadySettled)
 	}
 	err := f(h.link.r, h.msg)
@@ -276,14 +276,14 @@ func (s *ServiceBusSource) settle(d *Delivery, op string, f func(receiver, *azse
 
 // RenewLock extends the message's lock.
 func (s *ServiceBusSource) RenewLock(ctx context.Context, d *Delivery) error {
-	h, ok := d.handle.(*sbHandle)
+	h, ok := d.Handle.(*sbHandle)
 	if !ok {
 		return fmt.Errorf("service bus renew lock: message %s did not come from this source", d.MessageID)
 	}
 	if err := h.link.r.RenewMessageLock(ctx, h.msg, nil); err != nil {
 		return lockErr("service bus renew lock", err)
 	}
-	d.setLockExpiry(deref(h.msg.LockedUntil))
+	d.SetLockExpiry(deref(h.msg.LockedUntil))
 	return nil
 }
 

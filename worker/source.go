@@ -20,9 +20,12 @@ type Delivery struct {
 	// no locks (file and memory sources). LockExpiry returns the value after renewals.
 	LockedUntil time.Time
 
+	// Handle is the source's own record of the message, set by the source that made the
+	// delivery and read back when it is settled; the worker never looks at it.
+	Handle any
+
 	mu          sync.Mutex
 	lockExpiry  time.Time // LockedUntil, moved on by each renewal
-	handle      any       // the source's own record of the message
 	settledOnce bool
 }
 
@@ -37,16 +40,16 @@ func (d *Delivery) LockExpiry() time.Time {
 	return d.lockExpiry
 }
 
-// setLockExpiry records a renewed lock; sources call it from RenewLock.
-func (d *Delivery) setLockExpiry(t time.Time) {
+// SetLockExpiry records a renewed lock; sources call it from RenewLock.
+func (d *Delivery) SetLockExpiry(t time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.lockExpiry = t
 }
 
-// settle marks the delivery settled and reports whether it already was: a source uses it to
-// refuse a second settlement instead of double-counting.
-func (d *Delivery) settle() (already bool) {
+// MarkSettled marks the delivery settled and reports whether it already was: a source uses
+// it to refuse a second settlement instead of double-counting.
+func (d *Delivery) MarkSettled() (already bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	already, d.settledOnce = d.settledOnce, true
@@ -96,6 +99,12 @@ type sourceFault struct {
 	op       string
 	err      error
 	systemic bool
+}
+
+// SourceError classifies a source's failed op for the worker: systemic (the worker opens its
+// circuit) or temporary (retried after a pause).
+func SourceError(op string, err error, systemic bool) error {
+	return &sourceFault{op: op, err: err, systemic: systemic}
 }
 
 func (e *sourceFault) Error() string   { return e.op + ": " + e.err.Error() }
