@@ -347,7 +347,7 @@ func TestWorkerIsNotReadyUntilRunning(t *testing.T) {
 	t.Parallel()
 	e := newRTEnv()
 	b := newFakeBroker(time.Minute)
-	w := e.worker(t, newServiceBusSource(b.newReceiver, ServiceBusOptions{}), Options{})
+	w := e.worker(t, b.source(), Options{})
 	if w.Ready() == nil {
 		t.Error("Ready() = nil before Run")
 	}

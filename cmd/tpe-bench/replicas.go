@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"time"
@@ -70,11 +69,7 @@ func newChaosWorker(src worker.Source, q *queue, rec *worker.Reconciler, cl *cli
 		// large group back to the queue, one reconcile command per member.
 		FanOut: func(_ context.Context, _ string, targets []worker.Target) error {
 			for _, tg := range targets {
-				body, err := json.Marshal(map[string]string{"command": string(worker.CommandReconcile), "principal": tg.Principal})
-				if err != nil {
-					return err
-				}
-				q.send(body, 0)
+				q.send(worker.EncodeCommand(worker.CommandReconcile, tg.Principal, tg.Type), 0)
 			}
 			return nil
 		},

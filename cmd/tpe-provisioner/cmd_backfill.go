@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,9 +11,8 @@ import (
 	"log/slog"
 	"os"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
-
 	"github.com/tpe-provisioner/tpe-provisioner/worker"
+	"github.com/tpe-provisioner/tpe-provisioner/worker/servicebus"
 )
 
 func init() {
@@ -139,50 +137,6 @@ func queueSender(ctx context.Context, c *Config) (func(context.Context, []worker
 	_, _ = rand.Read(run)
 	runID := hex.EncodeToString(run)
 	return func(ctx context.Context, targets []worker.Target) error {
-		return sendBatches(ctx, sender, "backfill-"+runID+"-", targets)
+		return servicebus.SendCommands(ctx, sender, "backfill-"+runID+"-", targets)
 	}, closeSender, nil
 }
-
-// batchSender is the part of *azservicebus.Sender that sendBatches uses.
-type batchSender interface {
-	NewMessageBatch(ctx context.Context, o *azservicebus.MessageBatchOptions) (*azservicebus.MessageBatch, error)
-	SendMessageBatch(ctx context.Context, b *azservicebus.MessageBatch, o *azservicebus.SendMessageBatchOptions) error
-}
-
-var _ batchSender = (*azservicebus.Sender)(nil)
-
-// sendBatches sends one reconcile command per target, in as few message batches as fit;
-// each message id is idPrefix followed by the principal.
-func sendBatches(ctx context.Context, s batchSender, idPrefix string, targets []worker.Target) error {
-	batch, err := s.NewMessageBatch(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("new message batch: %w", err)
-	}
-	for _, t := range targets {
-		body, _ := json.Marshal(map[string]string{"command": string(worker.CommandReconcile), "principal": t.Principal})
-		id := idPrefix + t.Principal
-		msg := &azservicebus.Message{Body: body, MessageID: &id, ContentType: ptr("application/json")}
-		err := batch.AddMessage(msg, nil)
-		if errors.Is(err, azservicebus.ErrMessageTooLarge) {
-			if err := s.SendMessageBatch(ctx, batch, nil); err != nil {
-				return fmt.Errorf("send batch: %w", err)
-			}
-			if batch, err = s.NewMessageBatch(ctx, nil); err != nil {
-				return fmt.Errorf("new message batch: %w", err)
-			}
-			err = batch.AddMessage(msg, nil)
-		}
-		if err != nil {
-			return fmt.Errorf("add message: %w", err)
-		}
-	}
-	if batch.NumMessages() == 0 {
-		return nil
-	}
-	if err := s.SendMessageBatch(ctx, batch, nil); err != nil {
-		return fmt.Errorf("send batch: %w", err)
-	}
-	return nil
-}
-
-func ptr[T any](v T) *T { return &v }

@@ -13,7 +13,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+	"github.com/tpe-provisioner/tpe-provisioner/worker/servicebus"
 )
 
 func init() {
@@ -60,16 +60,11 @@ func runEnqueue(ctx context.Context, args []string, _, stderr io.Writer) error {
 	return err
 }
 
-// lineSender is the part of *azservicebus.Sender that enqueueLines uses.
-type lineSender interface {
-	SendMessage(ctx context.Context, m *azservicebus.Message, o *azservicebus.SendMessageOptions) error
-}
-
 // enqueueLines sends each non-blank line as one message, the body as it is (a dead-letter
 // record written by `run --source file:` is unwrapped to its original body). The message id
 // is a hash of the body, as the relay does, so the queue's duplicate detection drops a
 // replay of a replay within its window.
-func enqueueLines(ctx context.Context, s lineSender, in io.Reader) (int, error) {
+func enqueueLines(ctx context.Context, s servicebus.MessageSender, in io.Reader) (int, error) {
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 64*1024), 1<<20)
 	n := 0
@@ -81,8 +76,7 @@ func enqueueLines(ctx context.Context, s lineSender, in io.Reader) (int, error) 
 		body = unwrapDeadLetter(body)
 		sum := sha256.Sum256(body)
 		id := hex.EncodeToString(sum[:16])
-		msg := &azservicebus.Message{Body: bytes.Clone(body), MessageID: &id, ContentType: ptr("application/json")}
-		if err := s.SendMessage(ctx, msg, nil); err != nil {
+		if err := servicebus.Send(ctx, s, bytes.Clone(body), id); err != nil {
 			return n, fmt.Errorf("send line %d: %w", n+1, err)
 		}
 		n++

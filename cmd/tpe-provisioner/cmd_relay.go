@@ -10,9 +10,8 @@ import (
 	"net"
 	"net/http"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
-
 	"github.com/tpe-provisioner/tpe-provisioner/worker"
+	"github.com/tpe-provisioner/tpe-provisioner/worker/servicebus"
 )
 
 func init() {
@@ -52,7 +51,7 @@ func runRelay(ctx context.Context, args []string, _, stderr io.Writer) error {
 		Trust:  worker.Trust{TenantID: c.TenantID, ClientState: c.ClientState},
 		Logger: log,
 		Enqueue: func(ctx context.Context, body []byte, messageID string) error {
-			return sender.SendMessage(ctx, &azservicebus.Message{Body: body, MessageID: &messageID, ContentType: ptr("application/json")}, nil)
+			return servicebus.Send(ctx, sender, body, messageID)
 		},
 	})
 	ln, err := net.Listen("tcp", c.RelayListen)

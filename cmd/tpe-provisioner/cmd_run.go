@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,13 +9,12 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
 	"github.com/tpe-provisioner/tpe-provisioner/internal/adapt"
 	"github.com/tpe-provisioner/tpe-provisioner/worker"
+	"github.com/tpe-provisioner/tpe-provisioner/worker/servicebus"
 )
 
 func init() {
@@ -142,102 +138,24 @@ func openSource(ctx context.Context, c *Config, source string, log *slog.Logger)
 		log.Info("reading messages from a file", "path", path, "dead_letters", dlPath)
 		return worker.NewFileSource(in, dl, worker.FileOptions{}), nil, func() { closeIn(); _ = dl.Close() }, nil
 	}
-	client, err := newServiceBusClient(c)
+	src, sender, closeAll, err := servicebus.OpenSourceAndSender(ctx, sbConfig(c), servicebus.Options{Logger: log})
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	sender, err := client.NewSender(c.ServiceBusQueue, nil)
-	if err != nil {
-		_ = client.Close(ctx)
-		return nil, nil, nil, fmt.Errorf("Service Bus sender: %w", err)
-	}
-	src := worker.NewServiceBusSource(func(context.Context) (*azservicebus.Receiver, error) {
-		return client.NewReceiverForQueue(c.ServiceBusQueue, nil)
-	}, worker.ServiceBusOptions{Logger: log})
-	return src, queueFanOut(sender), func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		_ = sender.Close(cctx)
-		_ = client.Close(cctx)
-	}, nil
+	return src, servicebus.FanOut(sender), closeAll, nil
 }
 
 // fanOutFunc is worker.Options.FanOut.
 type fanOutFunc = func(ctx context.Context, key string, targets []worker.Target) error
 
-// queueFanOut sends a large group's members back to the queue as reconcile commands. The
-// message ids are "group-" + a hash of the worker's key + "-" + the principal: the same for
-// a redelivery of the same notification, so the queue's duplicate detection drops a
-// second hand-over, and different for the next notification of the group.
-func queueFanOut(s batchSender) fanOutFunc {
-	return func(ctx context.Context, key string, targets []worker.Target) error {
-		sum := sha256.Sum256([]byte(key))
-		err := sendBatches(ctx, s, "group-"+hex.EncodeToString(sum[:8])+"-", targets)
-		if err == nil {
-			return nil
-		}
-		var sbErr *azservicebus.Error
-		systemic := errors.As(err, &sbErr) &&
-			(sbErr.Code == azservicebus.CodeUnauthorizedAccess || sbErr.Code == azservicebus.CodeConnectionLost)
-		return &sendError{err: err, systemic: systemic}
-	}
-}
-
-// sendError is a failed send, classified for the worker: systemic when the queue refuses
-// us or the connection is gone for good, else temporary.
-type sendError struct {
-	err      error
-	systemic bool
-}
-
-func (e *sendError) Error() string   { return e.err.Error() }
-func (e *sendError) Unwrap() error   { return e.err }
-func (e *sendError) Systemic() bool  { return e.systemic }
-func (e *sendError) Temporary() bool { return !e.systemic }
-
-func newServiceBusClient(c *Config) (*azservicebus.Client, error) {
-	if c.ServiceBusConnectionString != "" {
-		client, err := azservicebus.NewClientFromConnectionString(c.ServiceBusConnectionString, nil)
-		if err != nil {
-			return nil, fmt.Errorf("SERVICEBUS_CONNECTION_STRING: %w", redactSB(err, c.ServiceBusConnectionString))
-		}
-		return client, nil
-	}
-	cred, err := azidentity.NewDefaultAzureCredential(nil)
-	if err != nil {
-		return nil, fmt.Errorf("Entra ID credential for Service Bus: %w", err)
-	}
-	return azservicebus.NewClient(c.ServiceBusNamespace, cred, nil)
+// sbConfig is the Service Bus part of the settings.
+func sbConfig(c *Config) servicebus.Config {
+	return servicebus.Config{ConnectionString: c.ServiceBusConnectionString, Namespace: c.ServiceBusNamespace, Queue: c.ServiceBusQueue}
 }
 
 // openSender opens a sender on the configured queue; close releases it and its client.
-func openSender(ctx context.Context, c *Config) (sender *azservicebus.Sender, close func(), err error) {
-	client, err := newServiceBusClient(c)
-	if err != nil {
-		return nil, nil, err
-	}
-	sender, err = client.NewSender(c.ServiceBusQueue, nil)
-	if err != nil {
-		_ = client.Close(ctx)
-		return nil, nil, fmt.Errorf("Service Bus sender: %w", err)
-	}
-	return sender, func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		_ = sender.Close(cctx)
-		_ = client.Close(cctx)
-	}, nil
-}
-
-// redactSB keeps a connection string's key out of an error the SDK may have quoted it in.
-func redactSB(err error, cs string) error {
-	msg := err.Error()
-	for _, part := range strings.Split(cs, ";") {
-		if k, v, ok := strings.Cut(part, "="); ok && strings.EqualFold(strings.TrimSpace(k), "SharedAccessKey") && v != "" {
-			msg = strings.ReplaceAll(msg, v, "[redacted]")
-		}
-	}
-	return fmt.Errorf("%s", msg)
+func openSender(ctx context.Context, c *Config) (*azservicebus.Sender, func(), error) {
+	return servicebus.OpenSender(ctx, sbConfig(c))
 }
 
 // startResync runs the resync in the background (not for a file replay): every

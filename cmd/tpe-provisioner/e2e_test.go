@@ -285,7 +285,7 @@ func groupNote(groupID string, added, removed []string) []byte {
 }
 
 func commandNote(verb, principal string) []byte {
-	return mustJSON(map[string]string{"command": verb, "principal": principal})
+	return worker.EncodeCommand(worker.Command(verb), principal, "")
 }
 
 // Verdicts: what the policy says for every principal, computed from the emulated directory

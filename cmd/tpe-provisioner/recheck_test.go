@@ -12,6 +12,7 @@ import (
 	"github.com/tpe-provisioner/tpe-provisioner/acs"
 	"github.com/tpe-provisioner/tpe-provisioner/sbtest"
 	"github.com/tpe-provisioner/tpe-provisioner/worker"
+	"github.com/tpe-provisioner/tpe-provisioner/worker/servicebus"
 )
 
 type fakeScheduledSender struct {
@@ -34,7 +35,7 @@ func TestQueueRecheckSchedulesAReconcileCommand(t *testing.T) {
 	s := &fakeScheduledSender{}
 	const oid = "a11ce000-0000-4000-8000-00000000000a"
 	gaveUp := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
-	if err := queueRecheck(s, recheckDelay)(context.Background(), worker.Target{Principal: oid, Command: worker.CommandReconcile}, gaveUp); err != nil {
+	if err := servicebus.Recheck(s, recheckDelay)(context.Background(), worker.Target{Principal: oid, Command: worker.CommandReconcile}, gaveUp); err != nil {
 		t.Fatal(err)
 	}
 	if len(s.sent) != 1 {
@@ -53,12 +54,12 @@ func TestQueueRecheckSchedulesAReconcileCommand(t *testing.T) {
 	}
 
 	s.err = &azservicebus.Error{Code: azservicebus.CodeUnauthorizedAccess}
-	err := queueRecheck(s, recheckDelay)(context.Background(), worker.Target{Principal: oid}, gaveUp)
+	err := servicebus.Recheck(s, recheckDelay)(context.Background(), worker.Target{Principal: oid}, gaveUp)
 	if !worker.IsSystemic(err) {
 		t.Errorf("unauthorized send: error %v, want systemic", err)
 	}
 	s.err = errors.New("link detached")
-	if err := queueRecheck(s, recheckDelay)(context.Background(), worker.Target{Principal: oid}, gaveUp); !worker.IsTemporary(err) {
+	if err := servicebus.Recheck(s, recheckDelay)(context.Background(), worker.Target{Principal: oid}, gaveUp); !worker.IsTemporary(err) {
 		t.Errorf("failed send: error %v, want temporary", err)
 	}
 }
@@ -77,7 +78,7 @@ func TestQueueRecheckOnTheLocalEndpoint(t *testing.T) {
 	const oid = "a11ce000-0000-4000-8000-00000000000b"
 	const delay = 1500 * time.Millisecond
 	gaveUp := time.Now()
-	recheck := queueRecheck(sender, delay)
+	recheck := servicebus.Recheck(sender, delay)
 	for range 2 {
 		if err := recheck(t.Context(), worker.Target{Principal: oid, Command: worker.CommandReconcile}, gaveUp); err != nil {
 			t.Fatal(err)

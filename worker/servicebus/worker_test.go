@@ -1,4 +1,4 @@
-package worker
+package servicebus_test
 
 import (
 	"bytes"
@@ -10,7 +10,11 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+
+	wt "github.com/tpe-provisioner/tpe-provisioner/internal/workertest"
 	"github.com/tpe-provisioner/tpe-provisioner/sbtest"
+	"github.com/tpe-provisioner/tpe-provisioner/worker"
+	"github.com/tpe-provisioner/tpe-provisioner/worker/servicebus"
 )
 
 // These tests run the worker on the real azservicebus client against the local Service Bus
@@ -21,17 +25,17 @@ import (
 var sbRetry = azservicebus.RetryOptions{MaxRetries: 5, RetryDelay: 50 * time.Millisecond, MaxRetryDelay: 500 * time.Millisecond}
 
 type sbEnv struct {
-	*rtEnv
+	*wt.Env
 	srv    *sbtest.Server
 	client *azservicebus.Client
 	sender *azservicebus.Sender
-	obs    *recordingObserver
+	obs    *wt.Observer
 }
 
-func newSBEnv(t *testing.T, o sbtest.Options, users ...User) *sbEnv {
+func newSBEnv(t *testing.T, o sbtest.Options, users ...worker.User) *sbEnv {
 	t.Helper()
 	o.DuplicateDetection = true // as the deployed queue (deploy/bicep/modules/servicebus.bicep)
-	e := &sbEnv{rtEnv: newRTEnv(users...), srv: sbtest.Start(t, o), obs: &recordingObserver{}}
+	e := &sbEnv{Env: wt.NewEnv(users...), srv: sbtest.Start(t, o), obs: &wt.Observer{}}
 	c, err := azservicebus.NewClientFromConnectionString(e.srv.ConnectionString(), &azservicebus.ClientOptions{RetryOptions: sbRetry})
 	if err != nil {
 		t.Fatalf("NewClientFromConnectionString: %v", err)
@@ -54,16 +58,16 @@ func (e *sbEnv) send(t *testing.T, id string, body []byte) {
 }
 
 // start runs a worker on a ServiceBusSource over the queue until the test ends.
-func (e *sbEnv) start(t *testing.T, o Options) {
+func (e *sbEnv) start(t *testing.T, o worker.Options) {
 	t.Helper()
-	src := NewServiceBusSource(func(context.Context) (*azservicebus.Receiver, error) {
+	src := servicebus.NewSource(func(context.Context) (*azservicebus.Receiver, error) {
 		return e.client.NewReceiverForQueue(e.srv.Queue(), nil)
-	}, ServiceBusOptions{Logger: e.logger()})
+	}, servicebus.Options{Logger: e.Logger()})
 	o.Observer = e.obs
 	if o.ProbeBackoff == nil {
-		o.ProbeBackoff = noBackoff
+		o.ProbeBackoff = wt.NoBackoff
 	}
-	stop := runInBackground(t, e.worker(t, src, o))
+	stop := wt.RunInBackground(t, e.Worker(t, src, o))
 	t.Cleanup(func() {
 		if err := stop(); err != nil {
 			t.Errorf("Run: %v", err)
@@ -86,7 +90,7 @@ func (e *sbEnv) waitStats(t *testing.T, want sbtest.Stats, within time.Duration)
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("queue stats = %+v, want %+v\nworker log:\n%s", got, want, e.logs.String())
+			t.Fatalf("queue stats = %+v, want %+v\nworker log:\n%s", got, want, e.Logs.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -94,11 +98,11 @@ func (e *sbEnv) waitStats(t *testing.T, want sbtest.Stats, within time.Duration)
 
 // settled waits until the worker has reported n settlements (it reports each after the
 // broker confirmed it) and returns them.
-func (e *sbEnv) settled(t *testing.T, n int) []settledRecord {
+func (e *sbEnv) settled(t *testing.T, n int) []wt.Settled {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		got := e.obs.settled()
+		got := e.obs.Settlements()
 		if len(got) >= n || time.Now().After(deadline) {
 			return got
 		}
@@ -108,34 +112,34 @@ func (e *sbEnv) settled(t *testing.T, n int) []settledRecord {
 
 func TestSBWorkerCompletesAReconciledMessage(t *testing.T) {
 	t.Parallel()
-	u := rtTeamsUser(1)
+	u := wt.TeamsUser(1)
 	e := newSBEnv(t, sbtest.Options{}, u)
-	e.start(t, Options{Concurrency: 2})
-	e.send(t, "note-1", rtUserNote(u.ID))
+	e.start(t, worker.Options{Concurrency: 2})
+	e.send(t, "note-1", wt.UserNote(u.ID))
 
 	e.waitStats(t, sbtest.Stats{Completed: 1, Deliveries: 1}, 10*time.Second)
-	if !e.granted(u.ID) {
+	if !e.Granted(u.ID) {
 		t.Fatal("user not granted")
 	}
-	if got, want := e.settled(t, 1), []settledRecord{{"note-1", 1, OutcomeCompleted, ""}}; !slices.Equal(got, want) {
+	if got, want := e.settled(t, 1), []wt.Settled{{ID: "note-1", Count: 1, Outcome: worker.OutcomeCompleted, Reason: ""}}; !slices.Equal(got, want) {
 		t.Fatalf("settled = %+v, want %+v", got, want)
 	}
 }
 
 func TestSBWorkerAbandonsATemporaryFaultAndCompletesTheRedelivery(t *testing.T) {
 	t.Parallel()
-	u := rtTeamsUser(1)
+	u := wt.TeamsUser(1)
 	e := newSBEnv(t, sbtest.Options{}, u)
-	e.acs.FailNext("Get", u.ID, errUnavailable())
-	e.start(t, Options{Concurrency: 1, Retries: -1})
-	e.send(t, "note-1", rtUserNote(u.ID))
+	e.ACS.FailNext("Get", u.ID, wt.ErrUnavailable())
+	e.start(t, worker.Options{Concurrency: 1, Retries: -1})
+	e.send(t, "note-1", wt.UserNote(u.ID))
 
 	e.waitStats(t, sbtest.Stats{Completed: 1, Deliveries: 2}, 10*time.Second)
-	if !e.granted(u.ID) {
+	if !e.Granted(u.ID) {
 		t.Fatal("user not granted after the redelivery")
 	}
 	got := e.settled(t, 2)
-	want := []settledRecord{{"note-1", 1, OutcomeAbandoned, "temporary"}, {"note-1", 2, OutcomeCompleted, ""}}
+	want := []wt.Settled{{ID: "note-1", Count: 1, Outcome: worker.OutcomeAbandoned, Reason: "temporary"}, {ID: "note-1", Count: 2, Outcome: worker.OutcomeCompleted, Reason: ""}}
 	if !slices.Equal(got, want) {
 		t.Fatalf("settled = %+v, want %+v (Service Bus raises the delivery count on abandon)", got, want)
 	}
@@ -143,14 +147,14 @@ func TestSBWorkerAbandonsATemporaryFaultAndCompletesTheRedelivery(t *testing.T) 
 
 func TestSBWorkerDeadLettersAnUntrustedNotificationWithItsReason(t *testing.T) {
 	t.Parallel()
-	u := rtTeamsUser(1)
+	u := wt.TeamsUser(1)
 	e := newSBEnv(t, sbtest.Options{}, u)
-	body := bytes.ReplaceAll(rtUserNote(u.ID), []byte(fxClientState), []byte("forged-client-state"))
-	e.start(t, Options{Concurrency: 1})
+	body := bytes.ReplaceAll(wt.UserNote(u.ID), []byte(wt.ClientState), []byte("forged-client-state"))
+	e.start(t, worker.Options{Concurrency: 1})
 	e.send(t, "forged", body)
 
 	e.waitStats(t, sbtest.Stats{DeadLettered: 1, Deliveries: 1}, 10*time.Second)
-	if e.granted(u.ID) {
+	if e.Granted(u.ID) {
 		t.Fatal("an untrusted notification granted access")
 	}
 
@@ -169,12 +173,12 @@ func TestSBWorkerDeadLettersAnUntrustedNotificationWithItsReason(t *testing.T) {
 	if d.MessageID != "forged" || !bytes.Equal(d.Body, body) {
 		t.Errorf("dead-lettered message %s changed", d.MessageID)
 	}
-	if d.DeadLetterReason == nil || *d.DeadLetterReason != ReasonUntrusted {
-		t.Errorf("DeadLetterReason = %v, want %q", d.DeadLetterReason, ReasonUntrusted)
+	if d.DeadLetterReason == nil || *d.DeadLetterReason != worker.ReasonUntrusted {
+		t.Errorf("DeadLetterReason = %v, want %q", d.DeadLetterReason, worker.ReasonUntrusted)
 	}
 	if d.DeadLetterErrorDescription == nil || *d.DeadLetterErrorDescription == "" {
 		t.Errorf("DeadLetterErrorDescription is empty")
-	} else if desc := *d.DeadLetterErrorDescription; strings.Contains(desc, fxClientState) || strings.Contains(desc, "forged-client-state") {
+	} else if desc := *d.DeadLetterErrorDescription; strings.Contains(desc, wt.ClientState) || strings.Contains(desc, "forged-client-state") {
 		t.Errorf("DeadLetterErrorDescription %q reveals a client state", desc)
 	}
 }
@@ -182,14 +186,14 @@ func TestSBWorkerDeadLettersAnUntrustedNotificationWithItsReason(t *testing.T) {
 func TestSBWorkerRenewsTheLockOfASlowReconcile(t *testing.T) {
 	t.Parallel()
 	const lock = time.Second
-	u := rtTeamsUser(1)
+	u := wt.TeamsUser(1)
 	e := newSBEnv(t, sbtest.Options{LockDuration: lock}, u)
-	g := e.gated()
-	e.start(t, Options{Concurrency: 2})
-	e.send(t, "slow", rtUserNote(u.ID))
+	g := e.Gated()
+	e.start(t, worker.Options{Concurrency: 2})
+	e.send(t, "slow", wt.UserNote(u.ID))
 
 	select {
-	case <-g.entered:
+	case <-g.Entered:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the reconcile did not start")
 	}
@@ -197,10 +201,10 @@ func TestSBWorkerRenewsTheLockOfASlowReconcile(t *testing.T) {
 	if st, err := e.srv.Stats(context.Background()); err != nil || st.Deliveries != 1 || st.Locked != 1 {
 		t.Fatalf("stats = %+v, %v; want the message still locked after one delivery", st, err)
 	}
-	close(g.gate)
+	close(g.Gate)
 
 	e.waitStats(t, sbtest.Stats{Completed: 1, Deliveries: 1}, 10*time.Second)
-	if got, want := e.settled(t, 1), []settledRecord{{"slow", 1, OutcomeCompleted, ""}}; !slices.Equal(got, want) {
+	if got, want := e.settled(t, 1), []wt.Settled{{ID: "slow", Count: 1, Outcome: worker.OutcomeCompleted, Reason: ""}}; !slices.Equal(got, want) {
 		t.Fatalf("settled = %+v, want %+v", got, want)
 	}
 }
@@ -209,10 +213,10 @@ func TestSBWorkerRenewsTheLockOfASlowReconcile(t *testing.T) {
 // is sent afterwards is worked, and nothing is lost or dead-lettered.
 func TestSBWorkerSurvivesADroppedConnection(t *testing.T) {
 	t.Parallel()
-	users := []User{rtTeamsUser(1), rtTeamsUser(2), rtTeamsUser(3), rtTeamsUser(4)}
+	users := []worker.User{wt.TeamsUser(1), wt.TeamsUser(2), wt.TeamsUser(3), wt.TeamsUser(4)}
 	e := newSBEnv(t, sbtest.Options{LockDuration: 2 * time.Second}, users...)
-	e.start(t, Options{Concurrency: 2})
-	e.send(t, "before", rtUserNote(users[0].ID))
+	e.start(t, worker.Options{Concurrency: 2})
+	e.send(t, "before", wt.UserNote(users[0].ID))
 	e.waitStats(t, sbtest.Stats{Completed: 1, Deliveries: 1}, 10*time.Second)
 
 	time.Sleep(100 * time.Millisecond) // the worker is back in ReceiveMessages
@@ -222,18 +226,18 @@ func TestSBWorkerSurvivesADroppedConnection(t *testing.T) {
 		t.Fatalf("DropConnections = %d, %v; want at least one connection cut", n, err)
 	}
 	for i, u := range users[1:] {
-		e.send(t, fmt.Sprintf("after-%d", i), rtUserNote(u.ID))
+		e.send(t, fmt.Sprintf("after-%d", i), wt.UserNote(u.ID))
 	}
 
 	e.waitStats(t, sbtest.Stats{Completed: len(users), Deliveries: len(users)}, 20*time.Second)
 	for _, u := range users {
-		if !e.granted(u.ID) {
+		if !e.Granted(u.ID) {
 			t.Errorf("user %s not granted", u.ID)
 		}
 	}
 	for _, s := range e.settled(t, len(users)) {
-		if s.outcome != OutcomeCompleted || s.count != 1 {
-			t.Errorf("message %s settled %s (%s) at delivery %d, want completed at the first (a release raises no count)", s.id, s.outcome, s.reason, s.count)
+		if s.Outcome != worker.OutcomeCompleted || s.Count != 1 {
+			t.Errorf("message %s settled %s (%s) at delivery %d, want completed at the first (a release raises no count)", s.ID, s.Outcome, s.Reason, s.Count)
 		}
 	}
 }

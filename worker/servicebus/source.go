@@ -1,4 +1,9 @@
-package worker
+// Package servicebus is the Service Bus transport: the Source the worker receives, settles
+// and renews through, and the Sender of reconcile commands (the worker's fan-out and
+// re-checks, backfill's enqueue, the relay and the enqueue command). It is the only package
+// besides cmd that imports azservicebus, and it classifies the SDK's errors in one place
+// (errors.go).
+package servicebus
 
 import (
 	"cmp"
@@ -11,6 +16,8 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+
+	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
 // receiver is the part of *azservicebus.Receiver (peek-lock mode) the source uses.
@@ -25,8 +32,8 @@ type receiver interface {
 
 var _ receiver = (*azservicebus.Receiver)(nil)
 
-// ServiceBusOptions tune a ServiceBusSource.
-type ServiceBusOptions struct {
+// Options tune a Source.
+type Options struct {
 	// IdleTimeout is how long the receiver may go without a message before the watchdog
 	// replaces it (default 5 min): receivers have been seen to go silent after long idle
 	// periods while messages wait on the queue.
@@ -35,12 +42,12 @@ type ServiceBusOptions struct {
 	Logger *slog.Logger
 }
 
-// ServiceBusSource is a Source over a Service Bus queue in peek-lock mode. It creates its
+// Source is a worker.Source over a Service Bus queue in peek-lock mode. It creates its
 // receiver lazily, recreates it after the SDK gave up on the connection (CodeConnectionLost,
 // reported to the worker as systemic so that its circuit opens) and when the watchdog finds
 // it silent for longer than IdleTimeout. A replaced receiver stays open until the messages
 // received through it are settled.
-type ServiceBusSource struct {
+type Source struct {
 	newReceiver func(context.Context) (receiver, error)
 	idle        time.Duration
 	log         *slog.Logger
@@ -55,7 +62,7 @@ type ServiceBusSource struct {
 	lastErr string
 }
 
-var _ Source = (*ServiceBusSource)(nil)
+var _ worker.Source = (*Source)(nil)
 
 // sbLink is one receiver and the count of its unsettled messages.
 type sbLink struct {
@@ -70,12 +77,12 @@ type sbHandle struct {
 	link *sbLink
 }
 
-// NewServiceBusSource returns a source that takes its receivers from newReceiver, for
+// NewSource returns a source that takes its receivers from newReceiver, for
 // instance
 //
 //	func(ctx context.Context) (*azservicebus.Receiver, error) { return client.NewReceiverForQueue(queue, nil) }
-func NewServiceBusSource(newReceiver func(context.Context) (*azservicebus.Receiver, error), o ServiceBusOptions) *ServiceBusSource {
-	return newServiceBusSource(func(ctx context.Context) (receiver, error) {
+func NewSource(newReceiver func(context.Context) (*azservicebus.Receiver, error), o Options) *Source {
+	return newSource(func(ctx context.Context) (receiver, error) {
 		r, err := newReceiver(ctx)
 		if err != nil {
 			return nil, err
@@ -84,17 +91,17 @@ func NewServiceBusSource(newReceiver func(context.Context) (*azservicebus.Receiv
 	}, o)
 }
 
-func newServiceBusSource(newReceiver func(context.Context) (receiver, error), o ServiceBusOptions) *ServiceBusSource {
+func newSource(newReceiver func(context.Context) (receiver, error), o Options) *Source {
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &ServiceBusSource{newReceiver: newReceiver, idle: cmp.Or(o.IdleTimeout, 5*time.Minute), log: log,
+	return &Source{newReceiver: newReceiver, idle: cmp.Or(o.IdleTimeout, 5*time.Minute), log: log,
 		links: map[*sbLink]bool{}}
 }
 
 // Ready reports nil once a receiver exists and the last receive did not fail.
-func (s *ServiceBusSource) Ready() error {
+func (s *Source) Ready() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
@@ -108,7 +115,7 @@ func (s *ServiceBusSource) Ready() error {
 
 // Receive waits for messages, at most max. It returns no messages and no error when the
 // watchdog replaced a silent receiver.
-func (s *ServiceBusSource) Receive(ctx context.Context, max int) ([]*Delivery, error) {
+func (s *Source) Receive(ctx context.Context, max int) ([]*worker.Delivery, error) {
 	link, err := s.connect(ctx)
 	if err != nil {
 		return nil, s.failed("create receiver", err)
@@ -140,7 +147,7 @@ func (s *ServiceBusSource) Receive(ctx context.Context, max int) ([]*Delivery, e
 }
 
 // connect returns the current receiver, creating one when needed.
-func (s *ServiceBusSource) connect(ctx context.Context) (*sbLink, error) {
+func (s *Source) connect(ctx context.Context) (*sbLink, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.link != nil {
@@ -156,33 +163,28 @@ func (s *ServiceBusSource) connect(ctx context.Context) (*sbLink, error) {
 	return s.link, nil
 }
 
-// failed classifies a receive error. A lost connection or refused credentials are
-// systemic; the receiver is replaced on the next Receive.
-func (s *ServiceBusSource) failed(op string, err error) error {
-	var sbErr *azservicebus.Error
-	code := azservicebus.Code("")
-	if errors.As(err, &sbErr) {
-		code = sbErr.Code
-	}
+// failed classifies a receive error (errors.go). A lost connection or refused credentials
+// are systemic; the receiver is replaced on the next Receive.
+func (s *Source) failed(op string, err error) error {
 	s.mu.Lock()
 	s.lastErr = fmt.Sprintf("service bus %s: %v", op, err)
 	link := s.link
 	s.mu.Unlock()
-	systemic := code == azservicebus.CodeConnectionLost || code == azservicebus.CodeUnauthorizedAccess
-	if link != nil && (systemic || code == azservicebus.CodeClosed) {
+	systemic := isSystemic(err)
+	if link != nil && (systemic || code(err) == azservicebus.CodeClosed) {
 		s.retire(link)
 	}
-	return &sourceFault{op: "service bus " + op, err: err, systemic: systemic}
+	return worker.SourceError("service bus "+op, err, systemic)
 }
 
-func (s *ServiceBusSource) deliveries(link *sbLink, msgs []*azservicebus.ReceivedMessage) []*Delivery {
+func (s *Source) deliveries(link *sbLink, msgs []*azservicebus.ReceivedMessage) []*worker.Delivery {
 	s.mu.Lock()
 	s.lastErr = ""
 	link.outstanding += len(msgs)
 	s.mu.Unlock()
-	ds := make([]*Delivery, len(msgs))
+	ds := make([]*worker.Delivery, len(msgs))
 	for i, m := range msgs {
-		ds[i] = &Delivery{MessageID: m.MessageID, Body: m.Body, Properties: maps.Clone(m.ApplicationProperties),
+		ds[i] = &worker.Delivery{MessageID: m.MessageID, Body: m.Body, Properties: maps.Clone(m.ApplicationProperties),
 			DeliveryCount: m.DeliveryCount, EnqueuedTime: deref(m.EnqueuedTime), LockedUntil: deref(m.LockedUntil),
 			Handle: &sbHandle{msg: m, link: link}}
 	}
@@ -197,7 +199,7 @@ func deref(t *time.Time) time.Time {
 }
 
 // retire stops using link for new messages; it is closed once its messages are settled.
-func (s *ServiceBusSource) retire(link *sbLink) {
+func (s *Source) retire(link *sbLink) {
 	s.mu.Lock()
 	if s.link == link {
 		s.link = nil
@@ -211,7 +213,7 @@ func (s *ServiceBusSource) retire(link *sbLink) {
 }
 
 // release records that one of link's messages is settled.
-func (s *ServiceBusSource) release(link *sbLink) {
+func (s *Source) release(link *sbLink) {
 	s.mu.Lock()
 	link.outstanding--
 	closeNow := s.forgetIfIdleLocked(link)
@@ -224,7 +226,7 @@ func (s *ServiceBusSource) release(link *sbLink) {
 // forgetIfIdleLocked forgets link and reports true, for the caller to close it once s.mu
 // is released, when it is retired and none of its messages is outstanding. Call it with
 // s.mu held.
-func (s *ServiceBusSource) forgetIfIdleLocked(link *sbLink) bool {
+func (s *Source) forgetIfIdleLocked(link *sbLink) bool {
 	if !link.retired || link.outstanding != 0 || !s.links[link] {
 		return false
 	}
@@ -232,42 +234,42 @@ func (s *ServiceBusSource) forgetIfIdleLocked(link *sbLink) bool {
 	return true
 }
 
-func (s *ServiceBusSource) closeLink(link *sbLink) {
+func (s *Source) closeLink(link *sbLink) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := link.r.Close(ctx); err != nil {
-		s.log.Debug("closing a replaced service bus receiver", slog.String(keyError, err.Error()))
+		s.log.Debug("closing a replaced service bus receiver", slog.String("error", err.Error()))
 	}
 }
 
 // Complete removes the message from the queue.
-func (s *ServiceBusSource) Complete(ctx context.Context, d *Delivery) error {
+func (s *Source) Complete(ctx context.Context, d *worker.Delivery) error {
 	return s.settle(d, "complete", func(r receiver, m *azservicebus.ReceivedMessage) error {
 		return r.CompleteMessage(ctx, m, nil)
 	})
 }
 
 // Abandon returns the message to the queue; its delivery count grows.
-func (s *ServiceBusSource) Abandon(ctx context.Context, d *Delivery) error {
+func (s *Source) Abandon(ctx context.Context, d *worker.Delivery) error {
 	return s.settle(d, "abandon", func(r receiver, m *azservicebus.ReceivedMessage) error {
 		return r.AbandonMessage(ctx, m, nil)
 	})
 }
 
 // DeadLetter moves the message to the dead-letter sub-queue with reason and description.
-func (s *ServiceBusSource) DeadLetter(ctx context.Context, d *Delivery, reason, description string) error {
+func (s *Source) DeadLetter(ctx context.Context, d *worker.Delivery, reason, description string) error {
 	return s.settle(d, "dead-letter", func(r receiver, m *azservicebus.ReceivedMessage) error {
 		return r.DeadLetterMessage(ctx, m, &azservicebus.DeadLetterOptions{Reason: &reason, ErrorDescription: &description})
 	})
 }
 
-func (s *ServiceBusSource) settle(d *Delivery, op string, f func(receiver, *azservicebus.ReceivedMessage) error) error {
+func (s *Source) settle(d *worker.Delivery, op string, f func(receiver, *azservicebus.ReceivedMessage) error) error {
 	h, ok := d.Handle.(*sbHandle)
 	if !ok {
 		return fmt.Errorf("service bus %s: message %s did not come from this source", op, d.MessageID)
 	}
 	if d.MarkSettled() {
-		return fmt.Errorf("service bus %s of %s: %w", op, d.MessageID, ErrAlreadySettled)
+		return fmt.Errorf("service bus %s of %s: %w", op, d.MessageID, worker.ErrAlreadySettled)
 	}
 	err := f(h.link.r, h.msg)
 	s.release(h.link)
@@ -275,7 +277,7 @@ func (s *ServiceBusSource) settle(d *Delivery, op string, f func(receiver, *azse
 }
 
 // RenewLock extends the message's lock.
-func (s *ServiceBusSource) RenewLock(ctx context.Context, d *Delivery) error {
+func (s *Source) RenewLock(ctx context.Context, d *worker.Delivery) error {
 	h, ok := d.Handle.(*sbHandle)
 	if !ok {
 		return fmt.Errorf("service bus renew lock: message %s did not come from this source", d.MessageID)
@@ -287,20 +289,8 @@ func (s *ServiceBusSource) RenewLock(ctx context.Context, d *Delivery) error {
 	return nil
 }
 
-// lockErr wraps err, adding ErrLockLost when Service Bus says the lock is gone.
-func lockErr(op string, err error) error {
-	var sbErr *azservicebus.Error
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &sbErr) && sbErr.Code == azservicebus.CodeLockLost:
-		return fmt.Errorf("%s: %w: %w", op, ErrLockLost, err)
-	}
-	return fmt.Errorf("%s: %w", op, err)
-}
-
 // Close closes every receiver, the current one and those kept for unsettled messages.
-func (s *ServiceBusSource) Close(ctx context.Context) error {
+func (s *Source) Close(ctx context.Context) error {
 	s.mu.Lock()
 	links := make([]*sbLink, 0, len(s.links))
 	for l := range s.links {

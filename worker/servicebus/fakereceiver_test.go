@@ -1,4 +1,4 @@
-package worker
+package servicebus
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+
+	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
 // fakeBroker is an in-memory Service Bus queue behind fakeReceivers: peek-lock deliveries
@@ -16,7 +18,7 @@ import (
 type fakeBroker struct {
 	lockDuration time.Duration
 	maxDelivery  uint32
-	clock        Clock // lock times; nil = the system clock
+	clock        worker.Clock // lock times; nil = the system clock
 
 	mu        sync.Mutex
 	queue     []*azservicebus.ReceivedMessage
@@ -71,7 +73,7 @@ func (b *fakeBroker) notifyLocked() {
 	b.changed = make(chan struct{})
 }
 
-// newReceiver is the factory a ServiceBusSource is built with.
+// newReceiver is the factory a Source is built with.
 func (b *fakeBroker) newReceiver(context.Context) (receiver, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -197,7 +199,7 @@ func (r *fakeReceiver) AbandonMessage(_ context.Context, m *azservicebus.Receive
 	return r.settle(m, func(b *fakeBroker) {
 		b.abandoned = append(b.abandoned, m.MessageID)
 		if m.DeliveryCount >= b.maxDelivery {
-			b.dead = append(b.dead, fakeDeadLetter{ID: m.MessageID, Reason: ReasonMaxDeliveryCount})
+			b.dead = append(b.dead, fakeDeadLetter{ID: m.MessageID, Reason: worker.ReasonMaxDeliveryCount})
 			return
 		}
 		b.queue = append(b.queue, m)

@@ -1,0 +1,59 @@
+package servicebus
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+
+	"github.com/tpe-provisioner/tpe-provisioner/worker"
+)
+
+// This file is the one classification of the SDK's errors, for receiving and sending alike.
+
+// code returns the SDK's error code of err, or "" when err is not an *azservicebus.Error.
+func code(err error) azservicebus.Code {
+	var sbErr *azservicebus.Error
+	if errors.As(err, &sbErr) {
+		return sbErr.Code
+	}
+	return ""
+}
+
+// isSystemic reports whether err means the queue cannot be used at all: the credentials are
+// refused or the SDK gave up on the connection. The worker opens its circuit on it.
+func isSystemic(err error) bool {
+	c := code(err)
+	return c == azservicebus.CodeUnauthorizedAccess || c == azservicebus.CodeConnectionLost
+}
+
+// lockErr wraps err, adding worker.ErrLockLost when Service Bus says the lock is gone.
+func lockErr(op string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case code(err) == azservicebus.CodeLockLost:
+		return fmt.Errorf("%s: %w: %w", op, worker.ErrLockLost, err)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// sendError is a failed send, classified for the worker: systemic when the queue refuses
+// us or the connection is gone for good, else temporary.
+type sendError struct {
+	err      error
+	systemic bool
+}
+
+// classifySend returns err as a sendError (nil stays nil).
+func classifySend(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &sendError{err: err, systemic: isSystemic(err)}
+}
+
+func (e *sendError) Error() string   { return e.err.Error() }
+func (e *sendError) Unwrap() error   { return e.err }
+func (e *sendError) Systemic() bool  { return e.systemic }
+func (e *sendError) Temporary() bool { return !e.systemic }
