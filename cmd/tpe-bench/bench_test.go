@@ -167,3 +167,38 @@ func TestLatencySplitsByOutcomeAndNoMessageBeatsItsCriticalPath(t *testing.T) {
 		t.Errorf("outcome counts add up to %v, want 300: %v", total, by)
 	}
 }
+
+func TestCompareRunsTheOtherBuildWithTheSameFlags(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := run(t, 0, "throughput", "--messages", "120", "--users", "300", "--latency", "1ms", "--concurrency", "4",
+		"--compare", self)
+	cmp, _ := got["compare"].(map[string]any)
+	other, _ := cmp["result"].(map[string]any)
+	if cmp["binary"] != self || num(other, "messages") != 120 || num(other, "completed") != 120 {
+		t.Fatalf("compare = %v, want the other build's line for the same 120 messages", cmp)
+	}
+	if _, nested := other["compare"]; nested {
+		t.Error("the other build was given --compare too")
+	}
+	ratios, _ := cmp["ratios"].(map[string]any)
+	want := num(got, "msgs_per_sec") / num(other, "msgs_per_sec")
+	if r := num(ratios, "msgs_per_sec"); r <= 0 || r < want-0.001 || r > want+0.001 {
+		t.Errorf("msgs_per_sec ratio = %v, want %v", r, want)
+	}
+}
+
+func TestWithoutCompareDropsTheFlagInEveryForm(t *testing.T) {
+	for _, args := range [][]string{
+		{"--compare", "/bin/x", "--messages", "5"},
+		{"--messages", "5", "-compare=/bin/x"},
+		{"--compare=/bin/x", "--messages", "5"},
+		{"-compare", "/bin/x", "--messages", "5"},
+	} {
+		if got := strings.Join(withoutCompare(args), " "); got != "--messages 5" {
+			t.Errorf("withoutCompare(%q) = %q, want %q", args, got, "--messages 5")
+		}
+	}
+}

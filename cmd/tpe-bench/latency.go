@@ -60,19 +60,24 @@ type latencyResult struct {
 	Errors       int     `json:"errors"`
 	Coalesced    int     `json:"coalesced"`
 	emulatorReport
+	Compare *comparison `json:"compare,omitempty"`
 }
 
 // latencyFigures are one group's latency percentiles and per-message costs. The bound and
 // the critical-path calls are medians over the group's messages.
 type latencyFigures struct {
-	Count         int     `json:"count"`
-	P50MS         float64 `json:"p50_ms"`
-	P95MS         float64 `json:"p95_ms"`
-	P99MS         float64 `json:"p99_ms"`
-	MaxMS         float64 `json:"max_ms"`
-	RoundTrips    float64 `json:"round_trips"`
-	BoundMS       float64 `json:"bound_ms"`
-	PathCalls     float64 `json:"critical_path_calls"`
+	Count      int     `json:"count"`
+	P50MS      float64 `json:"p50_ms"`
+	P95MS      float64 `json:"p95_ms"`
+	P99MS      float64 `json:"p99_ms"`
+	MaxMS      float64 `json:"max_ms"`
+	RoundTrips float64 `json:"round_trips"`
+	BoundMS    float64 `json:"bound_ms"`
+	PathCalls  float64 `json:"critical_path_calls"`
+	// Wait is the time from receive to the message's first call: the time it queued inside
+	// the worker (behind another message about the same principal, say).
+	WaitP50MS     float64 `json:"wait_p50_ms"`
+	WaitP99MS     float64 `json:"wait_p99_ms"`
 	GraphCalls    float64 `json:"graph_calls_per_msg"`
 	ACSCalls      float64 `json:"acs_calls_per_msg"`
 	GraphRUPerMsg float64 `json:"graph_ru_per_msg"`
@@ -89,6 +94,10 @@ func runLatency(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := f.check(); err != nil {
 		return err
 	}
+	base, err := runBaseline(ctx, f.compare, "latency", args, stderr)
+	if err != nil {
+		return err
+	}
 	t := newTracer()
 	run, emu, err := runQueue(ctx, f, queueHooks{transport: t.transport, source: t.source, observer: t}, stderr)
 	if err != nil {
@@ -98,6 +107,7 @@ func runLatency(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	res := latency(f, run, traces)
 	res.UnattributedCalls = unattributed
 	res.emulatorReport = newEmulatorReport(f.inProcess, emu, res.Messages)
+	res.Compare = base.against(res)
 	return printJSON(stdout, res)
 }
 
@@ -149,9 +159,14 @@ func figures(group []*msgTrace, graph, acs, rt time.Duration) latencyFigures {
 	lat := make([]time.Duration, len(group))
 	bounds := make([]time.Duration, len(group))
 	paths := make([]time.Duration, len(group)) // call counts, sorted as durations
+	var waits []time.Duration
 	var graphCalls, acsCalls, ru int
 	for i, m := range group {
 		lat[i] = m.latency
+		if len(m.calls) > 0 {
+			first := slices.MinFunc(m.calls, func(a, b call) int { return a.start.Compare(b.start) })
+			waits = append(waits, first.start.Sub(m.received))
+		}
 		n, b := criticalPath(m.calls, graph, acs)
 		bounds[i], paths[i] = b, time.Duration(n)
 		for _, c := range m.calls {
@@ -167,9 +182,10 @@ func figures(group []*msgTrace, graph, acs, rt time.Duration) latencyFigures {
 	k := float64(len(group))
 	f := latencyFigures{Count: len(group),
 		P50MS: ms(percentile(lat, 0.5)), P95MS: ms(percentile(lat, 0.95)), P99MS: ms(percentile(lat, 0.99)),
-		MaxMS:      ms(lat[len(lat)-1]),
-		BoundMS:    ms(percentile(sorted(bounds), 0.5)),
-		PathCalls:  float64(percentile(sorted(paths), 0.5)),
+		MaxMS:     ms(lat[len(lat)-1]),
+		BoundMS:   ms(percentile(sorted(bounds), 0.5)),
+		PathCalls: float64(percentile(sorted(paths), 0.5)),
+		WaitP50MS: ms(percentile(sorted(waits), 0.5)), WaitP99MS: ms(percentile(sorted(waits), 0.99)),
 		GraphCalls: round3(float64(graphCalls) / k), ACSCalls: round3(float64(acsCalls) / k),
 		GraphRUPerMsg: round3(float64(ru) / k),
 	}

@@ -36,6 +36,7 @@ type throughputResult struct {
 	Revokes      int     `json:"revokes"`
 	Noops        int     `json:"noops"`
 	emulatorReport
+	Compare *comparison `json:"compare,omitempty"`
 }
 
 // emulatorReport says where the emulators ran; in a child process their CPU and peak RSS
@@ -67,6 +68,7 @@ type queueFlags struct {
 	seed                         int64
 	inProcess                    bool
 	cpuprofile                   string
+	compare                      string
 }
 
 // register declares the flags on fs with the bench's defaults.
@@ -80,6 +82,7 @@ func (f *queueFlags) register(fs *flag.FlagSet, messages, concurrency int, laten
 	fs.Int64Var(&f.seed, "seed", 1, "seed of the directory, the ACS seeding and the messages")
 	fs.BoolVar(&f.inProcess, "in-process", false, "run the emulators in this process (their CPU and memory then count)")
 	fs.StringVar(&f.cpuprofile, "cpuprofile", "", "write a CPU profile of the run to `FILE`")
+	fs.StringVar(&f.compare, "compare", "", "first run `BIN` (another build of tpe-bench) with the same flags and report its line and the ratios too")
 }
 
 // check validates the parsed flags and fills the per-service latencies from --latency.
@@ -110,12 +113,17 @@ func runThroughput(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err := f.check(); err != nil {
 		return err
 	}
+	base, err := runBaseline(ctx, f.compare, "throughput", args, stderr)
+	if err != nil {
+		return err
+	}
 	run, emu, err := runQueue(ctx, f, queueHooks{}, stderr)
 	if err != nil {
 		return err
 	}
 	res := throughput(f, run)
 	res.emulatorReport = newEmulatorReport(f.inProcess, emu, res.Messages)
+	res.Compare = base.against(res)
 	return printJSON(stdout, res)
 }
 
