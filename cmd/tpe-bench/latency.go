@@ -31,6 +31,10 @@ type latencyResult struct {
 	MaxMS      float64 `json:"max_ms"`
 	RoundTrips float64 `json:"round_trips"` // p50_ms in round trips
 	BoundMS    float64 `json:"bound_ms"`    // median critical-path bound
+	// Queued is how many messages waited more than half a round trip before their first call
+	// (behind another message about the same principal: the worker runs one reconcile per
+	// principal at a time).
+	Queued int `json:"queued"`
 
 	NoopP50MS       float64 `json:"noop_p50_ms"`
 	NoopP99MS       float64 `json:"noop_p99_ms"`
@@ -76,8 +80,11 @@ type latencyFigures struct {
 	PathCalls  float64 `json:"critical_path_calls"`
 	// Wait is the time from receive to the message's first call: the time it queued inside
 	// the worker (behind another message about the same principal, say).
-	WaitP50MS     float64 `json:"wait_p50_ms"`
-	WaitP99MS     float64 `json:"wait_p99_ms"`
+	WaitP50MS float64 `json:"wait_p50_ms"`
+	WaitP99MS float64 `json:"wait_p99_ms"`
+	// Queued counts the messages that waited more than half a round trip before their first
+	// call.
+	Queued        int     `json:"queued"`
 	GraphCalls    float64 `json:"graph_calls_per_msg"`
 	ACSCalls      float64 `json:"acs_calls_per_msg"`
 	GraphRUPerMsg float64 `json:"graph_ru_per_msg"`
@@ -126,8 +133,8 @@ func latency(f queueFlags, run queueRun, traces []*msgTrace) latencyResult {
 		}
 	}
 	by := make(map[string]latencyFigures, len(groups))
-	for o, ms := range groups {
-		by[o] = figures(ms, f.graphLatency, f.acsLatency, rt)
+	for o, group := range groups {
+		by[o] = figures(group, f.graphLatency, f.acsLatency, rt)
 	}
 	all := figures(traces, f.graphLatency, f.acsLatency, rt)
 	n := float64(f.messages)
@@ -136,7 +143,7 @@ func latency(f queueFlags, run queueRun, traces []*msgTrace) latencyResult {
 		GraphLatencyMS: ms(f.graphLatency), ACSLatencyMS: ms(f.acsLatency), RoundTripMS: ms(rt),
 		Seconds: round3(run.elapsed.Seconds()), MsgsPerSec: round1(n / run.elapsed.Seconds()),
 		P50MS: all.P50MS, P95MS: all.P95MS, P99MS: all.P99MS, MaxMS: all.MaxMS, RoundTrips: all.RoundTrips,
-		BoundMS:   all.BoundMS,
+		BoundMS: all.BoundMS, Queued: all.Queued,
 		NoopP50MS: by["noop"].P50MS, NoopP99MS: by["noop"].P99MS, NoopRoundTrips: by["noop"].RoundTrips,
 		NoopBoundMS: by["noop"].BoundMS,
 		WriteP50MS:  by["write"].P50MS, WriteP99MS: by["write"].P99MS, WriteRoundTrips: by["write"].RoundTrips,
@@ -159,13 +166,18 @@ func figures(group []*msgTrace, graph, acs, rt time.Duration) latencyFigures {
 	lat := make([]time.Duration, len(group))
 	bounds := make([]time.Duration, len(group))
 	paths := make([]time.Duration, len(group)) // call counts, sorted as durations
+	var f latencyFigures
 	var waits []time.Duration
 	var graphCalls, acsCalls, ru int
 	for i, m := range group {
 		lat[i] = m.latency
 		if len(m.calls) > 0 {
 			first := slices.MinFunc(m.calls, func(a, b call) int { return a.start.Compare(b.start) })
-			waits = append(waits, first.start.Sub(m.received))
+			w := first.start.Sub(m.received)
+			waits = append(waits, w)
+			if 2*w > rt {
+				f.Queued++
+			}
 		}
 		n, b := criticalPath(m.calls, graph, acs)
 		bounds[i], paths[i] = b, time.Duration(n)
@@ -180,15 +192,14 @@ func figures(group []*msgTrace, graph, acs, rt time.Duration) latencyFigures {
 	}
 	slices.Sort(lat)
 	k := float64(len(group))
-	f := latencyFigures{Count: len(group),
-		P50MS: ms(percentile(lat, 0.5)), P95MS: ms(percentile(lat, 0.95)), P99MS: ms(percentile(lat, 0.99)),
-		MaxMS:     ms(lat[len(lat)-1]),
-		BoundMS:   ms(percentile(sorted(bounds), 0.5)),
-		PathCalls: float64(percentile(sorted(paths), 0.5)),
-		WaitP50MS: ms(percentile(sorted(waits), 0.5)), WaitP99MS: ms(percentile(sorted(waits), 0.99)),
-		GraphCalls: round3(float64(graphCalls) / k), ACSCalls: round3(float64(acsCalls) / k),
-		GraphRUPerMsg: round3(float64(ru) / k),
-	}
+	f.Count = len(group)
+	f.P50MS, f.P95MS, f.P99MS = ms(percentile(lat, 0.5)), ms(percentile(lat, 0.95)), ms(percentile(lat, 0.99))
+	f.MaxMS = ms(lat[len(lat)-1])
+	f.BoundMS = ms(percentile(sorted(bounds), 0.5))
+	f.PathCalls = float64(percentile(sorted(paths), 0.5))
+	f.WaitP50MS, f.WaitP99MS = ms(percentile(sorted(waits), 0.5)), ms(percentile(sorted(waits), 0.99))
+	f.GraphCalls, f.ACSCalls = round3(float64(graphCalls)/k), round3(float64(acsCalls)/k)
+	f.GraphRUPerMsg = round3(float64(ru) / k)
 	if rt > 0 {
 		f.RoundTrips = round3(f.P50MS / ms(rt))
 	}
