@@ -94,7 +94,7 @@ func runLatency(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var f queueFlags
 	fs := flag.NewFlagSet("latency", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	f.register(fs, 2000, 16, 50*time.Millisecond)
+	f.register(fs, 3000, 16, 50*time.Millisecond)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
