@@ -20,7 +20,10 @@ import (
 // the object id in the Graph path (or in a $batch's requests) and in the ACS assignment
 // path. Each reconcile the worker reports (its Observer) takes the calls made for its
 // principal since the last one, so a duplicate that shares another message's reconcile
-// (coalesced) gets none of its own.
+// (coalesced) gets none of its own. The worker runs one reconcile per principal at a time;
+// if the next one's first call answers before the previous reconcile is reported (a
+// scheduling delay of a whole call), that call goes to the previous message. One message's
+// figures are then off; the medians are not.
 
 // call is one HTTP request as the client saw it.
 type call struct {
