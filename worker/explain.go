@@ -68,7 +68,7 @@ func Explain(u *User, memberOf []string, p Policy) Explanation {
 	}
 	inScope := len(p.ScopeGroups) == 0
 	e := Explanation{ObjectID: strings.ToLower(u.ID), UPN: u.UPN, Found: true,
-		Rules: []Rule{{Name: "in directory", Outcome: RulePass}}}
+		Rules: []Rule{{Name: "in directory", Outcome: RulePass, Detail: "read now, with the policy's $select"}}}
 	e.Rules = append(e.Rules, scopeRules(memberOf, p, &inScope)...)
 	e.Verdict = Eligibility(u, inScope, p)
 	ra := isResourceAccount(u)
