@@ -123,12 +123,20 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 // our client ids are added or removed), and write only when something changes.
 func assignVerb(cmd worker.Command) func(context.Context, []string, io.Writer, io.Writer) error {
 	return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-		var ra bool
+		var ra, force bool
 		c, principal, err := assignFlags(string(cmd), args, stderr, func(fs *flag.FlagSet) {
 			fs.BoolVar(&ra, "resource-account", false, "the principal is a Teams resource account (server consent)")
+			if cmd == worker.CommandGrant {
+				fs.BoolVar(&force, "force", false, "grant even when the policy refuses the principal (the next resync undoes it)")
+			}
 		})
 		if err != nil {
 			return err
+		}
+		if cmd == worker.CommandGrant {
+			if principal, err = grantAgainstPolicy(ctx, c, principal, ra, force, stderr); err != nil {
+				return err
+			}
 		}
 		oid, client, err := openPrincipal(ctx, c, principal, needs{acs: true, clientIDs: !ra}, stderr)
 		if err != nil {

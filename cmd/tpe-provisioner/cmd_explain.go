@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -225,4 +226,55 @@ func (r *explainReport) table(w io.Writer) {
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "(* marks the rule that decided the verdict)")
+}
+
+// errPolicyRefuses is a grant the policy contradicts, refused without --force.
+var errPolicyRefuses = errors.New("the policy refuses this grant")
+
+// grantAgainstPolicy explains principal against the policy before an operator grant. When
+// the policy refuses it (or judges it another kind than the one asked for) it prints the
+// explanation and refuses, unless force, which only warns: the next resync, or any
+// notification about the principal, will undo the grant. It returns the principal's object
+// id when the directory knows it, so the grant needs no second lookup.
+func grantAgainstPolicy(ctx context.Context, c *Config, principal string, ra, force bool, stderr io.Writer) (string, error) {
+	if err := c.Validate(needs{acs: true, graph: true}); err != nil {
+		return "", err
+	}
+	svc, err := newService(c, newLogger(stderr, "text", c.LogLevel), nil)
+	if err != nil {
+		return "", err
+	}
+	rep, err := explainPrincipal(ctx, svc, principal)
+	if err != nil {
+		if force {
+			fmt.Fprintf(stderr, "warning: could not check the grant against the policy (%v); granting because of --force\n", err)
+			return principal, nil
+		}
+		return "", fmt.Errorf("check the grant against the policy: %w (--force grants without the check)", err)
+	}
+	want := worker.PrincipalUser
+	if ra {
+		want = worker.PrincipalResourceAccount
+	}
+	if rep.ObjectID != "" {
+		principal = rep.ObjectID
+	}
+	var refusal string
+	switch {
+	case !rep.Found:
+		return "", fmt.Errorf("%s is not in the directory: nothing to grant", rep.Principal)
+	case !rep.Eligible:
+		refusal = fmt.Sprintf("the policy refuses %s: %s", rep.Principal, rep.Reason)
+	case rep.EligibleAs != want:
+		refusal = fmt.Sprintf("the policy judges %s a %s (%s), not a %s", rep.Principal, rep.EligibleAs, rep.Reason, want)
+	default:
+		return principal, nil
+	}
+	rep.table(stderr)
+	fmt.Fprintln(stderr)
+	if !force {
+		return "", &exitError{code: 1, err: fmt.Errorf("%w: %s; the next resync would undo the grant. Fix the directory, or pass --force to grant anyway", errPolicyRefuses, refusal)}
+	}
+	fmt.Fprintf(stderr, "warning: %s; granting because of --force. The next resync (or any notification about this principal) will undo it.\n", refusal)
+	return principal, nil
 }
