@@ -76,7 +76,6 @@ func (f *dlFixture) stats(t *testing.T) sbtest.Stats {
 	return st
 }
 
-
 // seed dead-letters three messages: a command (malformed reason), a notification carrying
 // the canary clientState (untrusted), and one the broker gave up on.
 func (f *dlFixture) seed(t *testing.T) {
