@@ -346,8 +346,8 @@ func (d *doctor) subscription(resource, target string, subs []worker.Subscriptio
 		return
 	}
 	if other != nil {
-		d.add(name, checkFail, "the subscription points at "+other.NotificationURL+", not the configured target",
-			"tpe-provisioner subscribe --delete, then subscribe (a subscription's target cannot be changed)")
+		d.add(name, checkFail, fmt.Sprintf("subscription %s points at %s, not the configured target", other.ID, other.NotificationURL),
+			"delete it (subscribe --delete with the settings that created it), then tpe-provisioner subscribe: Graph refuses a second subscription for the same resource and change type")
 		return
 	}
 	d.add(name, checkWarn, "missing", "tpe-provisioner subscribe (run also creates it on start)")

@@ -117,6 +117,27 @@ func TestDoctorAgainstTheEmulators(t *testing.T) {
 	}
 	env["SERVICEBUS_QUEUE"] = sb.Queue()
 
+	// Subscriptions: missing, then present, then pointing somewhere else than the settings say.
+	const eventGrid = "azuresubscriptionid=11111111-2222-3333-4444-555555555555&resourcegroup=rg-tpe&partnertopic=%s&location=westeurope"
+	env["TPE_EVENT_GRID"] = strings.Replace(eventGrid, "%s", "tpe-graph", 1)
+	_, got, _ = doctorReport(t)
+	wantStatus(t, "no subscriptions yet", got, map[string]string{"subscription users": checkWarn, "subscription groups/" + localScopeGroup: checkWarn})
+	if code, _, errOut := call("subscribe"); code != 0 {
+		t.Fatalf("subscribe: exit %d\n%s", code, errOut)
+	}
+	code, got, _ = doctorReport(t)
+	wantStatus(t, "subscribed", got, map[string]string{"subscription users": checkPass, "subscription groups/" + localScopeGroup: checkPass})
+	if code != 0 {
+		t.Errorf("subscribed: exit %d", code)
+	}
+	env["TPE_EVENT_GRID"] = strings.Replace(eventGrid, "%s", "another-topic", 1)
+	code, got, _ = doctorReport(t)
+	wantStatus(t, "subscriptions elsewhere", got, map[string]string{"subscription users": checkFail, "subscription groups/" + localScopeGroup: checkFail})
+	if code != 1 || !strings.Contains(got["subscription users"].Detail, "partnertopic=tpe-graph") {
+		t.Errorf("subscriptions elsewhere: exit %d, %+v", code, got["subscription users"])
+	}
+	delete(env, "TPE_EVENT_GRID")
+
 	// Bad settings are named, one line each.
 	env["TPE_CLIENT_IDS"] = "not-a-guid"
 	code, got, _ = doctorReport(t)
