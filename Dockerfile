@@ -7,7 +7,11 @@
 #
 # The release build below is the same command CI runs (.ci/run); deploy/deploy_test.go keeps
 # the two in step:
-#   CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/tpe-provisioner ./cmd/tpe-provisioner
+#   CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X main.version=${VERSION} -X main.revision=${REVISION}" -o /out/tpe-provisioner ./cmd/tpe-provisioner
+#
+# VERSION and REVISION are stamped into the binary (`tpe-provisioner version`, the start-up log
+# and the tpe_build_info metric):
+#   docker build --build-arg VERSION=v1.2.0 --build-arg REVISION=$(git rev-parse HEAD) -t tpe-provisioner:v1.2.0 .
 
 FROM golang:1.26 AS build
 WORKDIR /src
@@ -16,8 +20,10 @@ ENV GOFLAGS=-buildvcs=false
 COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
+ARG VERSION=dev
+ARG REVISION=unknown
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-    CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/tpe-provisioner ./cmd/tpe-provisioner
+    CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X main.version=${VERSION} -X main.revision=${REVISION}" -o /out/tpe-provisioner ./cmd/tpe-provisioner
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/tpe-provisioner /tpe-provisioner

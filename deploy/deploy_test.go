@@ -174,7 +174,7 @@ func TestDockerfile(t *testing.T) {
 	if got, want := last["EXPOSE"], "8080"; got != want {
 		t.Errorf("EXPOSE = %s; want %s (TPE_HTTP_LISTEN's default)", got, want)
 	}
-	const want = `CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/tpe-provisioner ./cmd/tpe-provisioner`
+	const want = `CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X main.version=${VERSION} -X main.revision=${REVISION}" -o /out/tpe-provisioner ./cmd/tpe-provisioner`
 	if run != want {
 		t.Errorf("Dockerfile build = %q; want %q", run, want)
 	}

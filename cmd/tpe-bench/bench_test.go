@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 )
@@ -104,5 +106,117 @@ func TestUnknownCommandIsAUsageError(t *testing.T) {
 	var out, errOut bytes.Buffer
 	if code := realMain(context.Background(), []string{"bogus"}, &out, &errOut); code != 2 {
 		t.Errorf("exit %d, want 2", code)
+	}
+}
+
+func TestLatencySplitsByOutcomeAndNoMessageBeatsItsCriticalPath(t *testing.T) {
+	const d = 5.0 // ms, both services
+	got := run(t, 0, "latency", "--messages", "300", "--users", "300", "--latency", "5ms", "--concurrency", "8")
+	requireFields(t, got, "p50_ms", "p95_ms", "p99_ms", "max_ms", "noop_p50_ms", "write_p50_ms",
+		"noop_round_trips", "write_round_trips", "bound_ms", "noop_bound_ms", "write_bound_ms",
+		"graph_ru_per_msg", "graph_calls_per_msg", "acs_calls_per_msg", "msgs_per_sec",
+		"cpu_us_per_msg", "peak_rss_mb", "round_trip_ms", "by_outcome", "emulators")
+	if num(got, "completed") != 300 || num(got, "errors") != 0 || num(got, "dead_lettered") != 0 {
+		t.Errorf("completed %v errors %v dead-lettered %v, want 300, 0, 0", got["completed"], got["errors"], got["dead_lettered"])
+	}
+	if num(got, "round_trip_ms") != d {
+		t.Errorf("round_trip_ms = %v, want %v", got["round_trip_ms"], d)
+	}
+	// Every message reads Graph before anything else can be decided: at least one round trip.
+	if p50 := num(got, "p50_ms"); p50 < d {
+		t.Errorf("p50_ms = %v, want at least one round trip (%v ms)", p50, d)
+	}
+	// A write follows at least one read.
+	if w := num(got, "write_p50_ms"); w < 2*d {
+		t.Errorf("write_p50_ms = %v, want at least two round trips (%v ms)", w, 2*d)
+	}
+	// Each message takes at least its own critical path, so the medians are ordered too.
+	for _, k := range []string{"", "noop_", "write_"} {
+		if p, b := num(got, k+"p50_ms"), num(got, k+"bound_ms"); b <= 0 || p < b {
+			t.Errorf("%sp50_ms = %v below its critical-path bound %v (or no bound)", k, p, b)
+		}
+	}
+	if p50, p99, mx := num(got, "p50_ms"), num(got, "p99_ms"), num(got, "max_ms"); p99 < p50 || mx < p99 {
+		t.Errorf("p50 %v, p99 %v, max %v are not ordered", p50, p99, mx)
+	}
+	calls, ru := num(got, "graph_calls_per_msg"), num(got, "graph_ru_per_msg")
+	if calls < 0.9 || ru < calls || ru > 5*calls {
+		t.Errorf("graph calls %v and resource units %v per message: want ≥ 0.9 calls, 1..5 units each", calls, ru)
+	}
+	if a := num(got, "acs_calls_per_msg"); a < 0.9 || a > 2.1 {
+		t.Errorf("acs_calls_per_msg = %v, want a read and at most a write", a)
+	}
+	if num(got, "cpu_us_per_msg") <= 0 || num(got, "peak_rss_mb") <= 0 || num(got, "msgs_per_sec") <= 0 {
+		t.Errorf("cpu, rss or rate missing: %v", got)
+	}
+	by, _ := got["by_outcome"].(map[string]any)
+	total := 0.0
+	for _, o := range []string{"noop", "grant", "revoke"} {
+		g, _ := by[o].(map[string]any)
+		if num(g, "count") == 0 {
+			t.Errorf("no %s in the mix: %v", o, by)
+		}
+	}
+	for _, g := range by {
+		if m, ok := g.(map[string]any); ok {
+			total += num(m, "count")
+		}
+	}
+	if w, _ := by["write"].(map[string]any); w != nil {
+		total -= num(w, "count") // grant + revoke again
+	}
+	if total != 300 {
+		t.Errorf("outcome counts add up to %v, want 300: %v", total, by)
+	}
+}
+
+func TestCompareRunsTheOtherBuildWithTheSameFlags(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := run(t, 0, "throughput", "--messages", "120", "--users", "300", "--latency", "1ms", "--concurrency", "4",
+		"--compare", self)
+	cmp, _ := got["compare"].(map[string]any)
+	other, _ := cmp["result"].(map[string]any)
+	if cmp["binary"] != self || num(other, "messages") != 120 || num(other, "completed") != 120 {
+		t.Fatalf("compare = %v, want the other build's line for the same 120 messages", cmp)
+	}
+	if _, nested := other["compare"]; nested {
+		t.Error("the other build was given --compare too")
+	}
+	ratios, _ := cmp["ratios"].(map[string]any)
+	want := num(got, "msgs_per_sec") / num(other, "msgs_per_sec")
+	if r := num(ratios, "msgs_per_sec"); r <= 0 || r < want-0.001 || r > want+0.001 {
+		t.Errorf("msgs_per_sec ratio = %v, want %v", r, want)
+	}
+}
+
+func TestWithoutCompareDropsTheFlagInEveryForm(t *testing.T) {
+	for _, args := range [][]string{
+		{"--compare", "/bin/x", "--messages", "5"},
+		{"--messages", "5", "-compare=/bin/x"},
+		{"--compare=/bin/x", "--messages", "5"},
+		{"-compare", "/bin/x", "--messages", "5"},
+	} {
+		if got := strings.Join(withoutCompare(args), " "); got != "--messages 5" {
+			t.Errorf("withoutCompare(%q) = %q, want %q", args, got, "--messages 5")
+		}
+	}
+}
+
+func TestTheEmulatorChildsUsageIsItsOwn(t *testing.T) {
+	c, err := startChild(context.Background(), worldSpec{users: 50, seed: 1, revokeShare: 0.3}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another child of this process (a --compare run, say) burns CPU and ends first.
+	busy := exec.Command("sh", "-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done")
+	if err := busy.Run(); err != nil {
+		t.Fatal(err)
+	}
+	busyCPU := busy.ProcessState.UserTime() + busy.ProcessState.SystemTime()
+	if got := c.stop(); got.cpu <= 0 || got.cpu >= busyCPU {
+		t.Errorf("emulator child CPU = %s, want its own (> 0), not the other child's %s", got.cpu, busyCPU)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/tpe-provisioner/tpe-provisioner/graph/graphtest"
@@ -114,11 +115,16 @@ func startChild(ctx context.Context, w worldSpec, stderr io.Writer) (*child, err
 	return c, nil
 }
 
-// stop ends the child and returns its resource usage (children's peak RSS and CPU).
+// stop ends the child and returns its resource usage (its own peak RSS and CPU, from
+// wait4: other children of this process, such as a --compare run, do not count).
 func (c *child) stop() usage {
 	_ = c.stdin.Close()
 	if err := c.cmd.Wait(); err != nil && !errors.Is(err, context.Canceled) {
 		return usage{}
 	}
-	return childUsage()
+	ru, ok := c.cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	if !ok {
+		return usage{}
+	}
+	return rusage(ru)
 }

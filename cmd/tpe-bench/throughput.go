@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/tpe-provisioner/tpe-provisioner/graph/graphtest"
@@ -34,40 +35,63 @@ type throughputResult struct {
 	Grants       int     `json:"grants"`
 	Revokes      int     `json:"revokes"`
 	Noops        int     `json:"noops"`
-	// Emulators says where the emulators ran; in a child process their CPU and peak RSS
-	// are reported apart and are not in cpu_us_per_msg and peak_rss_mb.
+	emulatorReport
+	Compare *comparison `json:"compare,omitempty"`
+}
+
+// emulatorReport says where the emulators ran; in a child process their CPU and peak RSS
+// are reported apart and are not in cpu_us_per_msg and peak_rss_mb.
+type emulatorReport struct {
 	Emulators    string  `json:"emulators"`
 	EmuCPUPerMsg float64 `json:"emulator_cpu_us_per_msg,omitempty"`
 	EmuPeakRSSMB float64 `json:"emulator_peak_rss_mb,omitempty"`
 }
 
-type throughputFlags struct {
+func newEmulatorReport(inProcess bool, emu usage, messages int) emulatorReport {
+	if inProcess {
+		return emulatorReport{Emulators: "in process"}
+	}
+	r := emulatorReport{Emulators: "child process"}
+	if messages > 0 {
+		r.EmuCPUPerMsg = round1(float64(emu.cpu.Microseconds()) / float64(messages))
+		r.EmuPeakRSSMB = mb(emu.peakRSSKB)
+	}
+	return r
+}
+
+// queueFlags are the flags of the benches that work generated notifications through
+// worker.New (throughput, latency).
+type queueFlags struct {
 	messages, concurrency, users int
 	latency, graphLatency        time.Duration
 	acsLatency                   time.Duration
 	seed                         int64
 	inProcess                    bool
 	cpuprofile                   string
+	compare                      string
 }
 
-func runThroughput(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var f throughputFlags
-	fs := flag.NewFlagSet("throughput", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.IntVar(&f.messages, "messages", 20000, "notification messages to work")
-	fs.IntVar(&f.concurrency, "concurrency", 64, "worker concurrency (messages at once)")
+// register declares the flags on fs with the bench's defaults.
+func (f *queueFlags) register(fs *flag.FlagSet, messages, concurrency int, latency time.Duration) {
+	fs.IntVar(&f.messages, "messages", messages, "notification messages to work")
+	fs.IntVar(&f.concurrency, "concurrency", concurrency, "worker concurrency (messages at once)")
 	fs.IntVar(&f.users, "users", 10000, "generated directory size")
-	fs.DurationVar(&f.latency, "latency", 20*time.Millisecond, "latency added to every emulator answer")
+	fs.DurationVar(&f.latency, "latency", latency, "latency added to every emulator answer")
 	fs.DurationVar(&f.graphLatency, "graph-latency", -1, "Graph latency (default --latency)")
 	fs.DurationVar(&f.acsLatency, "acs-latency", -1, "ACS latency (default --latency)")
 	fs.Int64Var(&f.seed, "seed", 1, "seed of the directory, the ACS seeding and the messages")
 	fs.BoolVar(&f.inProcess, "in-process", false, "run the emulators in this process (their CPU and memory then count)")
 	fs.StringVar(&f.cpuprofile, "cpuprofile", "", "write a CPU profile of the run to `FILE`")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
+	fs.StringVar(&f.compare, "compare", "", "first run `BIN` (another build of tpe-bench) with the same flags and report its line and the ratios too")
+}
+
+// check validates the parsed flags and fills the per-service latencies from --latency.
+func (f *queueFlags) check() error {
 	if f.messages <= 0 || f.concurrency <= 0 || f.users <= 0 {
 		return fmt.Errorf("--messages, --concurrency and --users must be positive")
+	}
+	if f.latency < 0 {
+		return fmt.Errorf("--latency must not be negative")
 	}
 	if f.graphLatency < 0 {
 		f.graphLatency = f.latency
@@ -75,24 +99,31 @@ func runThroughput(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if f.acsLatency < 0 {
 		f.acsLatency = f.latency
 	}
-	spec := worldSpec{users: f.users, seed: f.seed, revokeShare: 0.3, acsLatency: f.acsLatency, graphLatency: f.graphLatency}
-	dir := graphtest.Generate(f.users, f.seed, graphtest.DefaultMix)
-	info, stopEmu, err := serveWorld(ctx, spec, dir, f.inProcess, stderr)
+	return nil
+}
+
+func runThroughput(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var f queueFlags
+	fs := flag.NewFlagSet("throughput", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	f.register(fs, 20000, 64, 20*time.Millisecond)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := f.check(); err != nil {
+		return err
+	}
+	base, err := runBaseline(ctx, f.compare, "throughput", args, stderr)
 	if err != nil {
 		return err
 	}
-	res, err := throughput(ctx, f, dir, info)
-	emu := stopEmu()
+	run, emu, err := runQueue(ctx, f, queueHooks{}, stderr)
 	if err != nil {
 		return err
 	}
-	res.Emulators = "child process"
-	if f.inProcess {
-		res.Emulators = "in process"
-	} else if res.Messages > 0 {
-		res.EmuCPUPerMsg = round1(float64(emu.cpu.Microseconds()) / float64(res.Messages))
-		res.EmuPeakRSSMB = mb(emu.peakRSSKB)
-	}
+	res := throughput(f, run)
+	res.emulatorReport = newEmulatorReport(f.inProcess, emu, res.Messages)
+	res.Compare = base.against(res)
 	return printJSON(stdout, res)
 }
 
@@ -115,47 +146,97 @@ func serveWorld(ctx context.Context, spec worldSpec, dir *graphtest.Directory, i
 		func() usage { emu.close(); return usage{} }, nil
 }
 
-func throughput(ctx context.Context, f throughputFlags, dir *graphtest.Directory, info childInfo) (throughputResult, error) {
-	cl, err := newClients(clientSettings{acsConnectionString: info.ACSConnectionString, graphURL: info.GraphURL,
-		tenantID: dir.TenantID(), idleConns: 2 * f.concurrency})
+// queueHooks let a bench watch a queue run; nil members watch nothing.
+type queueHooks struct {
+	// transport decorates both clients' innermost transports.
+	transport func(http.RoundTripper) http.RoundTripper
+	// source decorates the queue the worker consumes.
+	source func(worker.Source) worker.Source
+	// observer is the worker's Observer.
+	observer worker.Observer
+}
+
+// queueRun is what one run of the worker over the generated notifications measured.
+type queueRun struct {
+	elapsed              time.Duration
+	cpu                  time.Duration // this process's user + system time during the run
+	peakRSSKB            int64         // this process's peak resident set
+	graphCalls, acsCalls int64
+	queue                queueStats
+	worker               worker.Stats
+}
+
+// runQueue generates the tenant, serves it (a child process unless --in-process), and works
+// f.messages generated notifications through worker.New. It returns the run's measures and
+// the emulators' usage (zero when in process).
+func runQueue(ctx context.Context, f queueFlags, h queueHooks, stderr io.Writer) (queueRun, usage, error) {
+	spec := worldSpec{users: f.users, seed: f.seed, revokeShare: 0.3, acsLatency: f.acsLatency, graphLatency: f.graphLatency}
+	dir := graphtest.Generate(f.users, f.seed, graphtest.DefaultMix)
+	info, stopEmu, err := serveWorld(ctx, spec, dir, f.inProcess, stderr)
 	if err != nil {
-		return throughputResult{}, err
+		return queueRun{}, usage{}, err
+	}
+	run, err := workQueue(ctx, f, h, dir, info)
+	emu := stopEmu()
+	return run, emu, err
+}
+
+func workQueue(ctx context.Context, f queueFlags, h queueHooks, dir *graphtest.Directory, info childInfo) (queueRun, error) {
+	cl, err := newClients(clientSettings{acsConnectionString: info.ACSConnectionString, graphURL: info.GraphURL,
+		tenantID: dir.TenantID(), idleConns: 2 * f.concurrency, wrap: h.transport})
+	if err != nil {
+		return queueRun{}, err
 	}
 	msgs := newMessageGen(dir, f.seed)
 	q := newQueue(f.messages, msgs.body, 0)
-	w, err := worker.New(q, cl.reconciler(benchPolicy()), cl.dir, worker.Options{
+	var src worker.Source = q
+	if h.source != nil {
+		src = h.source(q)
+	}
+	w, err := worker.New(src, cl.reconciler(benchPolicy()), cl.dir, worker.Options{
 		Concurrency: f.concurrency,
 		Trust:       worker.Trust{TenantID: dir.TenantID(), ClientState: benchClientState},
 		Logger:      slog.New(slog.DiscardHandler),
+		Observer:    h.observer,
 	})
 	if err != nil {
-		return throughputResult{}, err
+		return queueRun{}, err
 	}
 	stopProfile, err := startProfile(f.cpuprofile)
 	if err != nil {
-		return throughputResult{}, err
+		return queueRun{}, err
 	}
 	before, start := selfUsage(), time.Now()
 	err = w.Run(ctx)
 	elapsed, after := time.Since(start), selfUsage()
 	stopProfile()
 	if err != nil {
-		return throughputResult{}, err
+		return queueRun{}, err
 	}
 	if ctx.Err() != nil {
-		return throughputResult{}, errors.New("interrupted")
+		return queueRun{}, errors.New("interrupted")
 	}
 	graphCalls, acsCalls := cl.calls()
-	qs, ws := q.stats(), w.Stats()
+	return queueRun{elapsed: elapsed, cpu: after.cpu - before.cpu, peakRSSKB: after.peakRSSKB,
+		graphCalls: graphCalls, acsCalls: acsCalls, queue: q.stats(), worker: w.Stats()}, nil
+}
+
+// cpuPerMsg is the run's CPU time per message in microseconds.
+func (r queueRun) cpuPerMsg(messages int) float64 {
+	return round1(float64(r.cpu.Microseconds()) / float64(messages))
+}
+
+func throughput(f queueFlags, run queueRun) throughputResult {
+	qs, ws := run.queue, run.worker
 	n := float64(f.messages)
 	// Each message's calls run one after another, each taking its service's latency.
-	perMsg := (float64(graphCalls)*f.graphLatency.Seconds() + float64(acsCalls)*f.acsLatency.Seconds()) / n
+	perMsg := (float64(run.graphCalls)*f.graphLatency.Seconds() + float64(run.acsCalls)*f.acsLatency.Seconds()) / n
 	r := throughputResult{
-		Messages: f.messages, Seconds: round3(elapsed.Seconds()), MsgsPerSec: round1(n / elapsed.Seconds()),
-		GraphCalls: graphCalls, ACSCalls: acsCalls,
-		CPUPerMsg:   round1(float64((after.cpu - before.cpu).Microseconds()) / n),
-		PeakRSSMB:   mb(after.peakRSSKB),
-		CallsPerMsg: round3(float64(graphCalls+acsCalls) / n),
+		Messages: f.messages, Seconds: round3(run.elapsed.Seconds()), MsgsPerSec: round1(n / run.elapsed.Seconds()),
+		GraphCalls: run.graphCalls, ACSCalls: run.acsCalls,
+		CPUPerMsg:   run.cpuPerMsg(f.messages),
+		PeakRSSMB:   mb(run.peakRSSKB),
+		CallsPerMsg: round3(float64(run.graphCalls+run.acsCalls) / n),
 		Completed:   qs.completed, DeadLettered: qs.deadLettered(), Coalesced: ws.Coalesced,
 		Grants: ws.Reconciles[worker.ActionGrant], Revokes: ws.Reconciles[worker.ActionRevoke],
 		Noops: ws.Reconciles[worker.ActionNoop],
@@ -164,5 +245,5 @@ func throughput(ctx context.Context, f throughputFlags, dir *graphtest.Directory
 		r.Bound = round1(float64(f.concurrency) / perMsg)
 		r.Ratio = round3(r.MsgsPerSec / r.Bound)
 	}
-	return r, nil
+	return r
 }

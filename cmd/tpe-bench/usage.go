@@ -19,6 +19,10 @@ func readUsage(who int) usage {
 	if err := syscall.Getrusage(who, &ru); err != nil {
 		return usage{}
 	}
+	return rusage(&ru)
+}
+
+func rusage(ru *syscall.Rusage) usage {
 	return usage{cpu: time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), peakRSSKB: ru.Maxrss}
 }
 
@@ -47,5 +51,3 @@ func startProfile(path string) (func(), error) {
 	}
 	return func() { pprof.StopCPUProfile(); _ = f.Close() }, nil
 }
-
-func childUsage() usage { return readUsage(syscall.RUSAGE_CHILDREN) }

@@ -64,8 +64,8 @@ func resolve(ctx context.Context, c *Config, principal string, stderr io.Writer)
 	if guidRE.MatchString(principal) {
 		return strings.ToLower(principal), nil
 	}
-	if !worker.LooksLikeUPN(principal) {
-		return "", fmt.Errorf("%q is neither an object id (GUID) nor a UPN (control, format and bidirectional characters are refused)", principal)
+	if err := checkPrincipalForm(principal); err != nil {
+		return "", err
 	}
 	if err := c.Validate(needs{graph: true}); err != nil {
 		return "", err
@@ -83,6 +83,15 @@ func resolve(ctx context.Context, c *Config, principal string, stderr io.Writer)
 	}
 	fmt.Fprintf(stderr, "%s is object id %s\n", principal, u.ID)
 	return u.ID, nil
+}
+
+// checkPrincipalForm refuses, before any call, a principal that is neither an object id nor a
+// UPN: control, format and bidirectional characters never reach Graph, ACS or a log.
+func checkPrincipalForm(principal string) error {
+	if guidRE.MatchString(principal) || worker.LooksLikeUPN(principal) {
+		return nil
+	}
+	return fmt.Errorf("%q is neither an object id (GUID) nor a UPN (control, format and bidirectional characters are refused)", principal)
 }
 
 // openPrincipal validates the settings, resolves the principal to an object id and opens
@@ -123,12 +132,23 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 // our client ids are added or removed), and write only when something changes.
 func assignVerb(cmd worker.Command) func(context.Context, []string, io.Writer, io.Writer) error {
 	return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-		var ra bool
+		var ra, force bool
 		c, principal, err := assignFlags(string(cmd), args, stderr, func(fs *flag.FlagSet) {
 			fs.BoolVar(&ra, "resource-account", false, "the principal is a Teams resource account (server consent)")
+			if cmd == worker.CommandGrant {
+				fs.BoolVar(&force, "force", false, "grant even when the policy refuses the principal (the next resync undoes it)")
+			}
 		})
 		if err != nil {
 			return err
+		}
+		if err := checkPrincipalForm(principal); err != nil {
+			return err
+		}
+		if cmd == worker.CommandGrant {
+			if principal, err = grantAgainstPolicy(ctx, c, principal, ra, force, stderr); err != nil {
+				return err
+			}
 		}
 		oid, client, err := openPrincipal(ctx, c, principal, needs{acs: true, clientIDs: !ra}, stderr)
 		if err != nil {

@@ -99,7 +99,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	defer stopOps()
 
 	log.Info("worker started", "concurrency", c.Concurrency, "dry_run", c.DryRun, "scope_groups", len(c.ScopeGroups),
-		"resync_interval", c.ResyncInterval.String(), "renew_subscriptions", c.RenewSubscriptions, "source", sourceName(&c, *source))
+		"resync_interval", c.ResyncInterval.String(), "renew_subscriptions", c.RenewSubscriptions, "source", sourceName(&c, *source), "build", currentBuild())
 	err = w.Run(ctx)
 	printStats(stdout, w.Stats())
 	return err

@@ -26,8 +26,6 @@ import (
 // written follows the fresh reads. Each test below has the stale listing plan the wrong
 // write and checks that it is not the one made.
 
-const e2eMegan = "c9ce5ddc-2a52-483e-96df-d21e9d1f5c01" // a Teams user outside the scope
-
 // startLaggedEmulators starts the emulators on the sample directory, with the Graph
 // emulator's advanced-query listings frozen for an hour at each SnapshotListings (and at
 // the first listing). They are httptest servers, which close at the end of the test
@@ -62,8 +60,8 @@ func holdsOurs(a acstest.Assignment, ok bool) bool {
 	return ok && slices.ContainsFunc(a.ClientIDs, func(id string) bool { return slices.Contains(e2eOurIDs, id) })
 }
 
-// assignmentOf returns what ACS holds for oid.
-func assignmentOf(emu *emulators, oid string) (acstest.Assignment, bool) {
+// emulatedAssignment returns what ACS holds for oid.
+func emulatedAssignment(emu *emulators, oid string) (acstest.Assignment, bool) {
 	for _, a := range emu.acs.Assignments() {
 		if a.ObjectID == oid {
 			return a, true
@@ -94,7 +92,7 @@ func TestBackfillUnderListingLagKeepsAUserAddedAfterTheSnapshot(t *testing.T) {
 	if code := realMain([]string{"run", "--source", "file:" + events}, &out, &errOut); code != 0 {
 		t.Fatalf("run over the notification for %s exit %d\n%s", e2eMegan, code, errOut.String())
 	}
-	if !holdsOurs(assignmentOf(emu, e2eMegan)) {
+	if !holdsOurs(emulatedAssignment(emu, e2eMegan)) {
 		t.Fatalf("set-up: %s holds no assignment after joining the scope", e2eMegan)
 	}
 
@@ -102,7 +100,7 @@ func TestBackfillUnderListingLagKeepsAUserAddedAfterTheSnapshot(t *testing.T) {
 	if r := rows[e2eMegan]; r.Action != worker.ActionRevoke {
 		t.Fatalf("set-up: the lagged listing planned %q for %s, want an out-of-scope revoke (rows: %d)", r.Action, e2eMegan, len(rows))
 	}
-	if !holdsOurs(assignmentOf(emu, e2eMegan)) {
+	if !holdsOurs(emulatedAssignment(emu, e2eMegan)) {
 		t.Errorf("%s, a scope member the lagged listing missed, was revoked by backfill", e2eMegan)
 	}
 	if totals.Applied[worker.ActionRevoke] != 0 || totals.Stale < 1 {
@@ -132,10 +130,10 @@ func TestBackfillUnderListingLagFollowsTheFreshScopeCheckOfARemovedUser(t *testi
 			t.Fatalf("set-up: the lagged listing planned %q (source %q) for %s, want a grant from the scope listing", r.Action, r.Source, id)
 		}
 	}
-	if a, ok := assignmentOf(emu, e2eDiego); ok {
+	if a, ok := emulatedAssignment(emu, e2eDiego); ok {
 		t.Errorf("%s, removed from the scope before the backfill, was granted: %+v", e2eDiego, a)
 	}
-	if a, ok := assignmentOf(emu, e2eAdele); holdsOurs(a, ok) {
+	if a, ok := emulatedAssignment(emu, e2eAdele); holdsOurs(a, ok) {
 		t.Errorf("%s, removed from the scope before the backfill, still holds our client ids: %+v", e2eAdele, a)
 	}
 	if totals.Applied[worker.ActionRevoke] != 1 || totals.Stale != 2 {
@@ -161,14 +159,14 @@ func TestBackfillUnderListingLagRevokesARemovedHolderOnceTheListingCatchesUp(t *
 
 	rows, _ := lagBackfill(t)
 	_, written := rows[e2eAdele] // rows that plan no write are not printed
-	t.Logf("during the lag: a write planned for %s: %v; holds our ids: %v", e2eAdele, written, holdsOurs(assignmentOf(emu, e2eAdele)))
+	t.Logf("during the lag: a write planned for %s: %v; holds our ids: %v", e2eAdele, written, holdsOurs(emulatedAssignment(emu, e2eAdele)))
 
 	ahead.Store(int64(2 * time.Hour)) // the index catches up
 	rows, totals := lagBackfill(t)
 	if r := rows[e2eAdele]; r.Action != worker.ActionRevoke {
 		t.Errorf("after the lag: %s planned %q, want the out-of-scope revoke", e2eAdele, r.Action)
 	}
-	if a, ok := assignmentOf(emu, e2eAdele); holdsOurs(a, ok) {
+	if a, ok := emulatedAssignment(emu, e2eAdele); holdsOurs(a, ok) {
 		t.Errorf("%s, out of scope, still holds our client ids once the listing caught up: %+v", e2eAdele, a)
 	}
 	if totals.Applied[worker.ActionRevoke] != 1 {
@@ -190,10 +188,10 @@ func TestBackfillUnderListingLagDoesNotGrantAUserDisabledAfterTheSnapshot(t *tes
 	if r := rows[e2eAlex]; r.Action != worker.ActionGrant {
 		t.Fatalf("set-up: the lagged listing planned %q for %s, want a grant", r.Action, e2eAlex)
 	}
-	if a, ok := assignmentOf(emu, e2eAlex); ok {
+	if a, ok := emulatedAssignment(emu, e2eAlex); ok {
 		t.Errorf("%s, disabled before the backfill, was granted: %+v", e2eAlex, a)
 	}
-	if a, ok := assignmentOf(emu, e2eAdele); !holdsOurs(a, ok) {
+	if a, ok := emulatedAssignment(emu, e2eAdele); !holdsOurs(a, ok) {
 		t.Errorf("%s, eligible, was not granted: the backfill did not run its plan", e2eAdele)
 	}
 	if totals.Stale != 1 {
@@ -247,15 +245,15 @@ func TestResyncUnderListingLagFollowsTheFreshReads(t *testing.T) {
 		t.Fatalf("run = %v after the signal\nstderr:\n%s", err, stderr.String())
 	}
 
-	if !holdsOurs(assignmentOf(emu, e2eMegan)) {
+	if !holdsOurs(emulatedAssignment(emu, e2eMegan)) {
 		t.Errorf("%s, a scope member the lagged listing missed, lost her assignment", e2eMegan)
 	}
 	for _, id := range []string{e2eDiego, e2eAlex} {
-		if a, ok := assignmentOf(emu, id); ok {
+		if a, ok := emulatedAssignment(emu, id); ok {
 			t.Errorf("%s, no longer eligible when the resync ran, was granted: %+v", id, a)
 		}
 	}
-	if !holdsOurs(assignmentOf(emu, e2eAdele)) {
+	if !holdsOurs(emulatedAssignment(emu, e2eAdele)) {
 		t.Errorf("%s, eligible, was not granted: the resync did not apply its plan", e2eAdele)
 	}
 	if !strings.Contains(stderr.String(), `"stale_rows":3`) {

@@ -34,7 +34,7 @@ type service struct {
 // the request metrics (the backfill's adaptive limiter).
 func newService(c *Config, log *slog.Logger, wrap transportWrap) (*service, error) {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newBuildInfo())
 	m := worker.NewHTTPMetrics(reg)
 	ac, err := newACSClient(c, log, func(rt http.RoundTripper) http.RoundTripper { return m.ACS(wrap.apply(rt)) })
 	if err != nil {
