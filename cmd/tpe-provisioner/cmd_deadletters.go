@@ -22,6 +22,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
 	"github.com/tpe-provisioner/tpe-provisioner/worker"
+	"github.com/tpe-provisioner/tpe-provisioner/worker/servicebus"
 )
 
 func init() {
@@ -134,7 +135,7 @@ func runDeadLetters(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	client, err := newServiceBusClient(&d.cfg)
+	client, err := servicebus.NewClient(sbConfig(&d.cfg))
 	if err != nil {
 		return err
 	}

@@ -245,3 +245,5 @@ func TestDeadLettersNamesAMissingQueueAndAWrongKey(t *testing.T) {
 	}
 	assertNoSecrets(t, out+errOut, canaryKey, cs[i+len("SharedAccessKey="):i+j])
 }
+
+func ptr[T any](v T) *T { return &v }

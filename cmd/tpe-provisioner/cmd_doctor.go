@@ -24,6 +24,7 @@ import (
 	"github.com/tpe-provisioner/tpe-provisioner/graph"
 	"github.com/tpe-provisioner/tpe-provisioner/internal/adapt"
 	"github.com/tpe-provisioner/tpe-provisioner/worker"
+	"github.com/tpe-provisioner/tpe-provisioner/worker/servicebus"
 )
 
 func init() {
@@ -362,7 +363,7 @@ func (d *doctor) serviceBus(ctx context.Context) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, doctorCheckTimeout)
 	defer cancel()
-	client, err := newServiceBusClient(d.cfg)
+	client, err := servicebus.NewClient(sbConfig(d.cfg))
 	if err != nil {
 		d.add("service bus", checkFail, err.Error(), "fix SERVICEBUS_CONNECTION_STRING or SERVICEBUS_NAMESPACE")
 		return
@@ -393,7 +394,7 @@ func (d *doctor) peek(ctx context.Context, client *azservicebus.Client, o *azser
 			return true
 		}
 	}
-	detail := redactSB(explainSBError(err), d.cfg.ServiceBusConnectionString).Error()
+	detail := servicebus.Redact(explainSBError(err), d.cfg.ServiceBusConnectionString).Error()
 	if errors.Is(err, context.DeadlineExceeded) {
 		detail = "no answer within " + doctorCheckTimeout.String()
 	}
@@ -424,7 +425,7 @@ func (d *doctor) queueSettings(ctx context.Context) {
 	}
 	switch {
 	case err != nil:
-		d.add("queue settings", checkWarn, "could not read queue settings: "+oneLine(redactSB(err, d.cfg.ServiceBusConnectionString).Error(), 160),
+		d.add("queue settings", checkWarn, "could not read queue settings: "+oneLine(servicebus.Redact(err, d.cfg.ServiceBusConnectionString).Error(), 160),
 			"check them in the portal: duplicate detection on, lock duration ≥ 30 s, max delivery count ≥ 5, sessions off")
 		return
 	case q == nil:

@@ -25,7 +25,7 @@ func NewClient(c Config) (*azservicebus.Client, error) {
 	if c.ConnectionString != "" {
 		client, err := azservicebus.NewClientFromConnectionString(c.ConnectionString, nil)
 		if err != nil {
-			return nil, fmt.Errorf("SERVICEBUS_CONNECTION_STRING: %w", redact(err, c.ConnectionString))
+			return nil, fmt.Errorf("SERVICEBUS_CONNECTION_STRING: %w", Redact(err, c.ConnectionString))
 		}
 		return client, nil
 	}
@@ -78,8 +78,8 @@ func OpenSourceAndSender(ctx context.Context, c Config, o Options) (*Source, *az
 	}, nil
 }
 
-// redact keeps a connection string's key out of an error the SDK may have quoted it in.
-func redact(err error, cs string) error {
+// Redact keeps a connection string's key out of an error the SDK may have quoted it in.
+func Redact(err error, cs string) error {
 	msg := err.Error()
 	for _, part := range strings.Split(cs, ";") {
 		if k, v, ok := strings.Cut(part, "="); ok && strings.EqualFold(strings.TrimSpace(k), "SharedAccessKey") && v != "" {

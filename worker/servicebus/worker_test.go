@@ -57,7 +57,7 @@ func (e *sbEnv) send(t *testing.T, id string, body []byte) {
 	}
 }
 
-// start runs a worker on a ServiceBusSource over the queue until the test ends.
+// start runs a worker on a servicebus.Source over the queue until the test ends.
 func (e *sbEnv) start(t *testing.T, o worker.Options) {
 	t.Helper()
 	src := servicebus.NewSource(func(context.Context) (*azservicebus.Receiver, error) {
