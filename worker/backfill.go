@@ -188,16 +188,18 @@ type backfillRun struct {
 }
 
 func newBackfillRun(o BackfillOptions) *backfillRun {
-	counted := &countedAssignments{next: o.Reconciler.acs}
+	var counted *countedAssignments
 	// A copy of the caller's Reconciler, so that whatever it was built with holds for the
 	// backfill's writes too; only its ACS calls are counted and its DryRun is ours.
-	rec := *o.Reconciler
-	rec.acs, rec.dryRun = counted, false
+	rec := o.Reconciler.WithAssignments(func(acs Assignments) Assignments {
+		counted = &countedAssignments{next: acs}
+		return counted
+	})
 	return &backfillRun{
 		o:       o,
-		rec:     &rec,
+		rec:     rec,
 		counted: counted,
-		policy:  o.Reconciler.policy,
+		policy:  o.Reconciler.Policy(),
 		metrics: newBackfillMetrics(o.Registerer),
 		sum: Summary{Planned: map[Action]int{}, Applied: map[Action]int{}, Errors: map[string]int{},
 			DryRun: o.DryRun, Enqueued: o.Enqueue != nil && !o.DryRun},

@@ -88,11 +88,11 @@ func (b *backfillRun) enqueue(ctx context.Context, rows []PlanRow) error {
 
 // countedAssignments counts the calls a backfill makes to ACS.
 type countedAssignments struct {
-	next          assignments
+	next          Assignments
 	reads, writes atomic.Int64
 }
 
-var _ assignments = (*countedAssignments)(nil)
+var _ Assignments = (*countedAssignments)(nil)
 
 func (c *countedAssignments) Get(ctx context.Context, objectID string) (Assignment, error) {
 	c.reads.Add(1)

@@ -19,7 +19,7 @@ type switchableACS struct {
 	probes atomic.Int32
 }
 
-var _ assignments = (*switchableACS)(nil)
+var _ Assignments = (*switchableACS)(nil)
 
 func errUnauthorized() error { return &fakeErr{status: 401, code: "Unauthorized", systemic: true} }
 

@@ -17,7 +17,7 @@ import (
 var (
 	_ directory   = (*fakeDirectory)(nil)
 	_ enumerator  = (*fakeDirectory)(nil)
-	_ assignments = (*fakeAssignments)(nil)
+	_ Assignments = (*fakeAssignments)(nil)
 )
 
 // fakeErr is an error that classifies itself through the behaviour methods of errors.go,

@@ -77,10 +77,10 @@ type enumerator interface {
 	DeletedUsers(ctx context.Context, since time.Time) iter.Seq2[User, error]
 }
 
-// assignments is what the worker reads and writes in ACS, for the configured tenant. The acs
+// Assignments is what the worker reads and writes in ACS, for the configured tenant. The acs
 // package's client is adapted to it in cmd. Get of an absent assignment returns an error
 // whose NotFound() is true.
-type assignments interface {
+type Assignments interface {
 	Get(ctx context.Context, objectID string) (Assignment, error)
 	// Put creates or replaces the assignment (last writer wins).
 	Put(ctx context.Context, a Assignment) (Assignment, error)

@@ -30,11 +30,27 @@ type ReconcilerOptions struct {
 // A Reconciler is safe for concurrent use if its collaborators are.
 type Reconciler struct {
 	dir    directory
-	acs    assignments
+	acs    Assignments
 	policy Policy
 	dryRun bool
 	// scopeBesideUser: see ReconcilerOptions.ScopeBesideUser.
 	scopeBesideUser bool
+}
+
+// WithAssignments returns a copy of r that makes its ACS calls through wrap(r's client)
+// and writes (no dry run); everything else r was built with (directory, policy, options)
+// holds for the copy too. Backfill uses it to count its ACS calls.
+func (r *Reconciler) WithAssignments(wrap func(Assignments) Assignments) *Reconciler {
+	c := *r
+	c.acs, c.dryRun = wrap(r.acs), false
+	return &c
+}
+
+// Policy returns the policy r decides by.
+func (r *Reconciler) Policy() Policy {
+	p := r.policy
+	p.ClientIDs, p.ScopeGroups = slices.Clone(p.ClientIDs), slices.Clone(p.ScopeGroups)
+	return p
 }
 
 // maxWriteRounds bounds the writes of one reconcile: when the directory still gives another
@@ -42,7 +58,7 @@ type Reconciler struct {
 const maxWriteRounds = 3
 
 // NewReconciler returns a Reconciler reading dir and writing acs under policy p.
-func NewReconciler(dir directory, acs assignments, p Policy, o ReconcilerOptions) *Reconciler {
+func NewReconciler(dir directory, acs Assignments, p Policy, o ReconcilerOptions) *Reconciler {
 	p.ClientIDs = normalizeClientIDs(p.ClientIDs)
 	p.ScopeGroups = slices.Clone(p.ScopeGroups)
 	return &Reconciler{dir: dir, acs: acs, policy: p, dryRun: o.DryRun, scopeBesideUser: o.ScopeBesideUser}

@@ -24,7 +24,7 @@ func (d rendezvousDirectory) User(ctx context.Context, idOrUPN string) (User, er
 }
 
 type signallingAssignments struct {
-	assignments
+	Assignments
 	started chan struct{}
 }
 
@@ -33,7 +33,7 @@ func (a *signallingAssignments) Get(ctx context.Context, oid string) (Assignment
 	case a.started <- struct{}{}:
 	default:
 	}
-	return a.assignments.Get(ctx, oid)
+	return a.Assignments.Get(ctx, oid)
 }
 
 // The assignment is read beside the user: an eligible no-op costs one round trip (two with
@@ -42,7 +42,7 @@ func TestReconcileReadsTheAssignmentBesideTheUser(t *testing.T) {
 	t.Parallel()
 	dir := newFakeDirectory(fxTeamsUser(rcAlice))
 	started := make(chan struct{}, 1)
-	acs := &signallingAssignments{assignments: newFakeAssignments(userAssignment(rcAlice, ourApp1)), started: started}
+	acs := &signallingAssignments{Assignments: newFakeAssignments(userAssignment(rcAlice, ourApp1)), started: started}
 	r := NewReconciler(rendezvousDirectory{directory: dir, getStarted: started}, acs, rcPolicy, ReconcilerOptions{})
 	got, err := r.Reconcile(context.Background(), Target{Principal: rcAlice})
 	if err != nil || got.Action != ActionNoop {

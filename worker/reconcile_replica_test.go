@@ -11,7 +11,7 @@ import (
 // another replica's whole reconcile, or a directory change, between a reconcile's reads and
 // its write: the window ACS leaves open because a PUT is last-writer-wins, with no ETag.
 type hookedAssignments struct {
-	assignments
+	Assignments
 	beforeWrite func(method, objectID string)
 }
 
@@ -19,14 +19,14 @@ func (h *hookedAssignments) Put(ctx context.Context, a Assignment) (Assignment, 
 	if h.beforeWrite != nil {
 		h.beforeWrite("Put", a.ObjectID)
 	}
-	return h.assignments.Put(ctx, a)
+	return h.Assignments.Put(ctx, a)
 }
 
 func (h *hookedAssignments) Delete(ctx context.Context, objectID string) (string, error) {
 	if h.beforeWrite != nil {
 		h.beforeWrite("Delete", objectID)
 	}
-	return h.assignments.Delete(ctx, objectID)
+	return h.Assignments.Delete(ctx, objectID)
 }
 
 // Two replicas share one directory and one ACS resource, each with its own Reconciler. The
@@ -77,7 +77,7 @@ func TestReconcileStaleWriteOfAnotherReplicaIsRepaired(t *testing.T) {
 			var once sync.Once
 			var r0 Result
 			var r0err error
-			acs1 := &hookedAssignments{assignments: store}
+			acs1 := &hookedAssignments{Assignments: store}
 			acs1.beforeWrite = func(string, string) {
 				once.Do(func() {
 					dir.PutUser(tc.after)
@@ -155,7 +155,7 @@ func TestReconcileGivesUpOnADirectoryThatKeepsChanging(t *testing.T) {
 	dir := newFakeDirectory(enabled)
 	store := newFakeAssignments()
 	var flips atomic.Int32
-	acs := &hookedAssignments{assignments: store, beforeWrite: func(string, string) {
+	acs := &hookedAssignments{Assignments: store, beforeWrite: func(string, string) {
 		if flips.Add(1)%2 == 1 {
 			dir.PutUser(disabled)
 		} else {

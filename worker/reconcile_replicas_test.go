@@ -45,26 +45,26 @@ func (d jitteredDirectory) MemberOf(ctx context.Context, id string, groups []str
 }
 
 type jitteredAssignments struct {
-	assignments
+	Assignments
 	j *jittered
 }
 
 func (a jitteredAssignments) Get(ctx context.Context, id string) (Assignment, error) {
 	a.j.wait()
-	return a.assignments.Get(ctx, id)
+	return a.Assignments.Get(ctx, id)
 }
 
 // A write lands late more often than a read answers: writes are the slow calls.
 func (a jitteredAssignments) Put(ctx context.Context, as Assignment) (Assignment, error) {
 	a.j.wait()
 	a.j.wait()
-	return a.assignments.Put(ctx, as)
+	return a.Assignments.Put(ctx, as)
 }
 
 func (a jitteredAssignments) Delete(ctx context.Context, id string) (string, error) {
 	a.j.wait()
 	a.j.wait()
-	return a.assignments.Delete(ctx, id)
+	return a.Assignments.Delete(ctx, id)
 }
 
 // Three replicas, each with its own Reconciler, share a directory and an ACS store. Users
