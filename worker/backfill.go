@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	clk "github.com/tpe-provisioner/tpe-provisioner/internal/clock"
+	"github.com/tpe-provisioner/tpe-provisioner/internal/limiter"
 )
 
 // Backfill defaults.
@@ -109,7 +112,7 @@ type BackfillOptions struct {
 	// Registerer receives the brake's metrics (worker/metrics.go); nil keeps them private.
 	Registerer prometheus.Registerer
 	// Limiter and DirectoryStats, when set, are read for the summary.
-	Limiter        *AdaptiveLimiter
+	Limiter        *limiter.Adaptive
 	DirectoryStats func() DirectoryStats
 }
 
@@ -129,7 +132,7 @@ func (o BackfillOptions) withDefaults() (BackfillOptions, error) {
 	o.Retries = max(cmp.Or(o.Retries, defaultBackfillRetries), 0)
 	o.Backoff = cmp.Or(o.Backoff, defaultBackfillBackoff)
 	if o.Clock == nil {
-		o.Clock = systemClock{}
+		o.Clock = clk.System{}
 	}
 	if o.DeletedSince.IsZero() {
 		o.DeletedSince = o.Clock.Now().Add(-defaultDeletedWindow)

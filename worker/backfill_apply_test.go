@@ -9,10 +9,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	clk "github.com/tpe-provisioner/tpe-provisioner/internal/clock"
 )
 
 func TestBackfillApplyConvergesAndSecondRunIsNoop(t *testing.T) {
-	clock := newInstantClock()
+	clock := clk.NewInstant()
 	dir, acs := bfTenant(clock.Now())
 	o := bfOptions(dir, acs, clock)
 
@@ -65,7 +67,7 @@ func TestBackfillApplyConvergesAndSecondRunIsNoop(t *testing.T) {
 }
 
 func TestBackfillEnqueueBatchesAndWritesNothing(t *testing.T) {
-	clock := newInstantClock()
+	clock := clk.NewInstant()
 	dir, acs := newFakeDirectory(), newFakeAssignments()
 	for n := 1; n <= 250; n++ {
 		dir.PutUser(bfTeamsUser(n))
@@ -105,7 +107,7 @@ func TestBackfillEnqueueBatchesAndWritesNothing(t *testing.T) {
 }
 
 func TestBackfillEnqueueRespectsBrake(t *testing.T) {
-	clock := newInstantClock()
+	clock := clk.NewInstant()
 	dir, acs := bfTenant(clock.Now())
 	var got []Target
 	o := bfOptions(dir, acs, clock)
@@ -123,7 +125,7 @@ func TestBackfillEnqueueRespectsBrake(t *testing.T) {
 // Each write of the apply phase gets one audit record that says what the principal holds
 // now and names the write's ms-cv, like a reconcile's.
 func TestBackfillAuditsEachWriteWithWhatItLeft(t *testing.T) {
-	clock := newInstantClock()
+	clock := clk.NewInstant()
 	dir, acs := bfTenant(clock.Now())
 	var logs logSink
 	o := bfOptions(dir, acs, clock)

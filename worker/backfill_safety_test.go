@@ -10,6 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	clk "github.com/tpe-provisioner/tpe-provisioner/internal/clock"
 )
 
 // laggingEnumerator is a listing that lags behind the directory, as Graph's advanced-query
@@ -51,7 +53,7 @@ func scopedTenant(n int) (*fakeDirectory, *fakeAssignments, Policy) {
 // before it is written: a listing that lags behind leaves the member's access alone.
 func TestBackfillConfirmsOutOfScopeRevokeWithScopeCheck(t *testing.T) {
 	dir, acs, p := scopedTenant(3)
-	o := bfOptions(dir, acs, newInstantClock())
+	o := bfOptions(dir, acs, clk.NewInstant())
 	o.Reconciler = NewReconciler(dir, acs, p, ReconcilerOptions{})
 	o.Enumerator = laggingEnumerator{dir, map[string]bool{bfID(2): true}}
 	o.SweepOutOfScope = true
@@ -96,7 +98,7 @@ func (p *mutatingPlan) WriteRow(r PlanRow) error {
 func TestBackfillAppliesOnlyWhatIsStillTrue(t *testing.T) {
 	t.Run("user disabled after the plan is not granted", func(t *testing.T) {
 		dir, acs := newFakeDirectory(bfTeamsUser(1)), newFakeAssignments()
-		o := bfOptions(dir, acs, newInstantClock())
+		o := bfOptions(dir, acs, clk.NewInstant())
 		plan := &mutatingPlan{on: bfID(1), mutate: func() {
 			u := bfTeamsUser(1)
 			u.AccountEnabled = false
@@ -116,7 +118,7 @@ func TestBackfillAppliesOnlyWhatIsStillTrue(t *testing.T) {
 	})
 	t.Run("user re-licensed after the plan keeps access", func(t *testing.T) {
 		dir, acs := newFakeDirectory(bfSuspendedUser(1)), newFakeAssignments(bfOurs(1))
-		o := bfOptions(dir, acs, newInstantClock())
+		o := bfOptions(dir, acs, clk.NewInstant())
 		o.Out = &mutatingPlan{on: bfID(1), mutate: func() { dir.PutUser(bfTeamsUser(1)) }}
 		if _, err := Backfill(t.Context(), o); err != nil {
 			t.Fatalf("Backfill: %v", err)
@@ -129,7 +131,7 @@ func TestBackfillAppliesOnlyWhatIsStillTrue(t *testing.T) {
 
 // A plan the brake refuses applies nothing at all: no revoke and no grant.
 func TestBackfillBrakeAppliesNothing(t *testing.T) {
-	clock := newInstantClock()
+	clock := clk.NewInstant()
 	dir, acs := bfTenant(clock.Now()) // 2 grants, 4 revokes of 6 holders
 	o := bfOptions(dir, acs, clock)
 	o.MaxRevokes = 1
@@ -151,7 +153,7 @@ func TestBackfillBrakeAppliesNothing(t *testing.T) {
 // not 1 %.
 func TestBackfillBrakePercentIsFractional(t *testing.T) {
 	setup := func(holders, revokes int) BackfillOptions {
-		clock := newInstantClock()
+		clock := clk.NewInstant()
 		dir, acs := newFakeDirectory(), newFakeAssignments()
 		for n := 1; n <= holders; n++ {
 			u := bfTeamsUser(n)
@@ -197,7 +199,7 @@ func TestBackfillRefusesEmptyScopeListing(t *testing.T) {
 	for i := 1; i <= 5; i++ {
 		hide[bfID(i)] = true
 	}
-	o := bfOptions(dir, acs, newInstantClock())
+	o := bfOptions(dir, acs, clk.NewInstant())
 	o.Reconciler = NewReconciler(dir, acs, p, ReconcilerOptions{})
 	o.Enumerator = laggingEnumerator{dir, hide}
 	o.SweepOutOfScope = true
@@ -215,7 +217,7 @@ func TestBackfillRefusesEmptyScopeListing(t *testing.T) {
 // than half of its members is refused; the same listing again is believed.
 func TestResyncRefusesSharplyShrunkListingOnce(t *testing.T) {
 	dir, acs, p := scopedTenant(20)
-	o := bfOptions(dir, acs, newInstantClock())
+	o := bfOptions(dir, acs, clk.NewInstant())
 	o.Reconciler = NewReconciler(dir, acs, p, ReconcilerOptions{})
 	o.MaxRevokes, o.MaxRevokePercent = -1, -1 // the listing rule alone
 	o.SweepOutOfScope = true
@@ -247,7 +249,7 @@ func TestResyncRefusesSharplyShrunkListingOnce(t *testing.T) {
 
 // A resync inside run honours dry run: it plans and logs, and writes nothing.
 func TestResyncerKeepsDryRun(t *testing.T) {
-	clock := newInstantClock()
+	clock := clk.NewInstant()
 	dir, acs := bfTenant(clock.Now())
 	var logs logSink
 	o := bfOptions(dir, acs, clock)
@@ -258,7 +260,7 @@ func TestResyncerKeepsDryRun(t *testing.T) {
 	done := make(chan struct{})
 	go func() { r.Run(ctx); close(done) }()
 	r.Trigger()
-	waitUntil(t, "the resync summary is logged", func() bool { return strings.Contains(logs.String(), "resync finished") })
+	clk.WaitUntil(t, "the resync summary is logged", func() bool { return strings.Contains(logs.String(), "resync finished") })
 	cancel()
 	<-done
 	if acs.Writes() != 0 {
@@ -270,7 +272,7 @@ func TestResyncerKeepsDryRun(t *testing.T) {
 }
 
 func TestResyncMetrics(t *testing.T) {
-	clock := newInstantClock()
+	clock := clk.NewInstant()
 	dir, acs := bfTenant(clock.Now())
 	reg := prometheus.NewRegistry()
 	o := bfOptions(dir, acs, clock)

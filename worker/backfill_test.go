@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	clk "github.com/tpe-provisioner/tpe-provisioner/internal/clock"
 )
 
 // Test fixtures for backfill: object ids are GUIDs numbered so failures read easily.
@@ -102,7 +104,7 @@ func bfOptions(dir *fakeDirectory, acs *fakeAssignments, clock Clock) BackfillOp
 }
 
 func TestBackfillDryRunPlansEveryCandidateAndWritesNothing(t *testing.T) {
-	clock := newInstantClock()
+	clock := clk.NewInstant()
 	dir, acs := bfTenant(clock.Now())
 	out := &recordedPlan{}
 	o := bfOptions(dir, acs, clock)
@@ -135,7 +137,7 @@ func TestBackfillDryRunPlansEveryCandidateAndWritesNothing(t *testing.T) {
 }
 
 func TestBackfillHidesNoopRowsUnlessAsked(t *testing.T) {
-	clock := newInstantClock()
+	clock := clk.NewInstant()
 	dir, acs := bfTenant(clock.Now())
 	out := &recordedPlan{}
 	o := bfOptions(dir, acs, clock)
@@ -157,7 +159,7 @@ func TestBackfillHidesNoopRowsUnlessAsked(t *testing.T) {
 }
 
 func TestBackfillScopeMembersFirstAndOnce(t *testing.T) {
-	clock := newInstantClock()
+	clock := clk.NewInstant()
 	// 1: scope member and resource account: processed once, in scope.
 	// 2: scope member, Teams user.  3: resource account outside the scope, assigned.
 	// 4: Teams user outside the scope, ours: with scope groups the candidates are the
@@ -207,7 +209,7 @@ func TestBackfillSweepOutOfScopeRevokesLeavers(t *testing.T) {
 	p := bfPolicy
 	p.ScopeGroups = []string{bfScopeGroup}
 	out := &recordedPlan{}
-	o := bfOptions(dir, acs, newInstantClock())
+	o := bfOptions(dir, acs, clk.NewInstant())
 	o.Reconciler = NewReconciler(dir, acs, p, ReconcilerOptions{})
 	o.Out, o.ShowNoops, o.SweepOutOfScope = out, true, true
 
@@ -257,7 +259,7 @@ func TestBackfillBrake(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clock := newInstantClock()
+			clock := clk.NewInstant()
 			dir, acs := setup(clock)
 			var out bytes.Buffer
 			o := bfOptions(dir, acs, clock)
@@ -405,7 +407,7 @@ func TestBackfillErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clock := newInstantClock()
+			clock := clk.NewInstant()
 			dir, acs := bfTenant(clock.Now())
 			tt.script(dir, acs)
 			o := bfOptions(dir, acs, clock)
@@ -417,7 +419,7 @@ func TestBackfillErrors(t *testing.T) {
 }
 
 func TestBackfillStopsWhenContextEnds(t *testing.T) {
-	clock := newInstantClock()
+	clock := clk.NewInstant()
 	dir, acs := bfTenant(clock.Now())
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
@@ -428,7 +430,7 @@ func TestBackfillStopsWhenContextEnds(t *testing.T) {
 }
 
 func TestBackfillProgressReportsFinalCounts(t *testing.T) {
-	clock := newFakeClock() // never advanced: only the final lines are drawn
+	clock := clk.NewFake() // never advanced: only the final lines are drawn
 	dir, acs := bfTenant(clock.Now())
 	var progress bytes.Buffer
 	o := bfOptions(dir, acs, clock)
@@ -447,7 +449,7 @@ func TestBackfillProgressReportsFinalCounts(t *testing.T) {
 // writer). Each phase's final line must be whole and written before what follows it: the
 // apply phase's audit records, then the caller's summary.
 func TestBackfillProgressLinesStayWholeAmongLogRecords(t *testing.T) {
-	clock := newFakeClock() // never advanced: only the final lines are drawn
+	clock := clk.NewFake() // never advanced: only the final lines are drawn
 	dir, acs := bfTenant(clock.Now())
 	var stderr logSink
 	o := bfOptions(dir, acs, clock)

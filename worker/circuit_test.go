@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	clk "github.com/tpe-provisioner/tpe-provisioner/internal/clock"
 )
 
 // switchableACS answers every call with a 401 while broken, like ACS with a revoked key.
@@ -73,16 +75,16 @@ func TestCircuitPausesOnSystemicFaultAndResumesAfterProbe(t *testing.T) {
 	stop := runInBackground(t, w)
 	defer stop()
 
-	waitUntil(t, "the circuit opens", func() bool {
+	clk.WaitUntil(t, "the circuit opens", func() bool {
 		err := w.Ready()
 		return err != nil && strings.Contains(err.Error(), "circuit open")
 	})
 	if got := testutil.ToFloat64(w.metrics.circuitOpen); got != 1 {
 		t.Errorf("tpe_circuit_open = %v, want 1", got)
 	}
-	waitUntil(t, "probes fail a few times", func() bool { return acs.probes.Load() >= 3 })
+	clk.WaitUntil(t, "probes fail a few times", func() bool { return acs.probes.Load() >= 3 })
 	before := delivered.Load()
-	waitUntil(t, "more probes fail", func() bool { return acs.probes.Load() >= 6 })
+	clk.WaitUntil(t, "more probes fail", func() bool { return acs.probes.Load() >= 6 })
 	if after := delivered.Load(); after != before {
 		t.Errorf("deliveries went from %d to %d while the circuit was open: receiving did not pause", before, after)
 	}
@@ -91,7 +93,7 @@ func TestCircuitPausesOnSystemicFaultAndResumesAfterProbe(t *testing.T) {
 	if !b.waitFor(10*time.Second, func(b *fakeBroker) bool { return len(b.completed) == n }) {
 		t.Fatalf("not every message completed after the fault was fixed; logs:\n%s", e.logs)
 	}
-	waitUntil(t, "the worker is ready again", func() bool { return w.Ready() == nil })
+	clk.WaitUntil(t, "the worker is ready again", func() bool { return w.Ready() == nil })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +180,7 @@ func TestCircuitHoursOfOutageInAnOperationTheProbeCannotSee(t *testing.T) {
 	acs := &putRefusedACS{fakeAssignments: e.acs}
 	acs.broken.Store(true)
 	e.rec = NewReconciler(e.dir, acs, rtPolicy, ReconcilerOptions{})
-	clock := newFakeClock()
+	clock := clk.NewFake()
 	b := newFakeBroker(5 * time.Minute)
 	b.clock = clock
 	var (
@@ -211,16 +213,16 @@ func TestCircuitHoursOfOutageInAnOperationTheProbeCannotSee(t *testing.T) {
 	stop := runInBackground(t, w)
 	defer stop()
 	settled := func() bool { return clock.Waiting(probeWait) }
-	waitUntil(t, "the circuit opens and the prober waits", func() bool {
+	clk.WaitUntil(t, "the circuit opens and the prober waits", func() bool {
 		open, _ := w.circuit.state()
 		return open && settled()
 	})
-	for clock.Now().Sub(fakeEpoch) < 3*time.Hour {
+	for clock.Now().Sub(clk.Epoch) < 3*time.Hour {
 		before := probes.Load()
 		clock.Advance(time.Minute)
-		waitUntil(t, "a probe and its retry of the held message", func() bool { return probes.Load() > before && settled() })
+		clk.WaitUntil(t, "a probe and its retry of the held message", func() bool { return probes.Load() > before && settled() })
 		if _, _, dead := b.counts(); dead != 0 {
-			t.Fatalf("after %s of outage %d message(s) dead-lettered: %+v", clock.Now().Sub(fakeEpoch), dead, b.dead)
+			t.Fatalf("after %s of outage %d message(s) dead-lettered: %+v", clock.Now().Sub(clk.Epoch), dead, b.dead)
 		}
 	}
 	if open, _ := w.circuit.state(); !open {
@@ -277,7 +279,7 @@ func TestReadyNamesNoPrincipalWhileTheCircuitIsOpen(t *testing.T) {
 		ProbeBackoff: func(int) time.Duration { return time.Hour }})
 	stop := runInBackground(t, w)
 	defer stop()
-	waitUntil(t, "the circuit opens", func() bool { open, _ := w.circuit.state(); return open })
+	clk.WaitUntil(t, "the circuit opens", func() bool { open, _ := w.circuit.state(); return open })
 	_, cause := w.circuit.state()
 	if !strings.Contains(cause, u.ID) {
 		t.Fatalf("the fault %q does not name the principal; the test proves nothing", cause)

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/tpe-provisioner/tpe-provisioner/graph/graphtest"
+
+	clk "github.com/tpe-provisioner/tpe-provisioner/internal/clock"
 )
 
 // graphtestSubs speaks Graph's subscriptions wire format to the graphtest emulator with
@@ -109,7 +111,7 @@ func (g graphtestSubs) DeleteSubscription(ctx context.Context, id string) error 
 // earlier configuration of this application) makes Graph answer 409 to ours.
 func TestKeeperReplacesStaleSubscriptionInGraphtest(t *testing.T) {
 	t.Parallel()
-	clock := newFakeClock()
+	clock := clk.NewFake()
 	srv := graphtest.NewServer(t, graphtest.NewDirectory(graphtest.SampleTenantID),
 		func(o *graphtest.Options) { o.Clock = clock.Now })
 	api := graphtestSubs{url: srv.URL()}

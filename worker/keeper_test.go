@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	clk "github.com/tpe-provisioner/tpe-provisioner/internal/clock"
 )
 
 // auditActions returns the action of each audit record in l, in order.
@@ -32,7 +34,7 @@ const (
 type subsFixture struct {
 	k       *Keeper
 	api     *subsFakeGraph
-	clock   *fakeClock
+	clock   *clk.Fake
 	log     *logSink
 	reg     *prometheus.Registry
 	resyncs atomic.Int32
@@ -40,7 +42,7 @@ type subsFixture struct {
 
 func newSubsFixture(t *testing.T, edit func(*KeeperOptions)) *subsFixture {
 	t.Helper()
-	f := &subsFixture{clock: newFakeClock(), log: &logSink{}, reg: prometheus.NewRegistry()}
+	f := &subsFixture{clock: clk.NewFake(), log: &logSink{}, reg: prometheus.NewRegistry()}
 	f.api = newSubsFakeGraph(f.clock.Now)
 	o := KeeperOptions{
 		Resources:       SubscriptionResources([]string{subsGroup}),
@@ -87,7 +89,7 @@ func (f *subsFixture) run(t *testing.T) {
 // idle waits until Run is blocked on the fake clock.
 func (f *subsFixture) idle(t *testing.T) {
 	t.Helper()
-	waitUntil(t, "Run to wait on the clock", func() bool { return f.clock.Pending() == 1 })
+	clk.WaitUntil(t, "Run to wait on the clock", func() bool { return f.clock.Pending() == 1 })
 }
 
 // advance moves the clock and waits until Run is idle again.

@@ -9,12 +9,14 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	clk "github.com/tpe-provisioner/tpe-provisioner/internal/clock"
 )
 
 // waitQueued waits until key's lane has a queued call joined by n other requests.
 func waitQueued(t *testing.T, k *keyed, key string, calls, joined int) {
 	t.Helper()
-	waitUntil(t, fmt.Sprintf("lane %s has %d queued calls with %d joined", key, calls, joined), func() bool {
+	clk.WaitUntil(t, fmt.Sprintf("lane %s has %d queued calls with %d joined", key, calls, joined), func() bool {
 		k.mu.Lock()
 		defer k.mu.Unlock()
 		l := k.lanes[key]

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	clk "github.com/tpe-provisioner/tpe-provisioner/internal/clock"
 )
 
 func TestRunAndReauthorizationRaceRenewOnce(t *testing.T) {
@@ -43,7 +45,7 @@ func TestRunAndReauthorizationRaceRenewOnce(t *testing.T) {
 				f.api.awaitGated(t)
 				handle()
 			}
-			waitUntil(t, "the second caller to join", func() bool {
+			clk.WaitUntil(t, "the second caller to join", func() bool {
 				f.k.mu.Lock()
 				defer f.k.mu.Unlock()
 				return f.k.flights[users.ID] != nil && f.k.flights[users.ID].waiters == 1

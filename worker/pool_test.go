@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	clk "github.com/tpe-provisioner/tpe-provisioner/internal/clock"
 )
 
 // The property: whatever order, duplication and temporary faults the notifications meet,
@@ -204,7 +206,7 @@ func checkConvergence(t *testing.T, seed uint64, n, rounds int) {
 	for round := range rounds {
 		w.injectFaults(acs)
 		src := NewMemorySource(w.deliver(notes), FileOptions{MaxDeliveryCount: 50, Backoff: noBackoff})
-		wk, err := New(src, rec, w.dir, Options{Concurrency: 16, Trust: fxTrust, Clock: newInstantClock()})
+		wk, err := New(src, rec, w.dir, Options{Concurrency: 16, Trust: fxTrust, Clock: clk.NewInstant()})
 		if err != nil {
 			t.Fatal(err)
 		}

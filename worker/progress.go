@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tpe-provisioner/tpe-provisioner/internal/limiter"
 )
 
 // Progress redraw periods: a terminal bar is redrawn often; a log (CI, container) gets a
@@ -179,7 +181,7 @@ type Summary struct {
 	ACSReads    int64
 	ACSWrites   int64
 	Directory   DirectoryStats
-	Limiter     LimiterStats   // since the limiter was made (it may be shared)
+	Limiter     limiter.Stats  // since the limiter was made (it may be shared)
 	Errors      map[string]int // failed principals by kind: "temporary", "rejected", ...
 }
 

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	clk "github.com/tpe-provisioner/tpe-provisioner/internal/clock"
 )
 
 func TestRenderProgress(t *testing.T) {
@@ -36,7 +38,7 @@ func TestRenderProgress(t *testing.T) {
 }
 
 func TestProgressMeterLogsEveryFiveSeconds(t *testing.T) {
-	clock := newFakeClock()
+	clock := clk.NewFake()
 	var out logSink
 	p := startProgress(&out, false, clock, "plan", -1)
 	p.add(10)
@@ -68,7 +70,7 @@ func TestProgressMeterLogsEveryFiveSeconds(t *testing.T) {
 }
 
 func TestProgressMeterRedrawsBarInPlace(t *testing.T) {
-	clock := newFakeClock()
+	clock := clk.NewFake()
 	var out logSink
 	p := startProgress(&out, true, clock, "apply", 4)
 	p.add(2)
@@ -93,7 +95,7 @@ func TestProgressMeterRedrawsBarInPlace(t *testing.T) {
 }
 
 func TestNilProgressMeterIsQuiet(t *testing.T) {
-	p := startProgress(nil, true, newFakeClock(), "plan", -1)
+	p := startProgress(nil, true, clk.NewFake(), "plan", -1)
 	p.add(1) // must not panic
 	p.setTotal(1)
 	p.finish()

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	clk "github.com/tpe-provisioner/tpe-provisioner/internal/clock"
 )
 
 // RelayOptions configures the webhook relay.
@@ -85,7 +87,7 @@ func NewRelay(o RelayOptions) http.Handler {
 	o.Rate = cmp.Or(max(o.Rate, 0), 50)
 	o.Burst = cmp.Or(max(o.Burst, 0), int(2*o.Rate)+1)
 	if o.Clock == nil {
-		o.Clock = systemClock{}
+		o.Clock = clk.System{}
 	}
 	return &relay{o: o, log: cmp.Or(o.Logger, slog.Default()),
 		slots:   make(chan struct{}, o.MaxConcurrent),

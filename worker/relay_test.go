@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	clk "github.com/tpe-provisioner/tpe-provisioner/internal/clock"
 )
 
 // The fixtures in testdata carry this tenant and client state.
@@ -328,8 +330,8 @@ func TestRelayBoundsConcurrentPosts(t *testing.T) {
 		t.Errorf("third post while two enqueues hang: status %d, want 503 with Retry-After", rec.Code)
 	}
 	close(release)
-	waitUntil(t, "the stalled enqueues to finish", func() bool { q.mu.Lock(); defer q.mu.Unlock(); return len(q.msgs) == 2 })
-	waitUntil(t, "a slot to free", func() bool {
+	clk.WaitUntil(t, "the stalled enqueues to finish", func() bool { q.mu.Lock(); defer q.mu.Unlock(); return len(q.msgs) == 2 })
+	clk.WaitUntil(t, "a slot to free", func() bool {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, post("/", body))
 		return rec.Code == http.StatusAccepted
@@ -339,7 +341,7 @@ func TestRelayBoundsConcurrentPosts(t *testing.T) {
 // Beyond Rate (with Burst) posts are answered 429 with Retry-After; the bucket refills.
 func TestRelayRateLimits(t *testing.T) {
 	t.Parallel()
-	clock := newFakeClock()
+	clock := clk.NewFake()
 	q := &relayQueue{}
 	h := NewRelay(RelayOptions{Trust: relayTrust, Logger: slog.New(slog.DiscardHandler), Rate: 2, Burst: 3, Clock: clock,
 		Enqueue: q.Enqueue})

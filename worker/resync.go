@@ -6,6 +6,8 @@ import (
 	"errors"
 	"log/slog"
 	"time"
+
+	clk "github.com/tpe-provisioner/tpe-provisioner/internal/clock"
 )
 
 // defaultResyncConcurrency keeps a resync from crowding out the message workers, which
@@ -35,7 +37,7 @@ type Resyncer struct {
 func NewResyncer(interval time.Duration, o BackfillOptions) *Resyncer {
 	o.Force, o.Out, o.Progress = false, nil, nil
 	o.Concurrency = cmp.Or(o.Concurrency, defaultResyncConcurrency)
-	r := &Resyncer{interval: interval, clock: cmp.Or[Clock](o.Clock, systemClock{}),
+	r := &Resyncer{interval: interval, clock: cmp.Or[Clock](o.Clock, clk.System{}),
 		log: cmp.Or(o.Logger, slog.New(slog.DiscardHandler)), metrics: newBackfillMetrics(o.Registerer),
 		pending: make(chan struct{}, 1)}
 	previous := 0 // users of the last scope listing; runs are one at a time

@@ -8,10 +8,12 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	clk "github.com/tpe-provisioner/tpe-provisioner/internal/clock"
 )
 
 func TestResyncerCoalescesTriggers(t *testing.T) {
-	r := NewResyncer(0, BackfillOptions{Clock: newFakeClock()})
+	r := NewResyncer(0, BackfillOptions{Clock: clk.NewFake()})
 	started := make(chan int32)
 	release := make(chan struct{})
 	var runs, active, peak atomic.Int32
@@ -52,7 +54,7 @@ func TestResyncerCoalescesTriggers(t *testing.T) {
 }
 
 func TestResyncerRunsOnSchedule(t *testing.T) {
-	clock := newFakeClock()
+	clock := clk.NewFake()
 	r := NewResyncer(time.Hour, BackfillOptions{Clock: clock})
 	ran := make(chan struct{})
 	r.resync = func(context.Context) (Summary, error) { ran <- struct{}{}; return Summary{}, nil }
@@ -73,7 +75,7 @@ func TestResyncerRunsOnSchedule(t *testing.T) {
 }
 
 func TestResyncerAlwaysBrakesAndLogsSummary(t *testing.T) {
-	clock := newInstantClock()
+	clock := clk.NewInstant()
 	dir, acs := bfTenant(clock.Now())
 	var logs logSink
 	o := bfOptions(dir, acs, clock)
@@ -84,7 +86,7 @@ func TestResyncerAlwaysBrakesAndLogsSummary(t *testing.T) {
 	done := make(chan struct{})
 	go func() { r.Run(ctx); close(done) }()
 	r.Trigger()
-	waitUntil(t, "the braked summary is logged", func() bool { return strings.Contains(logs.String(), "resync braked") })
+	clk.WaitUntil(t, "the braked summary is logged", func() bool { return strings.Contains(logs.String(), "resync braked") })
 	cancel()
 	<-done
 	if acs.Calls("Delete") != 0 || acs.Calls("Put") != 0 {

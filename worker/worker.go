@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	clk "github.com/tpe-provisioner/tpe-provisioner/internal/clock"
 )
 
 // Options configure a Worker. Zero values take the defaults given per field.
@@ -85,15 +87,7 @@ const fanOutBatch = 100
 
 // Clock is the time source the worker waits on; tests inject one to make timing
 // deterministic.
-type Clock interface {
-	Now() time.Time
-	After(d time.Duration) <-chan time.Time
-}
-
-type systemClock struct{}
-
-func (systemClock) Now() time.Time                         { return time.Now() }
-func (systemClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+type Clock = clk.Clock
 
 func (o Options) withDefaults() Options {
 	o.Concurrency = cmp.Or(max(o.Concurrency, 0), 16)
@@ -114,7 +108,7 @@ func (o Options) withDefaults() Options {
 		o.ProbeBackoff = defaultProbeBackoff
 	}
 	if o.Clock == nil {
-		o.Clock = systemClock{}
+		o.Clock = clk.System{}
 	}
 	return o
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	clk "github.com/tpe-provisioner/tpe-provisioner/internal/clock"
 )
 
 // Runtime test helpers. Notifications use the fixtures' tenant and clientState (fxTrust).
@@ -160,7 +162,7 @@ func TestWorkerAbandonsThrottledMessageAndSucceedsOnRedelivery(t *testing.T) {
 	}
 	src := NewMemorySource([][]byte{rtUserNote(u.ID)}, FileOptions{Backoff: noBackoff})
 	obs := &recordingObserver{}
-	w := e.worker(t, src, Options{Concurrency: 1, Clock: newInstantClock(), Observer: obs})
+	w := e.worker(t, src, Options{Concurrency: 1, Clock: clk.NewInstant(), Observer: obs})
 	runToEnd(t, w)
 
 	if !e.granted(u.ID) {
@@ -352,7 +354,7 @@ func TestWorkerIsNotReadyUntilRunning(t *testing.T) {
 		t.Error("Ready() = nil before Run")
 	}
 	stop := runInBackground(t, w)
-	waitUntil(t, "the worker is ready", func() bool { return w.Ready() == nil })
+	clk.WaitUntil(t, "the worker is ready", func() bool { return w.Ready() == nil })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tpe-provisioner/tpe-provisioner/acs/acstest"
 	"github.com/tpe-provisioner/tpe-provisioner/graph/graphtest"
+	"github.com/tpe-provisioner/tpe-provisioner/internal/limiter"
 	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
@@ -95,8 +96,8 @@ func backfill(ctx context.Context, f backfillFlags) (backfillResult, error) {
 	}
 	defer emu.close()
 	seeded := seedBackfill(emu.acs, dir, p, f.seed, 0.10, 0.02)
-	limiter := worker.NewAdaptiveLimiter(1, f.concurrency)
-	wrap := limiter.Transport
+	lim := limiter.New(1, f.concurrency)
+	wrap := lim.Transport
 	if f.noLimiter {
 		wrap = nil
 	}
@@ -110,7 +111,7 @@ func backfill(ctx context.Context, f backfillFlags) (backfillResult, error) {
 		return backfillResult{}, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	trace := traceLimiter(ctx, limiter)
+	trace := traceLimiter(ctx, lim)
 	if f.faultRate > 0 {
 		go faultWindow(ctx, emu, f)
 	}
@@ -119,7 +120,7 @@ func backfill(ctx context.Context, f backfillFlags) (backfillResult, error) {
 		Reconciler: cl.reconciler(p), Enumerator: cl.dir, Concurrency: f.concurrency,
 		MaxRevokes:   -1, // the brake is the operator's; the bench measures the work behind it
 		DeletedSince: time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC),
-		Logger:       slog.New(slog.DiscardHandler), Limiter: limiter,
+		Logger:       slog.New(slog.DiscardHandler), Limiter: lim,
 	})
 	elapsed, after := time.Since(start), selfUsage()
 	cancel()
@@ -172,7 +173,7 @@ func faultWindow(ctx context.Context, emu *emulators, f backfillFlags) {
 
 // traceLimiter samples the limiter's concurrency once a second until ctx ends, then sends
 // the samples.
-func traceLimiter(ctx context.Context, l *worker.AdaptiveLimiter) <-chan []int {
+func traceLimiter(ctx context.Context, l *limiter.Adaptive) <-chan []int {
 	out := make(chan []int, 1)
 	go func() {
 		var samples []int

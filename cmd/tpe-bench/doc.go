@@ -16,7 +16,7 @@
 // waited for one after another (trace.go), with Graph resource units at the published
 // costs (graphcost.go); --compare BIN runs another build with the same flags first (an
 // earlier commit's, for a before/after on one machine). backfill runs worker.Backfill
-// behind an AdaptiveLimiter and checks every principal afterwards; chaos injects faults, directory
+// behind a limiter.Adaptive and checks every principal afterwards; chaos injects faults, directory
 // changes, duplicates, reordering and worker restarts, then checks convergence. With
 // --replicas N, N workers share the queue, each with its own clients and Reconciler, as N
 // `run` processes on one Service Bus queue do; --pairs D starts every principal converged and

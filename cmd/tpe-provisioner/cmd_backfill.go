@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/tpe-provisioner/tpe-provisioner/internal/limiter"
 	"github.com/tpe-provisioner/tpe-provisioner/worker"
 	"github.com/tpe-provisioner/tpe-provisioner/worker/servicebus"
 )
@@ -54,8 +55,8 @@ func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	log := newLogger(stderr, c.LogFormat, c.LogLevel)
-	limiter := worker.NewAdaptiveLimiter(1, c.Concurrency)
-	svc, err := newService(&c, log, limiter.Transport)
+	lim := limiter.New(1, c.Concurrency)
+	svc, err := newService(&c, log, lim.Transport)
 	if err != nil {
 		return err
 	}
@@ -63,7 +64,7 @@ func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	o := svc.backfillOptions()
-	o.Force, o.ShowNoops, o.Limiter = *force, *showNoops, limiter
+	o.Force, o.ShowNoops, o.Limiter = *force, *showNoops, lim
 	o.Progress, o.IsTerminal = stderr, isTerminal(stderr)
 	o.Out = worker.PlanWriter(worker.NewPlanTable(stdout))
 	if *output == "json" {

@@ -1,4 +1,4 @@
-package worker
+package clock
 
 import (
 	"slices"
@@ -7,43 +7,43 @@ import (
 	"time"
 )
 
-// fakeEpoch is where every fake clock starts.
-var fakeEpoch = time.Date(2025, 7, 1, 12, 0, 0, 0, time.UTC)
+// Epoch is where every fake clock starts.
+var Epoch = time.Date(2025, 7, 1, 12, 0, 0, 0, time.UTC)
 
-// fakeClock is the tests' Clock (and, through its methods, KeeperOptions.Now/After). Its
+// Fake is the tests' Clock (and, through its methods, KeeperOptions.Now/After); tests only. Its
 // time moves only when a test or a wait moves it, and every wait asked for is recorded
 // (Waits), so timing is checked without sleeping. It has two modes:
 //
-//   - newFakeClock: After fires when Advance passes its deadline (at once for d <= 0);
+//   - NewFake: After fires when Advance passes its deadline (at once for d <= 0);
 //     Pending and WaitForWaiters tell a test when a goroutine is parked on it.
-//   - newInstantClock: After fires at once and moves time forward by d, so retries and
+//   - NewInstant: After fires at once and moves time forward by d, so retries and
 //     backoffs cost nothing.
-type fakeClock struct {
+type Fake struct {
 	mu      sync.Mutex
 	now     time.Time
 	instant bool
 	waits   []time.Duration
-	waiters []fakeWaiter
+	waiters []waiter
 }
 
-type fakeWaiter struct {
+type waiter struct {
 	at time.Time
 	ch chan time.Time
 }
 
-// newFakeClock returns a clock whose waits end only when Advance passes them.
-func newFakeClock() *fakeClock { return &fakeClock{now: fakeEpoch} }
+// NewFake returns a clock whose waits end only when Advance passes them.
+func NewFake() *Fake { return &Fake{now: Epoch} }
 
-// newInstantClock returns a clock whose waits end at once, moving time forward.
-func newInstantClock() *fakeClock { return &fakeClock{now: fakeEpoch, instant: true} }
+// NewInstant returns a clock whose waits end at once, moving time forward.
+func NewInstant() *Fake { return &Fake{now: Epoch, instant: true} }
 
-func (c *fakeClock) Now() time.Time {
+func (c *Fake) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.now
 }
 
-func (c *fakeClock) After(d time.Duration) <-chan time.Time {
+func (c *Fake) After(d time.Duration) <-chan time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.waits = append(c.waits, d)
@@ -55,17 +55,17 @@ func (c *fakeClock) After(d time.Duration) <-chan time.Time {
 	case d <= 0:
 		ch <- c.now
 	default:
-		c.waiters = append(c.waiters, fakeWaiter{at: c.now.Add(d), ch: ch})
+		c.waiters = append(c.waiters, waiter{at: c.now.Add(d), ch: ch})
 	}
 	return ch
 }
 
 // Advance moves time forward by d and fires the waits that are due.
-func (c *fakeClock) Advance(d time.Duration) {
+func (c *Fake) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
-	c.waiters = slices.DeleteFunc(c.waiters, func(w fakeWaiter) bool {
+	c.waiters = slices.DeleteFunc(c.waiters, func(w waiter) bool {
 		if w.at.After(c.now) {
 			return false
 		}
@@ -75,14 +75,14 @@ func (c *fakeClock) Advance(d time.Duration) {
 }
 
 // Waits returns every duration After was asked for, in order.
-func (c *fakeClock) Waits() []time.Duration {
+func (c *Fake) Waits() []time.Duration {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return slices.Clone(c.waits)
 }
 
 // Pending returns how many After calls are waiting for Advance.
-func (c *fakeClock) Pending() int {
+func (c *Fake) Pending() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.waiters)
@@ -90,14 +90,14 @@ func (c *fakeClock) Pending() int {
 
 // WaitForWaiters blocks until at least n After calls are pending, so a test can advance
 // the clock only once the goroutine it drives is parked on it.
-func (c *fakeClock) WaitForWaiters(t *testing.T, n int) {
+func (c *Fake) WaitForWaiters(t testing.TB, n int) {
 	t.Helper()
-	waitUntil(t, "goroutines to wait on the fake clock", func() bool { return c.Pending() >= n })
+	WaitUntil(t, "goroutines to wait on the fake clock", func() bool { return c.Pending() >= n })
 }
 
-// waitUntil polls cond for up to 10 s of real time, for progress that only another
+// WaitUntil polls cond for up to 10 s of real time, for progress that only another
 // goroutine can show.
-func waitUntil(t *testing.T, what string, cond func() bool) {
+func WaitUntil(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
@@ -110,7 +110,7 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 
 // Waiting reports whether some After call is pending that is due exactly d from now: a
 // goroutine that waits a known duration has parked again.
-func (c *fakeClock) Waiting(d time.Duration) bool {
+func (c *Fake) Waiting(d time.Duration) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, w := range c.waiters {

@@ -1,4 +1,6 @@
-package worker
+// Package limiter is the adaptive concurrency limit of backfill's directory and ACS calls:
+// it narrows on throttling (429, 503 with Retry-After) and widens again on success.
+package limiter
 
 import (
 	"context"
@@ -9,16 +11,18 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	clk "github.com/tpe-provisioner/tpe-provisioner/internal/clock"
 )
 
-// AdaptiveLimiter bounds how many calls to Graph and ACS are in flight, and adapts the bound
+// Adaptive bounds how many calls to Graph and ACS are in flight, and adapts the bound
 // to what the services tolerate (additive increase, multiplicative decrease): a throttled
 // call halves the limit and pauses new acquisitions for the Retry-After the service asked
 // for; every window of successes (as many as the current limit) adds one. Concurrent
 // throttles caused by one burst halve the limit once, not once each. It is safe for
 // concurrent use; share one between the Graph and ACS transports.
-type AdaptiveLimiter struct {
-	clock Clock
+type Adaptive struct {
+	clock clk.Clock
 
 	mu          sync.Mutex
 	floor, ceil int
@@ -33,20 +37,20 @@ type AdaptiveLimiter struct {
 	changed     chan struct{} // closed (and replaced) when a waiter may proceed
 }
 
-// LimiterStats is what an AdaptiveLimiter saw, for the backfill summary.
-type LimiterStats struct {
+// Stats is what an Adaptive saw, for the backfill summary.
+type Stats struct {
 	Min, Max  int // lowest and highest limit reached
 	Current   int
 	Throttles int // throttled calls reported
 }
 
-// NewAdaptiveLimiter returns a limiter starting at max concurrent calls that never goes
+// New returns a limiter starting at max concurrent calls that never goes
 // below min nor above max. min is raised to 1 and max to min when smaller.
-func NewAdaptiveLimiter(lo, hi int) *AdaptiveLimiter {
+func New(lo, hi int) *Adaptive {
 	lo = max(lo, 1)
 	hi = max(hi, lo)
-	return &AdaptiveLimiter{
-		clock: systemClock{}, floor: lo, ceil: hi, limit: hi,
+	return &Adaptive{
+		clock: clk.System{}, floor: lo, ceil: hi, limit: hi,
 		lowest: hi, highest: hi, changed: make(chan struct{}),
 	}
 }
@@ -55,7 +59,7 @@ func NewAdaptiveLimiter(lo, hi int) *AdaptiveLimiter {
 // function that gives it back. The caller must call release exactly once, saying whether
 // the call was throttled and how long the service asked to wait (0 = not said). Acquire
 // fails only when ctx ends first.
-func (l *AdaptiveLimiter) Acquire(ctx context.Context) (func(throttled bool, retryAfter time.Duration), error) {
+func (l *Adaptive) Acquire(ctx context.Context) (func(throttled bool, retryAfter time.Duration), error) {
 	for {
 		l.mu.Lock()
 		wait, changed := l.tryAcquireLocked()
@@ -83,7 +87,7 @@ func (l *AdaptiveLimiter) Acquire(ctx context.Context) (func(throttled bool, ret
 
 // tryAcquireLocked takes a slot, or says how long the pause lasts, or hands back the
 // channel that signals a released slot.
-func (l *AdaptiveLimiter) tryAcquireLocked() (time.Duration, chan struct{}) {
+func (l *Adaptive) tryAcquireLocked() (time.Duration, chan struct{}) {
 	if wait := l.pausedUntil.Sub(l.clock.Now()); wait > 0 {
 		return wait, nil
 	}
@@ -94,7 +98,7 @@ func (l *AdaptiveLimiter) tryAcquireLocked() (time.Duration, chan struct{}) {
 	return 0, nil
 }
 
-func (l *AdaptiveLimiter) release(gen int, throttled bool, retryAfter time.Duration) {
+func (l *Adaptive) release(gen int, throttled bool, retryAfter time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.inflight--
@@ -117,16 +121,16 @@ func (l *AdaptiveLimiter) release(gen int, throttled bool, retryAfter time.Durat
 	l.changed = make(chan struct{})
 }
 
-func (l *AdaptiveLimiter) setLimitLocked(n int) {
+func (l *Adaptive) setLimitLocked(n int) {
 	l.limit, l.successes = n, 0
 	l.lowest, l.highest = min(l.lowest, n), max(l.highest, n)
 }
 
 // Stats returns the lowest, highest and current limit and the throttles seen so far.
-func (l *AdaptiveLimiter) Stats() LimiterStats {
+func (l *Adaptive) Stats() Stats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return LimiterStats{Min: l.lowest, Max: l.highest, Current: l.limit, Throttles: l.throttles}
+	return Stats{Min: l.lowest, Max: l.highest, Current: l.limit, Throttles: l.throttles}
 }
 
 // Transport wraps next so that every request holds a slot of the limiter until its
@@ -134,7 +138,7 @@ func (l *AdaptiveLimiter) Stats() LimiterStats {
 // as throttled, with the wait taken from Retry-After (seconds or an HTTP date),
 // retry-after-ms or x-ms-retry-after-ms. Wrap the innermost transport, below the SDKs'
 // retry policies, so each retry waits its turn too. next nil means http.DefaultTransport.
-func (l *AdaptiveLimiter) Transport(next http.RoundTripper) http.RoundTripper {
+func (l *Adaptive) Transport(next http.RoundTripper) http.RoundTripper {
 	if next == nil {
 		next = http.DefaultTransport
 	}
@@ -142,7 +146,7 @@ func (l *AdaptiveLimiter) Transport(next http.RoundTripper) http.RoundTripper {
 }
 
 type limitedTransport struct {
-	l    *AdaptiveLimiter
+	l    *Adaptive
 	next http.RoundTripper
 }
 

@@ -1,4 +1,4 @@
-package worker
+package limiter
 
 import (
 	"context"
@@ -8,11 +8,13 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	clk "github.com/tpe-provisioner/tpe-provisioner/internal/clock"
 )
 
 // limiterFull reports whether no slot can be taken right now (Acquire with an ended
 // context fails only when it would have to wait).
-func limiterFull(l *AdaptiveLimiter) bool {
+func limiterFull(l *Adaptive) bool {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	release, err := l.Acquire(ctx)
@@ -24,7 +26,7 @@ func limiterFull(l *AdaptiveLimiter) bool {
 }
 
 // acquireN takes n slots and returns their release functions.
-func acquireN(t *testing.T, l *AdaptiveLimiter, n int) []func(bool, time.Duration) {
+func acquireN(t *testing.T, l *Adaptive, n int) []func(bool, time.Duration) {
 	t.Helper()
 	var rs []func(bool, time.Duration)
 	for range n {
@@ -38,8 +40,8 @@ func acquireN(t *testing.T, l *AdaptiveLimiter, n int) []func(bool, time.Duratio
 }
 
 func TestAdaptiveLimiterStartsAtMaxAndBlocksBeyond(t *testing.T) {
-	l := NewAdaptiveLimiter(2, 8)
-	l.clock = newFakeClock()
+	l := New(2, 8)
+	l.clock = clk.NewFake()
 	rs := acquireN(t, l, 8)
 	if !limiterFull(l) {
 		t.Fatalf("a 9th slot was granted with a limit of 8")
@@ -67,8 +69,8 @@ func TestAdaptiveLimiterStartsAtMaxAndBlocksBeyond(t *testing.T) {
 }
 
 func TestAdaptiveLimiterAIMD(t *testing.T) {
-	clock := newFakeClock()
-	l := NewAdaptiveLimiter(2, 8)
+	clock := clk.NewFake()
+	l := New(2, 8)
 	l.clock = clock
 
 	// A burst of 8 calls, all throttled: the limit halves once, not eight times.
@@ -113,7 +115,7 @@ func TestAdaptiveLimiterAIMD(t *testing.T) {
 }
 
 func TestAdaptiveLimiterNeverExceedsMax(t *testing.T) {
-	l := NewAdaptiveLimiter(1, 3)
+	l := New(1, 3)
 	for range 20 {
 		acquireN(t, l, 1)[0](false, 0)
 	}
@@ -123,8 +125,8 @@ func TestAdaptiveLimiterNeverExceedsMax(t *testing.T) {
 }
 
 func TestAdaptiveLimiterAcquireEndsWithContext(t *testing.T) {
-	l := NewAdaptiveLimiter(1, 1)
-	l.clock = newFakeClock()
+	l := New(1, 1)
+	l.clock = clk.NewFake()
 	acquireN(t, l, 1)
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
 	defer cancel()
@@ -149,8 +151,8 @@ func TestLimiterTransportThrottlesOn429(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	clock := newFakeClock()
-	l := NewAdaptiveLimiter(1, 4)
+	clock := clk.NewFake()
+	l := New(1, 4)
 	l.clock = clock
 	client := &http.Client{Transport: l.Transport(srv.Client().Transport)}
 
@@ -203,7 +205,7 @@ func TestLimiterTransportThrottlesOn429(t *testing.T) {
 }
 
 func TestLimiterTransportReleasesOnTransportError(t *testing.T) {
-	l := NewAdaptiveLimiter(1, 1)
+	l := New(1, 1)
 	failing := roundTripFunc(func(*http.Request) (*http.Response, error) { return nil, io.ErrUnexpectedEOF })
 	client := &http.Client{Transport: l.Transport(failing)}
 	for range 3 { // with a limit of 1, a leaked slot would block the second call
@@ -262,8 +264,8 @@ func TestLimiterTransportClassifiesStatuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			l := NewAdaptiveLimiter(1, 4)
-			l.clock = newFakeClock()
+			l := New(1, 4)
+			l.clock = clk.NewFake()
 			rt := roundTripFunc(func(*http.Request) (*http.Response, error) {
 				h := http.Header{}
 				if tt.retryAfter != "" {
