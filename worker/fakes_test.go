@@ -16,7 +16,6 @@ import (
 
 var (
 	_ directory   = (*fakeDirectory)(nil)
-	_ enumerator  = (*fakeDirectory)(nil)
 	_ Assignments = (*fakeAssignments)(nil)
 )
 

@@ -3,7 +3,6 @@ package worker
 import (
 	"context"
 	"iter"
-	"time"
 )
 
 // PrincipalType says which kind of access assignment a principal holds or should hold.
@@ -63,19 +62,6 @@ type directory interface {
 	GroupMembers(ctx context.Context, groupID string) iter.Seq2[string, error]
 }
 
-// enumerator streams the candidate sets a backfill reconciles. Each user comes with the
-// policy's properties already selected, so backfill needs no per-user directory read.
-type enumerator interface {
-	// ScopeMembers streams the transitive user members of the given groups (a user in two
-	// groups may appear twice; callers deduplicate).
-	ScopeMembers(ctx context.Context, groupIDs []string) iter.Seq2[User, error]
-	// TeamsUsers streams users holding any of the Teams service plans the policy knows.
-	TeamsUsers(ctx context.Context) iter.Seq2[User, error]
-	// ResourceAccounts streams users holding a Teams resource account licence.
-	ResourceAccounts(ctx context.Context) iter.Seq2[User, error]
-	// DeletedUsers streams users deleted (soft) since the given time.
-	DeletedUsers(ctx context.Context, since time.Time) iter.Seq2[User, error]
-}
 
 // Assignments is what the worker reads and writes in ACS, for the configured tenant. The acs
 // package's client is adapted to it in cmd. Get of an absent assignment returns an error

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tpe-provisioner/tpe-provisioner/acs/acstest"
+	"github.com/tpe-provisioner/tpe-provisioner/backfill"
 	"github.com/tpe-provisioner/tpe-provisioner/graph/graphtest"
 	"github.com/tpe-provisioner/tpe-provisioner/internal/limiter"
 	"github.com/tpe-provisioner/tpe-provisioner/worker"
@@ -74,7 +75,7 @@ func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if f.users <= 0 || f.concurrency <= 0 || f.faultRate < 0 || f.faultRate > 1 {
 		return fmt.Errorf("--users and --concurrency must be positive and --fault-rate within 0..1")
 	}
-	res, err := backfill(ctx, f)
+	res, err := benchBackfill(ctx, f)
 	if err != nil {
 		return err
 	}
@@ -87,7 +88,7 @@ func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	return nil
 }
 
-func backfill(ctx context.Context, f backfillFlags) (backfillResult, error) {
+func benchBackfill(ctx context.Context, f backfillFlags) (backfillResult, error) {
 	p := benchPolicy()
 	dir := graphtest.Generate(f.users, f.seed, graphtest.DefaultMix)
 	emu, err := startEmulators(dir, emulatorSettings{acsLatency: f.latency, graphLatency: f.latency})
@@ -116,7 +117,7 @@ func backfill(ctx context.Context, f backfillFlags) (backfillResult, error) {
 		go faultWindow(ctx, emu, f)
 	}
 	before, start := selfUsage(), time.Now()
-	sum, err := worker.Backfill(ctx, worker.BackfillOptions{
+	sum, err := backfill.Run(ctx, backfill.Options{
 		Reconciler: cl.reconciler(p), Enumerator: cl.dir, Concurrency: f.concurrency,
 		MaxRevokes:   -1, // the brake is the operator's; the bench measures the work behind it
 		DeletedSince: time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC),
@@ -125,7 +126,7 @@ func backfill(ctx context.Context, f backfillFlags) (backfillResult, error) {
 	elapsed, after := time.Since(start), selfUsage()
 	cancel()
 	stopProfile()
-	if err != nil && !errors.Is(err, worker.ErrPrincipalsFailed) {
+	if err != nil && !errors.Is(err, backfill.ErrPrincipalsFailed) {
 		return backfillResult{}, err
 	}
 	principals, wrong := check(emu.acs, dir, p, seeded.foreign)

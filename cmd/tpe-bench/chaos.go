@@ -11,12 +11,13 @@ import (
 	"time"
 
 	"github.com/tpe-provisioner/tpe-provisioner/acs/acstest"
+	"github.com/tpe-provisioner/tpe-provisioner/backfill"
 	"github.com/tpe-provisioner/tpe-provisioner/graph/graphtest"
 	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
 // chaosResult is the chaos line. Convergence is checked after the queue drained and one
-// resync (worker.Backfill) ran: the design makes the scheduled resync part of correctness,
+// resync (backfill.Run) ran: the design makes the scheduled resync part of correctness,
 // since messages may be dead-lettered (MaxDeliveryCountExceeded) under heavy faults.
 type chaosResult struct {
 	Principals   int            `json:"principals"`
@@ -171,7 +172,7 @@ func chaos(ctx context.Context, f chaosFlags, stderr io.Writer) (chaosResult, er
 		Replicas: f.replicas, ReplicaCompleted: qs.completedBy(f.replicas), StaleWrites: stale, StaleWritesRepaired: repaired,
 		WrongBeforeResyncPer1000: per1000(len(before), nMut), WrongPer1000: per1000(len(wrong), nMut),
 		Seconds: round3(time.Since(start).Seconds()),
-		Resync:  "one worker.Backfill after the queue drained and the faults stopped",
+		Resync:  "one backfill.Run after the queue drained and the faults stopped",
 		Traffic: traffic,
 	}, nil
 }
@@ -269,19 +270,19 @@ func countFaults(s *acstest.Server) int {
 	return n
 }
 
-// resync runs worker.Backfill as the scheduled resync does, again while principals fail
+// resync runs backfill.Run as the scheduled resync does, again while principals fail
 // (at most three runs), and returns the runs and the writes they made.
 func resync(ctx context.Context, rec *worker.Reconciler, cl *clients) (runs, writes int, err error) {
 	for runs < 3 {
 		runs++
-		sum, err := worker.Backfill(ctx, worker.BackfillOptions{Reconciler: rec, Enumerator: cl.dir,
+		sum, err := backfill.Run(ctx, backfill.Options{Reconciler: rec, Enumerator: cl.dir,
 			MaxRevokes: -1, DeletedSince: time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC),
 			Logger: slog.New(slog.DiscardHandler), Backoff: 20 * time.Millisecond})
 		writes += int(sum.ACSWrites)
 		switch {
 		case err == nil:
 			return runs, writes, nil
-		case !errors.Is(err, worker.ErrPrincipalsFailed):
+		case !errors.Is(err, backfill.ErrPrincipalsFailed):
 			return runs, writes, fmt.Errorf("resync: %w", err)
 		}
 	}

@@ -15,7 +15,7 @@
 // every message from receive to settle, by outcome, next to the longest chain of calls it
 // waited for one after another (trace.go), with Graph resource units at the published
 // costs (graphcost.go); --compare BIN runs another build with the same flags first (an
-// earlier commit's, for a before/after on one machine). backfill runs worker.Backfill
+// earlier commit's, for a before/after on one machine). backfill runs backfill.Run
 // behind a limiter.Adaptive and checks every principal afterwards; chaos injects faults, directory
 // changes, duplicates, reordering and worker restarts, then checks convergence. With
 // --replicas N, N workers share the queue, each with its own clients and Reconciler, as N

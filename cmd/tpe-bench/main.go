@@ -22,7 +22,7 @@ type command struct {
 var commands = map[string]command{
 	"throughput": {summary: "queue path: messages per second against the latency bound", run: runThroughput},
 	"latency":    {summary: "queue path: each message's receive-to-settle time by outcome, against its critical path", run: runLatency},
-	"backfill":   {summary: "worker.Backfill over a generated tenant behind the adaptive limiter", run: runBackfill},
+	"backfill":   {summary: "backfill.Run over a generated tenant behind the adaptive limiter", run: runBackfill},
 	"chaos":      {summary: "faults, directory changes, duplicates and restarts; exits 1 unless converged", run: runChaos},
 	"emulators":  {summary: "serve the emulators for a parent tpe-bench (internal)", run: runEmulatorChild, hidden: true},
 }

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/tpe-provisioner/tpe-provisioner/backfill"
 	"github.com/tpe-provisioner/tpe-provisioner/internal/limiter"
 	"github.com/tpe-provisioner/tpe-provisioner/worker"
 	"github.com/tpe-provisioner/tpe-provisioner/worker/servicebus"
@@ -66,9 +67,9 @@ func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	o := svc.backfillOptions()
 	o.Force, o.ShowNoops, o.Limiter = *force, *showNoops, lim
 	o.Progress, o.IsTerminal = stderr, isTerminal(stderr)
-	o.Out = worker.PlanWriter(worker.NewPlanTable(stdout))
+	o.Out = backfill.PlanWriter(backfill.NewPlanTable(stdout))
 	if *output == "json" {
-		o.Out = worker.NewPlanJSON(stdout)
+		o.Out = backfill.NewPlanJSON(stdout)
 	}
 	if *enqueue {
 		send, closeSender, err := queueSender(ctx, &c)
@@ -78,10 +79,10 @@ func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		defer closeSender()
 		o.Enqueue = send
 	}
-	sum, err := worker.Backfill(ctx, o)
+	sum, err := backfill.Run(ctx, o)
 	log.LogAttrs(ctx, levelOf(err), "backfill finished", sum.LogAttrs()...)
 	switch {
-	case errors.Is(err, worker.ErrBrake):
+	case errors.Is(err, backfill.ErrBrake):
 		return &exitError{code: 3, err: fmt.Errorf("%w: nothing was applied (no grant, no revoke); review the plan, then rerun with --force or raise --max-revokes/--max-revoke-percent", err)}
 	case err != nil:
 		return err
@@ -93,13 +94,13 @@ func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) e
 // not hold: every membership check against it would say "not a member", so every notified
 // user would be revoked as out of scope.
 func checkScopeGroups(ctx context.Context, svc *service) error {
-	if err := worker.CheckScopeGroups(ctx, svc.dir, svc.cfg.ScopeGroups); err != nil {
+	if err := backfill.CheckScopeGroups(ctx, svc.dir, svc.cfg.ScopeGroups); err != nil {
 		return fmt.Errorf("TPE_SCOPE_GROUPS: %w (check the group ids and that the app may read them)", err)
 	}
 	return nil
 }
 
-// brakePercent maps TPE_MAX_REVOKE_PERCENT to worker.BackfillOptions.MaxRevokePercent:
+// brakePercent maps TPE_MAX_REVOKE_PERCENT to backfill.Options.MaxRevokePercent:
 // the setting's 0 turns the percentage rule off, which the option spells negative (its 0
 // means the default).
 func brakePercent(setting float64) float64 {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
+	"github.com/tpe-provisioner/tpe-provisioner/backfill"
 	"github.com/tpe-provisioner/tpe-provisioner/internal/adapt"
 	"github.com/tpe-provisioner/tpe-provisioner/worker"
 	"github.com/tpe-provisioner/tpe-provisioner/worker/servicebus"
@@ -162,11 +163,11 @@ func openSender(ctx context.Context, c *Config) (*azservicebus.Sender, func(), e
 // TPE_RESYNC_INTERVAL, and whenever a lifecycle event says notifications were lost. With
 // the interval 0 (replicas whose schedule is a job) only the second remains: the event
 // reaches one replica, which resyncs at once rather than at the job's next run.
-func startResync(ctx context.Context, bg *sync.WaitGroup, svc *service, replay bool) *worker.Resyncer {
+func startResync(ctx context.Context, bg *sync.WaitGroup, svc *service, replay bool) *backfill.Resyncer {
 	if replay {
 		return nil
 	}
-	r := worker.NewResyncer(max(svc.cfg.ResyncInterval, 0), svc.backfillOptions())
+	r := backfill.NewResyncer(max(svc.cfg.ResyncInterval, 0), svc.backfillOptions())
 	bg.Add(1)
 	go func() { defer bg.Done(); r.Run(ctx) }()
 	return r
@@ -174,7 +175,7 @@ func startResync(ctx context.Context, bg *sync.WaitGroup, svc *service, replay b
 
 // startKeeper keeps the Graph subscriptions alive when a notification target is configured,
 // and returns the lifecycle handler for the worker.
-func startKeeper(ctx context.Context, bg *sync.WaitGroup, svc *service, resync *worker.Resyncer) (worker.LifecycleHandler, error) {
+func startKeeper(ctx context.Context, bg *sync.WaitGroup, svc *service, resync *backfill.Resyncer) (worker.LifecycleHandler, error) {
 	trigger := func() {}
 	if resync != nil {
 		trigger = resync.Trigger

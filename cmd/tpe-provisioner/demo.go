@@ -16,6 +16,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/tpe-provisioner/tpe-provisioner/backfill"
 	"github.com/tpe-provisioner/tpe-provisioner/internal/oracle"
 	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
@@ -28,7 +29,7 @@ func init() {
 }
 
 // runStoryDemo starts both emulators with the sample directory and tells the story in
-// demo_story.go through the same code run uses (newService, worker.New, worker.Backfill);
+// demo_story.go through the same code run uses (newService, worker.New, backfill.Run);
 // only the endpoints differ. It checks itself: every chapter must end with the expected
 // action and the final state must match the policy for every principal, else it exits 1.
 func runStoryDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -210,10 +211,10 @@ func (s *story) tell(ctx context.Context) ([]string, error) {
 	return append(failures, s.checkPolicy()...), nil
 }
 
-func (s *story) backfill(ctx context.Context, dryRun bool) (worker.Summary, error) {
+func (s *story) backfill(ctx context.Context, dryRun bool) (backfill.Summary, error) {
 	o := s.svc.backfillOptions()
 	o.DryRun = dryRun
-	return worker.Backfill(ctx, o)
+	return backfill.Run(ctx, o)
 }
 
 func (s *story) countStatus(code int) int {

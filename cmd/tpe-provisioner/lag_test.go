@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tpe-provisioner/tpe-provisioner/acs/acstest"
+	"github.com/tpe-provisioner/tpe-provisioner/backfill"
 	"github.com/tpe-provisioner/tpe-provisioner/graph/graphtest"
 	"github.com/tpe-provisioner/tpe-provisioner/sbtest"
 	"github.com/tpe-provisioner/tpe-provisioner/worker"
@@ -39,15 +40,15 @@ func startLaggedEmulators(t *testing.T, opts ...graphtest.Option) *emulators {
 
 // lagBackfill runs `backfill --output json` plus args, wants exit 0, and returns the plan's
 // rows by object id and its totals.
-func lagBackfill(t *testing.T, args ...string) (map[string]worker.PlanRow, worker.PlanTotals) {
+func lagBackfill(t *testing.T, args ...string) (map[string]backfill.PlanRow, backfill.PlanTotals) {
 	t.Helper()
 	var out, errOut lockedBuffer
 	if code := realMain(append([]string{"backfill", "--output", "json"}, args...), &out, &errOut); code != 0 {
 		t.Fatalf("backfill %v exit %d, want 0\nstdout:\n%s\nstderr:\n%s", args, code, out.String(), errOut.String())
 	}
-	rows := map[string]worker.PlanRow{}
+	rows := map[string]backfill.PlanRow{}
 	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
-		var r worker.PlanRow
+		var r backfill.PlanRow
 		if err := json.Unmarshal([]byte(line), &r); err == nil && r.ObjectID != "" {
 			rows[r.ObjectID] = r
 		}

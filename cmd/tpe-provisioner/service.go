@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/tpe-provisioner/tpe-provisioner/acs"
+	"github.com/tpe-provisioner/tpe-provisioner/backfill"
 	"github.com/tpe-provisioner/tpe-provisioner/graph"
 	"github.com/tpe-provisioner/tpe-provisioner/internal/adapt"
 	"github.com/tpe-provisioner/tpe-provisioner/worker"
@@ -84,8 +85,8 @@ func (s *service) probe(ctx context.Context) error {
 }
 
 // backfillOptions are the settings a backfill or a resync shares.
-func (s *service) backfillOptions() worker.BackfillOptions {
-	return worker.BackfillOptions{
+func (s *service) backfillOptions() backfill.Options {
+	return backfill.Options{
 		Reconciler:       s.rec,
 		Enumerator:       s.dir,
 		Concurrency:      s.cfg.Concurrency,
@@ -95,8 +96,8 @@ func (s *service) backfillOptions() worker.BackfillOptions {
 		SweepOutOfScope:  s.cfg.SweepOutOfScope,
 		Logger:           s.log,
 		Registerer:       s.reg,
-		DirectoryStats: func() worker.DirectoryStats {
-			return worker.DirectoryStats{Pages: s.graph.Pages(), Calls: s.graph.Calls()}
+		DirectoryStats: func() backfill.DirectoryStats {
+			return backfill.DirectoryStats{Pages: s.graph.Pages(), Calls: s.graph.Calls()}
 		},
 	}
 }

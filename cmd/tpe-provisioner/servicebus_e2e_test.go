@@ -16,6 +16,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
 	"github.com/tpe-provisioner/tpe-provisioner/acs/acstest"
+	"github.com/tpe-provisioner/tpe-provisioner/backfill"
 	"github.com/tpe-provisioner/tpe-provisioner/graph/graphtest"
 	"github.com/tpe-provisioner/tpe-provisioner/sbtest"
 	"github.com/tpe-provisioner/tpe-provisioner/worker"
@@ -271,11 +272,11 @@ func acstestUser(oid string, clientIDs ...string) acstest.Assignment {
 }
 
 // backfillTotals reads the totals line a JSON plan ends with.
-func backfillTotals(t *testing.T, out string) worker.PlanTotals {
+func backfillTotals(t *testing.T, out string) backfill.PlanTotals {
 	t.Helper()
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	var last struct {
-		Totals *worker.PlanTotals `json:"totals"`
+		Totals *backfill.PlanTotals `json:"totals"`
 	}
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil || last.Totals == nil {
 		t.Fatalf("plan output does not end with totals (%v):\n%s", err, out)

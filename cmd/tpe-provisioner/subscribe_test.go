@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tpe-provisioner/tpe-provisioner/acs/acstest"
+	"github.com/tpe-provisioner/tpe-provisioner/backfill"
 	"github.com/tpe-provisioner/tpe-provisioner/graph/graphtest"
 	"github.com/tpe-provisioner/tpe-provisioner/internal/adapt"
 	"github.com/tpe-provisioner/tpe-provisioner/worker"
@@ -117,7 +118,7 @@ func TestSubscriptionLifecycleAgainstGraphEmulator(t *testing.T) {
 
 	// A missed event triggers a scope reconcile: wire the trigger to a real resync and check
 	// it grants what the directory says, through both emulators.
-	rs := worker.NewResyncer(0, svc.backfillOptions())
+	rs := backfill.NewResyncer(0, svc.backfillOptions())
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan struct{})

@@ -141,16 +141,26 @@ func RunInBackground(t testing.TB, w *worker.Worker) (stop func() error) {
 // NoBackoff is a probe backoff that does not wait.
 func NoBackoff(int) time.Duration { return 0 }
 
-// LogSink collects output written from many goroutines.
+// LogSink collects output written from many goroutines (a logger's records, a progress
+// meter's lines), keeping each Write apart too.
 type LogSink struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu     sync.Mutex
+	b      bytes.Buffer
+	writes []string
 }
 
 func (l *LogSink) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.writes = append(l.writes, string(p))
 	return l.b.Write(p)
+}
+
+// Writes returns what each Write call wrote, in order.
+func (l *LogSink) Writes() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.writes)
 }
 
 func (l *LogSink) String() string {

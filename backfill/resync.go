@@ -1,4 +1,4 @@
-package worker
+package backfill
 
 import (
 	"cmp"
@@ -8,6 +8,8 @@ import (
 	"time"
 
 	clk "github.com/tpe-provisioner/tpe-provisioner/internal/clock"
+
+	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
 // defaultResyncConcurrency keeps a resync from crowding out the message workers, which
@@ -23,7 +25,7 @@ const defaultResyncConcurrency = 4
 // concurrency.
 type Resyncer struct {
 	interval time.Duration
-	clock    Clock
+	clock    worker.Clock
 	log      *slog.Logger
 	metrics  *backfillMetrics
 	pending  chan struct{} // holds at most one trigger
@@ -34,17 +36,17 @@ type Resyncer struct {
 // triggered). Force, Out and Progress are cleared: a resync always brakes and reports
 // through o.Logger and o.Registerer. DryRun is kept: a dry-run worker's resync plans and
 // logs, and writes nothing. Concurrency 0 means 4.
-func NewResyncer(interval time.Duration, o BackfillOptions) *Resyncer {
+func NewResyncer(interval time.Duration, o Options) *Resyncer {
 	o.Force, o.Out, o.Progress = false, nil, nil
 	o.Concurrency = cmp.Or(o.Concurrency, defaultResyncConcurrency)
-	r := &Resyncer{interval: interval, clock: cmp.Or[Clock](o.Clock, clk.System{}),
+	r := &Resyncer{interval: interval, clock: cmp.Or[worker.Clock](o.Clock, clk.System{}),
 		log: cmp.Or(o.Logger, slog.New(slog.DiscardHandler)), metrics: newBackfillMetrics(o.Registerer),
 		pending: make(chan struct{}, 1)}
 	previous := 0 // users of the last scope listing; runs are one at a time
 	r.resync = func(ctx context.Context) (Summary, error) {
 		o.DeletedSince = time.Time{} // a fresh 30-day window each run
 		o.PreviousListing = previous
-		sum, err := Backfill(ctx, o)
+		sum, err := Run(ctx, o)
 		if sum.ScopeListed > 0 {
 			previous = sum.ScopeListed // a complete listing, believed or not; never an empty one
 		}
@@ -94,14 +96,14 @@ func (r *Resyncer) once(ctx context.Context, why string) {
 	case errors.Is(err, ErrBrake):
 		outcome = resyncBraked
 		r.log.LogAttrs(ctx, slog.LevelWarn, "resync braked: nothing applied",
-			append(attrs, slog.String(keyError, err.Error()))...)
+			append(attrs, slog.String("error", err.Error()))...)
 	case errors.Is(err, ErrListing):
 		outcome = resyncRefused
 		r.log.LogAttrs(ctx, slog.LevelError, "resync refused the scope listing: nothing planned",
-			append(attrs, slog.String(keyError, err.Error()))...)
+			append(attrs, slog.String("error", err.Error()))...)
 	case err != nil:
 		outcome = resyncFailed
-		r.log.LogAttrs(ctx, slog.LevelError, "resync failed", append(attrs, slog.String(keyError, err.Error()))...)
+		r.log.LogAttrs(ctx, slog.LevelError, "resync failed", append(attrs, slog.String("error", err.Error()))...)
 	default:
 		if sum.DryRun {
 			outcome = resyncDryRun

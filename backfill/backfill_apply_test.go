@@ -1,4 +1,4 @@
-package worker
+package backfill
 
 import (
 	"context"
@@ -11,6 +11,9 @@ import (
 	"testing"
 
 	clk "github.com/tpe-provisioner/tpe-provisioner/internal/clock"
+
+	wt "github.com/tpe-provisioner/tpe-provisioner/internal/workertest"
+	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
 func TestBackfillApplyConvergesAndSecondRunIsNoop(t *testing.T) {
@@ -18,20 +21,20 @@ func TestBackfillApplyConvergesAndSecondRunIsNoop(t *testing.T) {
 	dir, acs := bfTenant(clock.Now())
 	o := bfOptions(dir, acs, clock)
 
-	sum, err := Backfill(t.Context(), o)
+	sum, err := Run(t.Context(), o)
 	if err != nil {
 		t.Fatalf("Backfill: %v", err)
 	}
-	want := map[string]*Assignment{
-		bfID(1): {PrincipalType: PrincipalUser, ClientIDs: []string{bfOurApp}},
-		bfID(2): {PrincipalType: PrincipalUser, ClientIDs: []string{bfOurApp}},
+	want := map[string]*worker.Assignment{
+		bfID(1): {PrincipalType: worker.PrincipalUser, ClientIDs: []string{bfOurApp}},
+		bfID(2): {PrincipalType: worker.PrincipalUser, ClientIDs: []string{bfOurApp}},
 		bfID(3): nil,
-		bfID(4): {PrincipalType: PrincipalUser, ClientIDs: []string{bfForeignApp}},
-		bfID(5): {PrincipalType: PrincipalResourceAccount},
-		bfID(6): {PrincipalType: PrincipalResourceAccount},
+		bfID(4): {PrincipalType: worker.PrincipalUser, ClientIDs: []string{bfForeignApp}},
+		bfID(5): {PrincipalType: worker.PrincipalResourceAccount},
+		bfID(6): {PrincipalType: worker.PrincipalResourceAccount},
 		bfID(7): nil, // deleted: revoked
 		bfID(8): nil,
-		bfID(9): {PrincipalType: PrincipalUser, ClientIDs: []string{bfOurApp}}, // outside the window
+		bfID(9): {PrincipalType: worker.PrincipalUser, ClientIDs: []string{bfOurApp}}, // outside the window
 	}
 	for id, w := range want {
 		got, ok := acs.Lookup(id)
@@ -44,7 +47,7 @@ func TestBackfillApplyConvergesAndSecondRunIsNoop(t *testing.T) {
 			t.Errorf("%s: assignment %s %v, want %s %v", id, got.PrincipalType, got.ClientIDs, w.PrincipalType, w.ClientIDs)
 		}
 	}
-	wantApplied := map[Action]int{ActionGrant: 2, ActionRevoke: 4}
+	wantApplied := map[worker.Action]int{worker.ActionGrant: 2, worker.ActionRevoke: 4}
 	if !maps.Equal(sum.Applied, wantApplied) {
 		t.Errorf("applied %v, want %v", sum.Applied, wantApplied)
 	}
@@ -56,11 +59,11 @@ func TestBackfillApplyConvergesAndSecondRunIsNoop(t *testing.T) {
 	}
 
 	writes := acs.Writes()
-	again, err := Backfill(t.Context(), o)
+	again, err := Run(t.Context(), o)
 	if err != nil {
 		t.Fatalf("second Backfill: %v", err)
 	}
-	if acs.Writes() != writes || again.Planned[ActionNoop] != again.Candidates {
+	if acs.Writes() != writes || again.Planned[worker.ActionNoop] != again.Candidates {
 		t.Errorf("second run planned %v and wrote %d, want all noop and no write",
 			again.Planned, acs.Writes()-writes)
 	}
@@ -68,7 +71,7 @@ func TestBackfillApplyConvergesAndSecondRunIsNoop(t *testing.T) {
 
 func TestBackfillEnqueueBatchesAndWritesNothing(t *testing.T) {
 	clock := clk.NewInstant()
-	dir, acs := newFakeDirectory(), newFakeAssignments()
+	dir, acs := wt.NewDirectory(), wt.NewAssignments()
 	for n := 1; n <= 250; n++ {
 		dir.PutUser(bfTeamsUser(n))
 	}
@@ -76,13 +79,13 @@ func TestBackfillEnqueueBatchesAndWritesNothing(t *testing.T) {
 		dir.PutUser(bfTeamsUser(n))
 		acs.Set(bfOurs(n))
 	}
-	var batches [][]Target
+	var batches [][]worker.Target
 	o := bfOptions(dir, acs, clock)
-	o.Enqueue = func(_ context.Context, ts []Target) error {
+	o.Enqueue = func(_ context.Context, ts []worker.Target) error {
 		batches = append(batches, slices.Clone(ts))
 		return nil
 	}
-	sum, err := Backfill(t.Context(), o)
+	sum, err := Run(t.Context(), o)
 	if err != nil {
 		t.Fatalf("Backfill: %v", err)
 	}
@@ -91,7 +94,7 @@ func TestBackfillEnqueueBatchesAndWritesNothing(t *testing.T) {
 	for _, b := range batches {
 		sizes = append(sizes, len(b))
 		for _, tg := range b {
-			if tg.Command != CommandReconcile || seen[tg.Principal] {
+			if tg.Command != worker.CommandReconcile || seen[tg.Principal] {
 				t.Errorf("target %+v: want one reconcile per principal", tg)
 			}
 			seen[tg.Principal] = true
@@ -100,7 +103,7 @@ func TestBackfillEnqueueBatchesAndWritesNothing(t *testing.T) {
 	if !slices.Equal(sizes, []int{100, 100, 50}) {
 		t.Errorf("batch sizes %v, want [100 100 50]", sizes)
 	}
-	if acs.Writes() != 0 || !sum.Enqueued || sum.Applied[ActionGrant] != 250 {
+	if acs.Writes() != 0 || !sum.Enqueued || sum.Applied[worker.ActionGrant] != 250 {
 		t.Errorf("writes=%d enqueued=%v applied=%v; want 0 writes, 250 grants enqueued",
 			acs.Writes(), sum.Enqueued, sum.Applied)
 	}
@@ -109,11 +112,11 @@ func TestBackfillEnqueueBatchesAndWritesNothing(t *testing.T) {
 func TestBackfillEnqueueRespectsBrake(t *testing.T) {
 	clock := clk.NewInstant()
 	dir, acs := bfTenant(clock.Now())
-	var got []Target
+	var got []worker.Target
 	o := bfOptions(dir, acs, clock)
 	o.MaxRevokes = 1
-	o.Enqueue = func(_ context.Context, ts []Target) error { got = append(got, ts...); return nil }
-	_, err := Backfill(t.Context(), o)
+	o.Enqueue = func(_ context.Context, ts []worker.Target) error { got = append(got, ts...); return nil }
+	_, err := Run(t.Context(), o)
 	if !errors.Is(err, ErrBrake) {
 		t.Fatalf("err = %v, want ErrBrake", err)
 	}
@@ -127,18 +130,18 @@ func TestBackfillEnqueueRespectsBrake(t *testing.T) {
 func TestBackfillAuditsEachWriteWithWhatItLeft(t *testing.T) {
 	clock := clk.NewInstant()
 	dir, acs := bfTenant(clock.Now())
-	var logs logSink
+	var logs wt.LogSink
 	o := bfOptions(dir, acs, clock)
 	o.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
-	if _, err := Backfill(t.Context(), o); err != nil {
+	if _, err := Run(t.Context(), o); err != nil {
 		t.Fatalf("Backfill: %v", err)
 	}
 	type audit struct {
-		Action     Action        `json:"action"`
-		AfterType  PrincipalType `json:"after_type"`
-		After      []string      `json:"after"`
-		BeforeType PrincipalType `json:"before_type"`
-		MSCV       string        `json:"ms_cv"`
+		Action     worker.Action        `json:"action"`
+		AfterType  worker.PrincipalType `json:"after_type"`
+		After      []string             `json:"after"`
+		BeforeType worker.PrincipalType `json:"before_type"`
+		MSCV       string               `json:"ms_cv"`
 	}
 	got := map[string]audit{}
 	for line := range strings.Lines(logs.String()) {
@@ -155,12 +158,12 @@ func TestBackfillAuditsEachWriteWithWhatItLeft(t *testing.T) {
 		}
 	}
 	want := map[string]audit{ // MSCV is checked to be the write's, "cv-N"
-		bfID(1): {ActionGrant, PrincipalUser, []string{bfOurApp}, "", ""},
-		bfID(3): {ActionRevoke, "", nil, PrincipalUser, ""},
-		bfID(4): {ActionRevoke, PrincipalUser, []string{bfForeignApp}, PrincipalUser, ""},
-		bfID(5): {ActionGrant, PrincipalResourceAccount, []string{}, "", ""},
-		bfID(7): {ActionRevoke, "", nil, PrincipalUser, ""},
-		bfID(8): {ActionRevoke, "", nil, PrincipalUser, ""},
+		bfID(1): {worker.ActionGrant, worker.PrincipalUser, []string{bfOurApp}, "", ""},
+		bfID(3): {worker.ActionRevoke, "", nil, worker.PrincipalUser, ""},
+		bfID(4): {worker.ActionRevoke, worker.PrincipalUser, []string{bfForeignApp}, worker.PrincipalUser, ""},
+		bfID(5): {worker.ActionGrant, worker.PrincipalResourceAccount, []string{}, "", ""},
+		bfID(7): {worker.ActionRevoke, "", nil, worker.PrincipalUser, ""},
+		bfID(8): {worker.ActionRevoke, "", nil, worker.PrincipalUser, ""},
 	}
 	if len(got) != len(want) {
 		t.Errorf("audited %d writes, want %d: %v", len(got), len(want), got)

@@ -1,4 +1,4 @@
-package worker
+package backfill
 
 import (
 	"context"
@@ -6,6 +6,9 @@ import (
 	"iter"
 	"testing"
 	"time"
+
+	wt "github.com/tpe-provisioner/tpe-provisioner/internal/workertest"
+	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
 // bfGenerated is a tiny enumerator that makes users on the fly, so large runs hold no
@@ -13,18 +16,15 @@ import (
 // accounts (half of them also Teams users, to test dedup) and n/1000 deleted users.
 type bfGenerated struct{ n int }
 
-var (
-	_ enumerator = bfGenerated{}
-	_ directory  = bfGenerated{}
-)
+var _ Enumerator = bfGenerated{} // and, through NewReconciler, the worker's directory
 
 // User reads generated user i by its object id (bfID(i)); deleted and unknown ids are not
 // found.
-func (g bfGenerated) User(_ context.Context, id string) (User, error) {
+func (g bfGenerated) User(_ context.Context, id string) (worker.User, error) {
 	var i int
 	if _, err := fmt.Sscanf(id, "00000000-0000-4000-8000-%012d", &i); err != nil || i < 0 ||
 		i >= g.n+g.n/200 {
-		return User{}, errNotFound()
+		return worker.User{}, wt.ErrNotFound()
 	}
 	return g.user(i), nil
 }
@@ -35,16 +35,16 @@ func (g bfGenerated) MemberOf(_ context.Context, _ string, groupIDs []string) ([
 }
 
 // DeletedUser finds no one: the large tests name every principal by object id.
-func (g bfGenerated) DeletedUser(context.Context, string) (User, error) {
-	return User{}, errNotFound()
+func (g bfGenerated) DeletedUser(context.Context, string) (worker.User, error) {
+	return worker.User{}, wt.ErrNotFound()
 }
 
 func (g bfGenerated) GroupMembers(context.Context, string) iter.Seq2[string, error] {
 	return func(func(string, error) bool) {}
 }
 
-func (g bfGenerated) user(i int) User {
-	var u User
+func (g bfGenerated) user(i int) worker.User {
+	var u worker.User
 	switch {
 	case i >= g.n: // resource accounts beyond the Teams users
 		return bfResourceAccount(i)
@@ -62,11 +62,11 @@ func (g bfGenerated) user(i int) User {
 // deleted reports whether i is one of the deleted users.
 func (g bfGenerated) deleted(i int) bool { return i >= g.n+g.n/200 }
 
-func (g bfGenerated) seq(ctx context.Context, from, to, step int, mk func(int) User) iter.Seq2[User, error] {
-	return func(yield func(User, error) bool) {
+func (g bfGenerated) seq(ctx context.Context, from, to, step int, mk func(int) worker.User) iter.Seq2[worker.User, error] {
+	return func(yield func(worker.User, error) bool) {
 		for i := from; i < to; i += step {
 			if ctx.Err() != nil {
-				yield(User{}, ctx.Err())
+				yield(worker.User{}, ctx.Err())
 				return
 			}
 			if !yield(mk(i), nil) {
@@ -76,27 +76,27 @@ func (g bfGenerated) seq(ctx context.Context, from, to, step int, mk func(int) U
 	}
 }
 
-func (g bfGenerated) ScopeMembers(ctx context.Context, _ []string) iter.Seq2[User, error] {
+func (g bfGenerated) ScopeMembers(ctx context.Context, _ []string) iter.Seq2[worker.User, error] {
 	return g.TeamsUsers(ctx)
 }
 
-func (g bfGenerated) TeamsUsers(ctx context.Context) iter.Seq2[User, error] {
+func (g bfGenerated) TeamsUsers(ctx context.Context) iter.Seq2[worker.User, error] {
 	return g.seq(ctx, 0, g.n, 1, g.user)
 }
 
-func (g bfGenerated) ResourceAccounts(ctx context.Context) iter.Seq2[User, error] {
+func (g bfGenerated) ResourceAccounts(ctx context.Context) iter.Seq2[worker.User, error] {
 	return g.seq(ctx, g.n-g.n/200, g.n+g.n/200, 1, g.user)
 }
 
-func (g bfGenerated) DeletedUsers(ctx context.Context, _ time.Time) iter.Seq2[User, error] {
-	return g.seq(ctx, g.n+g.n/200, g.n+g.n/200+g.n/1000, 1, func(i int) User { return User{ID: bfID(i)} })
+func (g bfGenerated) DeletedUsers(ctx context.Context, _ time.Time) iter.Seq2[worker.User, error] {
+	return g.seq(ctx, g.n+g.n/200, g.n+g.n/200+g.n/1000, 1, func(i int) worker.User { return worker.User{ID: bfID(i)} })
 }
 
 // bfLargeTenant returns a generated tenant and its assignments: every third Teams user
 // already holds ours, and every deleted user does.
-func bfLargeTenant(n int) (bfGenerated, *fakeAssignments) {
+func bfLargeTenant(n int) (bfGenerated, *wt.Assignments) {
 	g := bfGenerated{n: n}
-	acs := newFakeAssignments()
+	acs := wt.NewAssignments()
 	for i := 0; i < n; i += 3 {
 		acs.Set(bfOurs(i))
 	}
@@ -113,10 +113,10 @@ func TestBackfillLargeTenant(t *testing.T) {
 	const n = 100_000
 	g, acs := bfLargeTenant(n)
 	out := &recordedPlan{}
-	o := BackfillOptions{Reconciler: NewReconciler(g, acs, bfPolicy, ReconcilerOptions{}),
+	o := Options{Reconciler: worker.NewReconciler(g, acs, bfPolicy, worker.ReconcilerOptions{}),
 		Enumerator: g, Force: true, Out: out}
 	start := time.Now()
-	sum, err := Backfill(t.Context(), o)
+	sum, err := Run(t.Context(), o)
 	elapsed := time.Since(start)
 	if err != nil {
 		t.Fatalf("Backfill: %v", err)
@@ -126,7 +126,7 @@ func TestBackfillLargeTenant(t *testing.T) {
 		t.Errorf("candidates = %d, want %d", sum.Candidates, wantCandidates)
 	}
 	changed := len(out.rows) // noops are not printed
-	if want := sum.Planned[ActionGrant] + sum.Planned[ActionRevoke]; acs.Writes() != want || changed != want {
+	if want := sum.Planned[worker.ActionGrant] + sum.Planned[worker.ActionRevoke]; acs.Writes() != want || changed != want {
 		t.Errorf("writes = %d, plan rows = %d; want writes only for the %d changed rows", acs.Writes(), changed, want)
 	}
 	if want := sum.Candidates + changed; sum.ACSReads != int64(want) || acs.Calls("Get") != want {
@@ -135,7 +135,7 @@ func TestBackfillLargeTenant(t *testing.T) {
 	}
 	for _, i := range []int{1, 2, 3, 10, n - 1, n + n/200 - 1, n + n/200} {
 		_, has := acs.Lookup(bfID(i))
-		if want := !g.deleted(i) && Eligibility(bfPtr(g.user(i)), true, bfPolicy).Type != ""; has != want {
+		if want := !g.deleted(i) && worker.Eligibility(bfPtr(g.user(i)), true, bfPolicy).Type != ""; has != want {
 			t.Errorf("user %d holds an assignment: %v, want %v", i, has, want)
 		}
 	}
@@ -145,7 +145,7 @@ func TestBackfillLargeTenant(t *testing.T) {
 	}
 }
 
-func bfPtr(u User) *User { return &u }
+func bfPtr(u worker.User) *worker.User { return &u }
 
 func BenchmarkBackfill(b *testing.B) {
 	const n = 20_000
@@ -154,8 +154,8 @@ func BenchmarkBackfill(b *testing.B) {
 		b.StopTimer()
 		g, acs := bfLargeTenant(n)
 		b.StartTimer()
-		sum, err := Backfill(b.Context(), BackfillOptions{
-			Reconciler: NewReconciler(g, acs, bfPolicy, ReconcilerOptions{}),
+		sum, err := Run(b.Context(), Options{
+			Reconciler: worker.NewReconciler(g, acs, bfPolicy, worker.ReconcilerOptions{}),
 			Enumerator: g, Force: true})
 		if err != nil {
 			b.Fatal(err)

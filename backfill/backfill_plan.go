@@ -1,17 +1,19 @@
-package worker
+package backfill
 
 import (
 	"context"
 	"fmt"
 	"iter"
 	"strings"
+
+	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
 // candidate is one principal to plan: a user read by the enumerator, or (user nil) the
 // object id of a deleted user.
 type candidate struct {
 	id      string
-	user    *User
+	user    *worker.User
 	inScope bool
 	source  string
 }
@@ -19,7 +21,7 @@ type candidate struct {
 // planned is a worker's answer for one candidate.
 type planned struct {
 	id  string
-	res Result
+	res worker.Result
 	err error
 }
 
@@ -46,8 +48,8 @@ func (b *backfillRun) plan(ctx context.Context) ([]PlanRow, error) {
 	}()
 	var pending []PlanRow
 	runPool(ctx, cancel, b.o.Concurrency, jobs, func(c candidate) planned {
-		t := Target{Principal: c.id, Command: CommandReconcile, Source: c.source}
-		res, err := b.retry(ctx, func() (Result, error) { return b.rec.PlanKnown(ctx, t, c.user, c.inScope) })
+		t := worker.Target{Principal: c.id, Command: worker.CommandReconcile, Source: c.source}
+		res, err := b.retry(ctx, func() (worker.Result, error) { return b.rec.PlanKnown(ctx, t, c.user, c.inScope) })
 		return planned{id: c.id, res: res, err: err}
 	}, func(p planned) error {
 		meter.add(1)
@@ -68,7 +70,7 @@ func (b *backfillRun) plan(ctx context.Context) ([]PlanRow, error) {
 func (b *backfillRun) enumerate(ctx context.Context, emit func(candidate) bool) (int, error) {
 	seen := map[string]struct{}{}
 	scoped := len(b.policy.ScopeGroups) > 0
-	visit := func(source string, users iter.Seq2[User, error], inScope, deleted bool) error {
+	visit := func(source string, users iter.Seq2[worker.User, error], inScope, deleted bool) error {
 		for u, err := range users {
 			if err != nil {
 				return fmt.Errorf("enumerate %s: %w", source, err)
@@ -128,7 +130,7 @@ func (b *backfillRun) collectPlanned(ctx context.Context, p planned, pending *[]
 	if row.writes() {
 		*pending = append(*pending, row)
 	}
-	if b.o.Out == nil || (row.Action == ActionNoop && !b.o.ShowNoops) {
+	if b.o.Out == nil || (row.Action == worker.ActionNoop && !b.o.ShowNoops) {
 		return nil
 	}
 	if err := b.o.Out.WriteRow(row); err != nil {

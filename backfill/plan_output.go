@@ -1,4 +1,4 @@
-package worker
+package backfill
 
 import (
 	"bufio"
@@ -8,44 +8,48 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
 // PlanRow is one principal of a backfill plan: what it is judged to be, what its assignment
 // holds and what the plan leaves. It also carries the assignment as read (BeforeType and
 // Before), so applying the plan writes without reading ACS a second time.
 type PlanRow struct {
-	ObjectID string        `json:"object_id"`
-	UPN      string        `json:"upn,omitempty"`
-	Type     PrincipalType `json:"type"` // "" when not eligible
-	Action   Action        `json:"action"`
-	Reason   string        `json:"reason"`
+	ObjectID string               `json:"object_id"`
+	UPN      string               `json:"upn,omitempty"`
+	Type     worker.PrincipalType `json:"type"` // "" when not eligible
+	Action   worker.Action        `json:"action"`
+	Reason   string               `json:"reason"`
 	// Before and After are the assignment's client ids: null for no assignment, [] for a
 	// resource-account assignment.
-	Before     []string      `json:"before"`
-	After      []string      `json:"after"`
-	BeforeType PrincipalType `json:"before_type,omitempty"` // "" when there was no assignment
-	AfterType  PrincipalType `json:"after_type,omitempty"`  // "" when none is left
-	Source     string        `json:"source,omitempty"`      // which candidate set it came from
+	Before     []string             `json:"before"`
+	After      []string             `json:"after"`
+	BeforeType worker.PrincipalType `json:"before_type,omitempty"` // "" when there was no assignment
+	AfterType  worker.PrincipalType `json:"after_type,omitempty"`  // "" when none is left
+	Source     string               `json:"source,omitempty"`      // which candidate set it came from
 }
 
-// planRowOf turns a planned Result into a row.
-func planRowOf(res Result) PlanRow {
+// planRowOf turns a planned worker.Result into a row.
+func planRowOf(res worker.Result) PlanRow {
 	return PlanRow{ObjectID: res.ObjectID, UPN: res.UPN, Type: res.Type, Action: res.Action,
 		Reason: res.Reason, Before: res.Before, After: res.After, BeforeType: res.BeforeType,
 		AfterType: res.AfterType, Source: res.Source}
 }
 
 // writes reports whether applying the row changes ACS.
-func (r PlanRow) writes() bool { return r.Action == ActionGrant || r.Action == ActionRevoke }
+func (r PlanRow) writes() bool {
+	return r.Action == worker.ActionGrant || r.Action == worker.ActionRevoke
+}
 
 // PlanTotals closes a plan: counts by action and what was done about them.
 type PlanTotals struct {
-	Candidates int            `json:"candidates"`
-	Planned    map[Action]int `json:"planned"`
-	Errors     int            `json:"errors"`
+	Candidates int                   `json:"candidates"`
+	Planned    map[worker.Action]int `json:"planned"`
+	Errors     int                   `json:"errors"`
 	// Applied counts what was written (or, with Enqueue, handed to the queue); empty in a
 	// dry run.
-	Applied map[Action]int `json:"applied"`
+	Applied map[worker.Action]int `json:"applied"`
 	// Stale counts planned changes a fresh read decided otherwise when they were applied.
 	Stale    int         `json:"stale"`
 	Withheld int         `json:"withheld_revokes"` // revokes the brake held back
@@ -132,9 +136,9 @@ func writeLines(w *bufio.Writer, p []byte) error {
 }
 
 // actionCounts formats counts in a fixed order: grant, revoke, noop, skip.
-func actionCounts(m map[Action]int) string {
+func actionCounts(m map[worker.Action]int) string {
 	parts := make([]string, 0, 4)
-	for _, a := range []Action{ActionGrant, ActionRevoke, ActionNoop, ActionSkip} {
+	for _, a := range []worker.Action{worker.ActionGrant, worker.ActionRevoke, worker.ActionNoop, worker.ActionSkip} {
 		parts = append(parts, fmt.Sprintf("%s %d", a, m[a]))
 	}
 	return strings.Join(parts, "  ")
@@ -142,11 +146,11 @@ func actionCounts(m map[Action]int) string {
 
 // describeAssignment prints an assignment compactly: "none", "teamsResourceAccount", or
 // "user[id1,id2]".
-func describeAssignment(t PrincipalType, ids []string) string {
+func describeAssignment(t worker.PrincipalType, ids []string) string {
 	switch t {
 	case "":
 		return "none"
-	case PrincipalUser:
+	case worker.PrincipalUser:
 		return string(t) + "[" + strings.Join(ids, ",") + "]"
 	}
 	return string(t)

@@ -1,4 +1,4 @@
-package worker
+package backfill
 
 import (
 	"cmp"
@@ -7,12 +7,14 @@ import (
 	"log/slog"
 	"slices"
 	"sync/atomic"
+
+	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
 // applied is a worker's answer for one row.
 type applied struct {
 	row PlanRow
-	res Result
+	res worker.Result
 	err error
 }
 
@@ -22,7 +24,7 @@ func (b *backfillRun) apply(ctx context.Context, rows []PlanRow) error {
 	defer cancel(nil)
 	meter := startProgress(b.o.Progress, b.o.IsTerminal, b.o.Clock, "apply", len(rows))
 	runPool(ctx, cancel, b.o.Concurrency, feed(ctx, rows), func(r PlanRow) applied {
-		res, err := b.retry(ctx, func() (Result, error) { return b.applyFresh(ctx, r) })
+		res, err := b.retry(ctx, func() (worker.Result, error) { return b.applyFresh(ctx, r) })
 		return applied{row: r, res: res, err: err}
 	}, func(a applied) error {
 		meter.add(1)
@@ -39,14 +41,14 @@ func (b *backfillRun) apply(ctx context.Context, rows []PlanRow) error {
 	return nil
 }
 
-// applyFresh converges the row's principal with the Reconciler's full Reconcile: a fresh
+// applyFresh converges the row's principal with the worker.Reconciler's full Reconcile: a fresh
 // user read, the user's own scope check (checkMemberGroups), an ACS read, decide, write.
 // The plan only chose whom to look at again; what is written is decided on reads made just
 // before the write, so a principal that changed since phase 1 (or that a lagging listing
-// misplaced) gets what is true now, and every write gets the Reconciler's own checks.
-func (b *backfillRun) applyFresh(ctx context.Context, row PlanRow) (Result, error) {
-	return b.rec.Reconcile(ctx, Target{Principal: row.ObjectID, Type: cmp.Or(row.Type, row.BeforeType),
-		Command: CommandReconcile, Source: row.Source})
+// misplaced) gets what is true now, and every write gets the worker.Reconciler's own checks.
+func (b *backfillRun) applyFresh(ctx context.Context, row PlanRow) (worker.Result, error) {
+	return b.rec.Reconcile(ctx, worker.Target{Principal: row.ObjectID, Type: cmp.Or(row.Type, row.BeforeType),
+		Command: worker.CommandReconcile, Source: row.Source})
 }
 
 // collectApplied counts one converged row and logs its audit record; a row whose fresh
@@ -55,10 +57,10 @@ func (b *backfillRun) collectApplied(ctx context.Context, a applied) {
 	if a.res.Action != a.row.Action {
 		b.sum.Stale++
 		b.o.Logger.LogAttrs(ctx, slog.LevelInfo, "backfill plan row superseded by a fresh read",
-			slog.String(resultKeyObjectID, a.row.ObjectID), slog.String(backfillKeyPlanned, string(a.row.Action)),
+			slog.String("object_id", a.row.ObjectID), slog.String(backfillKeyPlanned, string(a.row.Action)),
 			slog.String(backfillKeyActual, string(a.res.Action)), slog.String(backfillKeyWhy, a.res.Reason))
 	}
-	if a.res.Action == ActionGrant || a.res.Action == ActionRevoke {
+	if a.res.Action == worker.ActionGrant || a.res.Action == worker.ActionRevoke {
 		b.sum.Applied[a.res.Action]++
 		b.o.Logger.LogAttrs(ctx, slog.LevelInfo, "backfill applied", a.res.LogAttrs()...)
 	}
@@ -70,10 +72,10 @@ func (b *backfillRun) enqueue(ctx context.Context, rows []PlanRow) error {
 	meter := startProgress(b.o.Progress, b.o.IsTerminal, b.o.Clock, "queue", len(rows))
 	defer meter.finish()
 	for batch := range slices.Chunk(rows, enqueueBatchSize) {
-		targets := make([]Target, len(batch))
+		targets := make([]worker.Target, len(batch))
 		for i, r := range batch {
-			targets[i] = Target{Principal: r.ObjectID, Type: cmp.Or(r.Type, r.BeforeType),
-				Command: CommandReconcile, Source: sourceBackfillEnqueued}
+			targets[i] = worker.Target{Principal: r.ObjectID, Type: cmp.Or(r.Type, r.BeforeType),
+				Command: worker.CommandReconcile, Source: sourceBackfillEnqueued}
 		}
 		if err := b.o.Enqueue(ctx, targets); err != nil {
 			return fmt.Errorf("enqueue %d principals: %w", len(targets), err)
@@ -88,18 +90,18 @@ func (b *backfillRun) enqueue(ctx context.Context, rows []PlanRow) error {
 
 // countedAssignments counts the calls a backfill makes to ACS.
 type countedAssignments struct {
-	next          Assignments
+	next          worker.Assignments
 	reads, writes atomic.Int64
 }
 
-var _ Assignments = (*countedAssignments)(nil)
+var _ worker.Assignments = (*countedAssignments)(nil)
 
-func (c *countedAssignments) Get(ctx context.Context, objectID string) (Assignment, error) {
+func (c *countedAssignments) Get(ctx context.Context, objectID string) (worker.Assignment, error) {
 	c.reads.Add(1)
 	return c.next.Get(ctx, objectID)
 }
 
-func (c *countedAssignments) Put(ctx context.Context, a Assignment) (Assignment, error) {
+func (c *countedAssignments) Put(ctx context.Context, a worker.Assignment) (worker.Assignment, error) {
 	c.writes.Add(1)
 	return c.next.Put(ctx, a)
 }

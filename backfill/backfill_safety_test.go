@@ -1,4 +1,4 @@
-package worker
+package backfill
 
 import (
 	"context"
@@ -12,18 +12,21 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	clk "github.com/tpe-provisioner/tpe-provisioner/internal/clock"
+
+	wt "github.com/tpe-provisioner/tpe-provisioner/internal/workertest"
+	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
 // laggingEnumerator is a listing that lags behind the directory, as Graph's advanced-query
 // index does: ScopeMembers leaves out the hidden users although they are members.
 type laggingEnumerator struct {
-	*fakeDirectory
+	*wt.Directory
 	hidden map[string]bool
 }
 
-func (e laggingEnumerator) ScopeMembers(ctx context.Context, groupIDs []string) iter.Seq2[User, error] {
-	return func(yield func(User, error) bool) {
-		for u, err := range e.fakeDirectory.ScopeMembers(ctx, groupIDs) {
+func (e laggingEnumerator) ScopeMembers(ctx context.Context, groupIDs []string) iter.Seq2[worker.User, error] {
+	return func(yield func(worker.User, error) bool) {
+		for u, err := range e.Directory.ScopeMembers(ctx, groupIDs) {
 			if err == nil && e.hidden[strings.ToLower(u.ID)] {
 				continue
 			}
@@ -35,8 +38,8 @@ func (e laggingEnumerator) ScopeMembers(ctx context.Context, groupIDs []string) 
 }
 
 // scopedTenant has n Teams users, all members of the scope group and all holding ours.
-func scopedTenant(n int) (*fakeDirectory, *fakeAssignments, Policy) {
-	dir, acs := newFakeDirectory(), newFakeAssignments()
+func scopedTenant(n int) (*wt.Directory, *wt.Assignments, worker.Policy) {
+	dir, acs := wt.NewDirectory(), wt.NewAssignments()
 	var members []string
 	for i := 1; i <= n; i++ {
 		dir.PutUser(bfTeamsUser(i))
@@ -54,17 +57,17 @@ func scopedTenant(n int) (*fakeDirectory, *fakeAssignments, Policy) {
 func TestBackfillConfirmsOutOfScopeRevokeWithScopeCheck(t *testing.T) {
 	dir, acs, p := scopedTenant(3)
 	o := bfOptions(dir, acs, clk.NewInstant())
-	o.Reconciler = NewReconciler(dir, acs, p, ReconcilerOptions{})
+	o.Reconciler = worker.NewReconciler(dir, acs, p, worker.ReconcilerOptions{})
 	o.Enumerator = laggingEnumerator{dir, map[string]bool{bfID(2): true}}
 	o.SweepOutOfScope = true
 	out := &recordedPlan{}
 	o.Out = out
 
-	sum, err := Backfill(t.Context(), o)
+	sum, err := Run(t.Context(), o)
 	if err != nil {
 		t.Fatalf("Backfill: %v", err)
 	}
-	if got := out.actions()[bfID(2)]; got != ActionRevoke {
+	if got := out.actions()[bfID(2)]; got != worker.ActionRevoke {
 		t.Fatalf("set-up: the lagging listing planned %q for user 2, want revoke", got)
 	}
 	if _, ok := acs.Lookup(bfID(2)); !ok {
@@ -73,7 +76,7 @@ func TestBackfillConfirmsOutOfScopeRevokeWithScopeCheck(t *testing.T) {
 	if dir.Calls("MemberOf") == 0 {
 		t.Errorf("no per-user scope check was made before the revoke")
 	}
-	if sum.Applied[ActionRevoke] != 0 || sum.Stale != 1 {
+	if sum.Applied[worker.ActionRevoke] != 0 || sum.Stale != 1 {
 		t.Errorf("applied %v, stale %d; want no revoke and 1 stale row", sum.Applied, sum.Stale)
 	}
 }
@@ -97,7 +100,7 @@ func (p *mutatingPlan) WriteRow(r PlanRow) error {
 // before it, not on the plan's.
 func TestBackfillAppliesOnlyWhatIsStillTrue(t *testing.T) {
 	t.Run("user disabled after the plan is not granted", func(t *testing.T) {
-		dir, acs := newFakeDirectory(bfTeamsUser(1)), newFakeAssignments()
+		dir, acs := wt.NewDirectory(bfTeamsUser(1)), wt.NewAssignments()
 		o := bfOptions(dir, acs, clk.NewInstant())
 		plan := &mutatingPlan{on: bfID(1), mutate: func() {
 			u := bfTeamsUser(1)
@@ -105,22 +108,22 @@ func TestBackfillAppliesOnlyWhatIsStillTrue(t *testing.T) {
 			dir.PutUser(u)
 		}}
 		o.Out = plan
-		sum, err := Backfill(t.Context(), o)
+		sum, err := Run(t.Context(), o)
 		if err != nil {
 			t.Fatalf("Backfill: %v", err)
 		}
 		if a, ok := acs.Lookup(bfID(1)); ok {
 			t.Errorf("disabled user granted %+v on a plan made before it was disabled", a)
 		}
-		if sum.Stale != 1 || sum.Applied[ActionGrant] != 0 || plan.totals[0].Stale != 1 {
+		if sum.Stale != 1 || sum.Applied[worker.ActionGrant] != 0 || plan.totals[0].Stale != 1 {
 			t.Errorf("stale %d (totals %d) applied %v; want 1 stale row and no grant", sum.Stale, plan.totals[0].Stale, sum.Applied)
 		}
 	})
 	t.Run("user re-licensed after the plan keeps access", func(t *testing.T) {
-		dir, acs := newFakeDirectory(bfSuspendedUser(1)), newFakeAssignments(bfOurs(1))
+		dir, acs := wt.NewDirectory(bfSuspendedUser(1)), wt.NewAssignments(bfOurs(1))
 		o := bfOptions(dir, acs, clk.NewInstant())
 		o.Out = &mutatingPlan{on: bfID(1), mutate: func() { dir.PutUser(bfTeamsUser(1)) }}
-		if _, err := Backfill(t.Context(), o); err != nil {
+		if _, err := Run(t.Context(), o); err != nil {
 			t.Fatalf("Backfill: %v", err)
 		}
 		if _, ok := acs.Lookup(bfID(1)); !ok {
@@ -137,11 +140,11 @@ func TestBackfillBrakeAppliesNothing(t *testing.T) {
 	o.MaxRevokes = 1
 	out := &recordedPlan{}
 	o.Out = out
-	sum, err := Backfill(t.Context(), o)
+	sum, err := Run(t.Context(), o)
 	if !errors.Is(err, ErrBrake) {
 		t.Fatalf("err = %v, want ErrBrake", err)
 	}
-	if acs.Writes() != 0 || len(sum.Applied) != 0 && (sum.Applied[ActionGrant]+sum.Applied[ActionRevoke]) != 0 {
+	if acs.Writes() != 0 || len(sum.Applied) != 0 && (sum.Applied[worker.ActionGrant]+sum.Applied[worker.ActionRevoke]) != 0 {
 		t.Errorf("braked plan wrote %d times (applied %v), want nothing", acs.Writes(), sum.Applied)
 	}
 	if sum.Withheld != 4 || out.totals[0].Withheld != 4 {
@@ -152,9 +155,9 @@ func TestBackfillBrakeAppliesNothing(t *testing.T) {
 // The percentage is a real number: 0.5 % trips on one revoke of ten holders, and 1.9 % is
 // not 1 %.
 func TestBackfillBrakePercentIsFractional(t *testing.T) {
-	setup := func(holders, revokes int) BackfillOptions {
+	setup := func(holders, revokes int) Options {
 		clock := clk.NewInstant()
-		dir, acs := newFakeDirectory(), newFakeAssignments()
+		dir, acs := wt.NewDirectory(), wt.NewAssignments()
 		for n := 1; n <= holders; n++ {
 			u := bfTeamsUser(n)
 			if n <= revokes {
@@ -183,7 +186,7 @@ func TestBackfillBrakePercentIsFractional(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			o := setup(tt.holders, tt.revokes)
 			o.MaxRevokePercent = tt.percent
-			_, err := Backfill(t.Context(), o)
+			_, err := Run(t.Context(), o)
 			if got := errors.Is(err, ErrBrake); got != tt.want {
 				t.Errorf("brake tripped = %v (err %v), want %v", got, err, tt.want)
 			}
@@ -200,10 +203,10 @@ func TestBackfillRefusesEmptyScopeListing(t *testing.T) {
 		hide[bfID(i)] = true
 	}
 	o := bfOptions(dir, acs, clk.NewInstant())
-	o.Reconciler = NewReconciler(dir, acs, p, ReconcilerOptions{})
+	o.Reconciler = worker.NewReconciler(dir, acs, p, worker.ReconcilerOptions{})
 	o.Enumerator = laggingEnumerator{dir, hide}
 	o.SweepOutOfScope = true
-	_, err := Backfill(t.Context(), o)
+	_, err := Run(t.Context(), o)
 	var le *ListingError
 	if !errors.Is(err, ErrListing) || !errors.As(err, &le) || !strings.Contains(err.Error(), bfScopeGroup) {
 		t.Fatalf("err = %v, want an ErrListing naming %s", err, bfScopeGroup)
@@ -218,7 +221,7 @@ func TestBackfillRefusesEmptyScopeListing(t *testing.T) {
 func TestResyncRefusesSharplyShrunkListingOnce(t *testing.T) {
 	dir, acs, p := scopedTenant(20)
 	o := bfOptions(dir, acs, clk.NewInstant())
-	o.Reconciler = NewReconciler(dir, acs, p, ReconcilerOptions{})
+	o.Reconciler = worker.NewReconciler(dir, acs, p, worker.ReconcilerOptions{})
 	o.MaxRevokes, o.MaxRevokePercent = -1, -1 // the listing rule alone
 	o.SweepOutOfScope = true
 	reg := prometheus.NewRegistry()
@@ -251,7 +254,7 @@ func TestResyncRefusesSharplyShrunkListingOnce(t *testing.T) {
 func TestResyncerKeepsDryRun(t *testing.T) {
 	clock := clk.NewInstant()
 	dir, acs := bfTenant(clock.Now())
-	var logs logSink
+	var logs wt.LogSink
 	o := bfOptions(dir, acs, clock)
 	o.DryRun = true
 	o.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
@@ -317,7 +320,7 @@ func TestCheckScopeGroups(t *testing.T) {
 	}{
 		{"all exist", fakeGroups{bfScopeGroup: nil, other: nil}, nil, false},
 		{"one missing is named", fakeGroups{bfScopeGroup: nil}, []string{other}, false},
-		{"a read error is an error, not missing", fakeGroups{bfScopeGroup: nil, other: errUnavailable()}, nil, true},
+		{"a read error is an error, not missing", fakeGroups{bfScopeGroup: nil, other: wt.ErrUnavailable()}, nil, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -325,7 +328,7 @@ func TestCheckScopeGroups(t *testing.T) {
 			switch {
 			case tt.missing == nil && !tt.temp && err != nil:
 				t.Fatalf("err = %v, want none", err)
-			case tt.temp && (!IsTemporary(err) || errors.Is(err, ErrNoSuchGroup)):
+			case tt.temp && (!worker.IsTemporary(err) || errors.Is(err, ErrNoSuchGroup)):
 				t.Fatalf("err = %v, want the temporary read error, not ErrNoSuchGroup", err)
 			}
 			for _, g := range tt.missing {

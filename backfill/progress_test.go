@@ -1,4 +1,4 @@
-package worker
+package backfill
 
 import (
 	"strings"
@@ -6,6 +6,8 @@ import (
 	"time"
 
 	clk "github.com/tpe-provisioner/tpe-provisioner/internal/clock"
+
+	wt "github.com/tpe-provisioner/tpe-provisioner/internal/workertest"
 )
 
 func TestRenderProgress(t *testing.T) {
@@ -39,7 +41,7 @@ func TestRenderProgress(t *testing.T) {
 
 func TestProgressMeterLogsEveryFiveSeconds(t *testing.T) {
 	clock := clk.NewFake()
-	var out logSink
+	var out wt.LogSink
 	p := startProgress(&out, false, clock, "plan", -1)
 	p.add(10)
 	clock.WaitForWaiters(t, 1)
@@ -71,7 +73,7 @@ func TestProgressMeterLogsEveryFiveSeconds(t *testing.T) {
 
 func TestProgressMeterRedrawsBarInPlace(t *testing.T) {
 	clock := clk.NewFake()
-	var out logSink
+	var out wt.LogSink
 	p := startProgress(&out, true, clock, "apply", 4)
 	p.add(2)
 	clock.WaitForWaiters(t, 1)

@@ -1,4 +1,4 @@
-package worker
+package backfill
 
 import (
 	"bytes"
@@ -7,22 +7,26 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/tpe-provisioner/tpe-provisioner/worker"
+
+	wt "github.com/tpe-provisioner/tpe-provisioner/internal/workertest"
 )
 
 var planFixtureRows = []PlanRow{
-	{ObjectID: "00000000-0000-4000-8000-000000000001", UPN: "ada@contoso.test", Type: PrincipalUser,
-		Action: ActionGrant, Reason: "teams plan enabled", After: []string{"app-1"}, AfterType: PrincipalUser},
-	{ObjectID: "00000000-0000-4000-8000-000000000002", Action: ActionRevoke, Reason: "not found in directory",
-		Before: []string{}, BeforeType: PrincipalResourceAccount},
-	{ObjectID: "00000000-0000-4000-8000-000000000003", UPN: "bob@contoso.test", Action: ActionRevoke,
-		Reason: "account disabled", Before: []string{"app-1", "app-2"}, BeforeType: PrincipalUser,
-		After: []string{"app-2"}, AfterType: PrincipalUser},
+	{ObjectID: "00000000-0000-4000-8000-000000000001", UPN: "ada@contoso.test", Type: worker.PrincipalUser,
+		Action: worker.ActionGrant, Reason: "teams plan enabled", After: []string{"app-1"}, AfterType: worker.PrincipalUser},
+	{ObjectID: "00000000-0000-4000-8000-000000000002", Action: worker.ActionRevoke, Reason: "not found in directory",
+		Before: []string{}, BeforeType: worker.PrincipalResourceAccount},
+	{ObjectID: "00000000-0000-4000-8000-000000000003", UPN: "bob@contoso.test", Action: worker.ActionRevoke,
+		Reason: "account disabled", Before: []string{"app-1", "app-2"}, BeforeType: worker.PrincipalUser,
+		After: []string{"app-2"}, AfterType: worker.PrincipalUser},
 }
 
 var planFixtureTotals = PlanTotals{
 	Candidates: 10,
-	Planned:    map[Action]int{ActionGrant: 1, ActionRevoke: 2, ActionNoop: 7},
-	Applied:    map[Action]int{ActionGrant: 1},
+	Planned:    map[worker.Action]int{worker.ActionGrant: 1, worker.ActionRevoke: 2, worker.ActionNoop: 7},
+	Applied:    map[worker.Action]int{worker.ActionGrant: 1},
 	Withheld:   2,
 	Brake:      &BrakeError{Revokes: 2, Assigned: 9, MaxRevokes: 1},
 }
@@ -66,7 +70,7 @@ func TestPlanTableSaysDryRunAndEnqueue(t *testing.T) {
 		want   string
 	}{
 		{"dry run", PlanTotals{DryRun: true}, "dry run: nothing written\n"},
-		{"enqueue", PlanTotals{Enqueued: true, Applied: map[Action]int{ActionRevoke: 4}},
+		{"enqueue", PlanTotals{Enqueued: true, Applied: map[worker.Action]int{worker.ActionRevoke: 4}},
 			"enqueued: grant 0  revoke 4  noop 0  skip 0\n"},
 	}
 	for _, tt := range tests {
@@ -107,7 +111,7 @@ func TestPlanJSONLines(t *testing.T) {
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &totals); err != nil {
 		t.Fatal(err)
 	}
-	if totals.Totals.Planned[ActionNoop] != 7 || totals.Totals.Withheld != 2 || totals.Totals.Brake == nil ||
+	if totals.Totals.Planned[worker.ActionNoop] != 7 || totals.Totals.Withheld != 2 || totals.Totals.Brake == nil ||
 		totals.Totals.Brake.Revokes != 2 {
 		t.Errorf("totals = %+v, want 7 noops, 2 withheld and the brake", totals.Totals)
 	}
@@ -128,7 +132,7 @@ func TestPlanWritersFlushWholeLines(t *testing.T) {
 				rows[i] = planFixtureRows[i%len(planFixtureRows)]
 				rows[i].Reason = strings.Repeat("long reason ", 2*i) // the last rows outgrow a 4 KB buffer
 			}
-			var out logSink
+			var out wt.LogSink
 			writePlan(t, newWriter(&out), rows, planFixtureTotals)
 			writes := out.Writes()
 			for i, w := range writes {
@@ -146,10 +150,10 @@ func TestPlanWritersFlushWholeLines(t *testing.T) {
 func ExampleNewPlanTable() {
 	table := NewPlanTable(os.Stdout)
 	table.WriteRow(PlanRow{ObjectID: "00000000-0000-4000-8000-000000000001", UPN: "ada@contoso.test",
-		Type: PrincipalUser, Action: ActionGrant, Reason: "teams plan enabled",
-		After: []string{"app-1"}, AfterType: PrincipalUser})
+		Type: worker.PrincipalUser, Action: worker.ActionGrant, Reason: "teams plan enabled",
+		After: []string{"app-1"}, AfterType: worker.PrincipalUser})
 	table.WriteTotals(PlanTotals{Candidates: 3, DryRun: true,
-		Planned: map[Action]int{ActionGrant: 1, ActionNoop: 2}})
+		Planned: map[worker.Action]int{worker.ActionGrant: 1, worker.ActionNoop: 2}})
 	// Output:
 	// ACTION  TYPE                  OBJECT ID                             UPN                                       REASON                            CHANGE
 	// grant   user                  00000000-0000-4000-8000-000000000001  ada@contoso.test                          teams plan enabled                none -> user[app-1]

@@ -1,4 +1,4 @@
-package worker
+package backfill
 
 import (
 	"context"
@@ -10,10 +10,12 @@ import (
 	"time"
 
 	clk "github.com/tpe-provisioner/tpe-provisioner/internal/clock"
+
+	wt "github.com/tpe-provisioner/tpe-provisioner/internal/workertest"
 )
 
 func TestResyncerCoalescesTriggers(t *testing.T) {
-	r := NewResyncer(0, BackfillOptions{Clock: clk.NewFake()})
+	r := NewResyncer(0, Options{Clock: clk.NewFake()})
 	started := make(chan int32)
 	release := make(chan struct{})
 	var runs, active, peak atomic.Int32
@@ -55,7 +57,7 @@ func TestResyncerCoalescesTriggers(t *testing.T) {
 
 func TestResyncerRunsOnSchedule(t *testing.T) {
 	clock := clk.NewFake()
-	r := NewResyncer(time.Hour, BackfillOptions{Clock: clock})
+	r := NewResyncer(time.Hour, Options{Clock: clock})
 	ran := make(chan struct{})
 	r.resync = func(context.Context) (Summary, error) { ran <- struct{}{}; return Summary{}, nil }
 	ctx, cancel := context.WithCancel(t.Context())
@@ -77,7 +79,7 @@ func TestResyncerRunsOnSchedule(t *testing.T) {
 func TestResyncerAlwaysBrakesAndLogsSummary(t *testing.T) {
 	clock := clk.NewInstant()
 	dir, acs := bfTenant(clock.Now())
-	var logs logSink
+	var logs wt.LogSink
 	o := bfOptions(dir, acs, clock)
 	o.MaxRevokes, o.Force = 1, true // a resync ignores Force
 	o.Logger = slog.New(slog.NewJSONHandler(&logs, nil))

@@ -1,4 +1,4 @@
-package worker
+package backfill
 
 import (
 	"fmt"
@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/tpe-provisioner/tpe-provisioner/internal/limiter"
+
+	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
 // Progress redraw periods: a terminal bar is redrawn often; a log (CI, container) gets a
@@ -28,7 +30,7 @@ const (
 type progressMeter struct {
 	w        io.Writer
 	terminal bool
-	clock    Clock
+	clock    worker.Clock
 	phase    string
 	start    time.Time
 	done     atomic.Int64
@@ -38,7 +40,7 @@ type progressMeter struct {
 }
 
 // startProgress starts reporting phase on w; nil w means no output (and a nil meter).
-func startProgress(w io.Writer, terminal bool, clock Clock, phase string, total int) *progressMeter {
+func startProgress(w io.Writer, terminal bool, clock worker.Clock, phase string, total int) *progressMeter {
 	if w == nil {
 		return nil
 	}
@@ -166,12 +168,12 @@ type DirectoryStats struct {
 
 // Summary is what a backfill did.
 type Summary struct {
-	Candidates int            // principals planned (including those that failed)
-	Planned    map[Action]int // by action
-	Assigned   int            // candidates that held an assignment before
-	Applied    map[Action]int // written, or enqueued with Enqueue; empty in a dry run
-	Withheld   int            // revokes the brake held back (nothing was applied then)
-	Stale      int            // planned writes a fresh read decided otherwise when applying
+	Candidates int                   // principals planned (including those that failed)
+	Planned    map[worker.Action]int // by action
+	Assigned   int                   // candidates that held an assignment before
+	Applied    map[worker.Action]int // written, or enqueued with Enqueue; empty in a dry run
+	Withheld   int                   // revokes the brake held back (nothing was applied then)
+	Stale      int                   // planned writes a fresh read decided otherwise when applying
 	// ScopeListed is how many users the scope listing held (0 without scope groups).
 	ScopeListed int
 	Brake       *BrakeError // set when the brake tripped (in a dry run: would trip)
@@ -219,10 +221,10 @@ const (
 
 // LogAttrs returns the summary as slog attributes.
 func (s Summary) LogAttrs() []slog.Attr {
-	counts := func(key string, m map[Action]int) slog.Attr {
-		return slog.Group(key, slog.Int(string(ActionGrant), m[ActionGrant]),
-			slog.Int(string(ActionRevoke), m[ActionRevoke]), slog.Int(string(ActionNoop), m[ActionNoop]),
-			slog.Int(string(ActionSkip), m[ActionSkip]))
+	counts := func(key string, m map[worker.Action]int) slog.Attr {
+		return slog.Group(key, slog.Int(string(worker.ActionGrant), m[worker.ActionGrant]),
+			slog.Int(string(worker.ActionRevoke), m[worker.ActionRevoke]), slog.Int(string(worker.ActionNoop), m[worker.ActionNoop]),
+			slog.Int(string(worker.ActionSkip), m[worker.ActionSkip]))
 	}
 	return []slog.Attr{
 		slog.Int(summaryKeyCandidates, s.Candidates),

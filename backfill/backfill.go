@@ -1,4 +1,4 @@
-package worker
+package backfill
 
 import (
 	"cmp"
@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"log/slog"
 	"math"
 	"sync"
@@ -15,7 +16,23 @@ import (
 
 	clk "github.com/tpe-provisioner/tpe-provisioner/internal/clock"
 	"github.com/tpe-provisioner/tpe-provisioner/internal/limiter"
+
+	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
+
+// Enumerator streams the candidate sets a backfill reconciles. Each user comes with the
+// policy's properties already selected, so backfill needs no per-user directory read.
+type Enumerator interface {
+	// ScopeMembers streams the transitive user members of the given groups (a user in two
+	// groups may appear twice; callers deduplicate).
+	ScopeMembers(ctx context.Context, groupIDs []string) iter.Seq2[worker.User, error]
+	// TeamsUsers streams users holding any of the Teams service plans the policy knows.
+	TeamsUsers(ctx context.Context) iter.Seq2[worker.User, error]
+	// ResourceAccounts streams users holding a Teams resource account licence.
+	ResourceAccounts(ctx context.Context) iter.Seq2[worker.User, error]
+	// DeletedUsers streams users deleted (soft) since the given time.
+	DeletedUsers(ctx context.Context, since time.Time) iter.Seq2[worker.User, error]
+}
 
 // Backfill defaults.
 const (
@@ -35,7 +52,7 @@ const (
 	enqueueBatchSize       = 100
 )
 
-// Candidate sources, recorded in Target.Source and PlanRow.Source.
+// Candidate sources, recorded in worker.Target.Source and PlanRow.Source.
 const (
 	sourceBackfillScope    = "backfill/scope"
 	sourceBackfillTeams    = "backfill/teams"
@@ -57,13 +74,13 @@ const (
 // they were counted in Summary.Errors and logged, never revoked. The CLI exits 1 on it.
 var ErrPrincipalsFailed = errors.New("some principals failed")
 
-// BackfillOptions configure one Backfill. Reconciler and Enumerator are required.
-type BackfillOptions struct {
-	// Reconciler holds the policy, the directory and the assignments client. The plan reads
+// Options configure one Backfill. worker.Reconciler and Enumerator are required.
+type Options struct {
+	// worker.Reconciler holds the policy, the directory and the assignments client. The plan reads
 	// no user one by one (the enumerator streams full users); applying reconciles each
 	// changed principal through it afresh. Its DryRun option is ignored (see DryRun).
-	Reconciler *Reconciler
-	Enumerator enumerator
+	Reconciler *worker.Reconciler
+	Enumerator Enumerator
 	// Concurrency is how many principals are planned or applied at once; 0 means 32.
 	Concurrency int
 	// DryRun plans every candidate (one ACS read each) and writes nothing.
@@ -99,13 +116,13 @@ type BackfillOptions struct {
 	IsTerminal bool
 	// Enqueue, when set, hands the planned changes to the queue in batches of at most 100
 	// reconcile targets instead of writing them: this process writes nothing to ACS.
-	Enqueue func(ctx context.Context, targets []Target) error
+	Enqueue func(ctx context.Context, targets []worker.Target) error
 	// Retries is how many times a principal's temporary error is retried (0 means 3,
 	// negative none), waiting Backoff doubled each time or the Retry-After asked for.
 	Retries int
 	Backoff time.Duration // 0 means 500 ms
-	// Clock is the time source; nil means the wall clock.
-	Clock Clock
+	// worker.Clock is the time source; nil means the wall clock.
+	Clock worker.Clock
 	// Logger receives one audit line per write and one line per failed principal; nil
 	// discards.
 	Logger *slog.Logger
@@ -116,7 +133,7 @@ type BackfillOptions struct {
 	DirectoryStats func() DirectoryStats
 }
 
-func (o BackfillOptions) withDefaults() (BackfillOptions, error) {
+func (o Options) withDefaults() (Options, error) {
 	switch {
 	case o.Reconciler == nil:
 		return o, errors.New("backfill: no reconciler")
@@ -159,7 +176,7 @@ func (o BackfillOptions) withDefaults() (BackfillOptions, error) {
 // A principal's temporary error is retried, then counted (ErrPrincipalsFailed); it never
 // becomes a revoke. A systemic error, an enumeration error or the end of ctx stops the
 // backfill at once with that error. The Summary is filled in all cases.
-func Backfill(ctx context.Context, o BackfillOptions) (Summary, error) {
+func Run(ctx context.Context, o Options) (Summary, error) {
 	o, err := o.withDefaults()
 	if err != nil {
 		return Summary{}, err
@@ -181,20 +198,20 @@ func Backfill(ctx context.Context, o BackfillOptions) (Summary, error) {
 // backfillRun is the state of one Backfill. sum is touched only by the collecting
 // goroutine (the caller's).
 type backfillRun struct {
-	o       BackfillOptions
-	rec     *Reconciler
+	o       Options
+	rec     *worker.Reconciler
 	counted *countedAssignments
-	policy  Policy
+	policy  worker.Policy
 	metrics *backfillMetrics
 	listed  int // users of the scope listing, written by the enumerating goroutine
 	sum     Summary
 }
 
-func newBackfillRun(o BackfillOptions) *backfillRun {
+func newBackfillRun(o Options) *backfillRun {
 	var counted *countedAssignments
-	// A copy of the caller's Reconciler, so that whatever it was built with holds for the
+	// A copy of the caller's worker.Reconciler, so that whatever it was built with holds for the
 	// backfill's writes too; only its ACS calls are counted and its DryRun is ours.
-	rec := o.Reconciler.WithAssignments(func(acs Assignments) Assignments {
+	rec := o.Reconciler.WithAssignments(func(acs worker.Assignments) worker.Assignments {
 		counted = &countedAssignments{next: acs}
 		return counted
 	})
@@ -204,7 +221,7 @@ func newBackfillRun(o BackfillOptions) *backfillRun {
 		counted: counted,
 		policy:  o.Reconciler.Policy(),
 		metrics: newBackfillMetrics(o.Registerer),
-		sum: Summary{Planned: map[Action]int{}, Applied: map[Action]int{}, Errors: map[string]int{},
+		sum: Summary{Planned: map[worker.Action]int{}, Applied: map[worker.Action]int{}, Errors: map[string]int{},
 			DryRun: o.DryRun, Enqueued: o.Enqueue != nil && !o.DryRun},
 	}
 }
@@ -222,7 +239,7 @@ func (b *backfillRun) run(ctx context.Context) error {
 	if b.sum.Brake != nil && !b.o.Force && !b.o.DryRun {
 		// The plan as a whole is in doubt: its grants come from the same listings.
 		braked = b.sum.Brake
-		b.sum.Withheld = b.sum.Planned[ActionRevoke]
+		b.sum.Withheld = b.sum.Planned[worker.ActionRevoke]
 		b.metrics.withheld.Add(float64(b.sum.Withheld))
 	}
 	switch {
@@ -250,7 +267,7 @@ func (b *backfillRun) run(ctx context.Context) error {
 // The percentage rule needs at least percentBrakeMinRevokes revokes and compares
 // revokes*100 > percent*assigned.
 func (b *backfillRun) brake() *BrakeError {
-	revokes, assigned := b.sum.Planned[ActionRevoke], b.sum.Assigned
+	revokes, assigned := b.sum.Planned[worker.ActionRevoke], b.sum.Assigned
 	overCount := b.o.MaxRevokes >= 0 && revokes > b.o.MaxRevokes
 	overPercent := b.o.MaxRevokePercent > 0 && revokes >= percentBrakeMinRevokes &&
 		float64(revokes)*100 > b.o.MaxRevokePercent*float64(assigned)
@@ -276,7 +293,7 @@ func (b *backfillRun) failed(ctx context.Context, phase, id string, err error) e
 	switch {
 	case ctx.Err() != nil:
 		return nil
-	case IsSystemic(err):
+	case worker.IsSystemic(err):
 		return err
 	}
 	if phase == "plan" {
@@ -285,15 +302,15 @@ func (b *backfillRun) failed(ctx context.Context, phase, id string, err error) e
 	kind := errorKind(err)
 	b.sum.Errors[kind]++
 	b.o.Logger.LogAttrs(ctx, slog.LevelWarn, "backfill principal failed", slog.String(backfillKeyPhase, phase),
-		slog.String(resultKeyObjectID, id), slog.String(backfillKeyKind, kind), slog.String(keyError, err.Error()))
+		slog.String("object_id", id), slog.String(backfillKeyKind, kind), slog.String("error", err.Error()))
 	return nil
 }
 
 // errorKind names the behaviour of a principal's error for the summary.
 func errorKind(err error) string {
-	var perm *PermanentError
+	var perm *worker.PermanentError
 	switch {
-	case IsTemporary(err):
+	case worker.IsTemporary(err):
 		return "temporary"
 	case errors.As(err, &perm):
 		return perm.Reason
@@ -305,13 +322,13 @@ func errorKind(err error) string {
 
 // retry calls f until it succeeds, fails for good, or has been retried o.Retries times on
 // temporary errors, waiting the doubled backoff or the Retry-After asked for (if longer).
-func (b *backfillRun) retry(ctx context.Context, f func() (Result, error)) (Result, error) {
+func (b *backfillRun) retry(ctx context.Context, f func() (worker.Result, error)) (worker.Result, error) {
 	for attempt := 0; ; attempt++ {
 		res, err := f()
-		if err == nil || !IsTemporary(err) || attempt >= b.o.Retries || ctx.Err() != nil {
+		if err == nil || !worker.IsTemporary(err) || attempt >= b.o.Retries || ctx.Err() != nil {
 			return res, err
 		}
-		wait := min(max(b.o.Backoff<<attempt, RetryAfterOf(err)), backfillMaxWait)
+		wait := min(max(b.o.Backoff<<attempt, worker.RetryAfterOf(err)), backfillMaxWait)
 		select {
 		case <-ctx.Done():
 			return res, err

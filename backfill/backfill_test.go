@@ -1,4 +1,4 @@
-package worker
+package backfill
 
 import (
 	"bytes"
@@ -14,6 +14,9 @@ import (
 	"time"
 
 	clk "github.com/tpe-provisioner/tpe-provisioner/internal/clock"
+
+	wt "github.com/tpe-provisioner/tpe-provisioner/internal/workertest"
+	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
 // Test fixtures for backfill: object ids are GUIDs numbered so failures read easily.
@@ -25,31 +28,31 @@ const (
 	bfScopeGroup = "99999999-9999-4999-8999-999999999999"
 )
 
-var bfPolicy = Policy{ClientIDs: []string{bfOurApp}, ManageResourceAccounts: true}
+var bfPolicy = worker.Policy{ClientIDs: []string{bfOurApp}, ManageResourceAccounts: true}
 
 func bfID(n int) string { return fmt.Sprintf("00000000-0000-4000-8000-%012d", n) }
 
-func bfTeamsUser(n int) User {
-	return User{ID: bfID(n), UPN: fmt.Sprintf("user%d@contoso.test", n), AccountEnabled: true,
-		Plans: []AssignedPlan{{ServicePlanID: bfTeams1, CapabilityStatus: "Enabled"}}}
+func bfTeamsUser(n int) worker.User {
+	return worker.User{ID: bfID(n), UPN: fmt.Sprintf("user%d@contoso.test", n), AccountEnabled: true,
+		Plans: []worker.AssignedPlan{{ServicePlanID: bfTeams1, CapabilityStatus: "Enabled"}}}
 }
 
-func bfSuspendedUser(n int) User {
+func bfSuspendedUser(n int) worker.User {
 	u := bfTeamsUser(n)
 	u.Plans[0].CapabilityStatus = "Suspended"
 	return u
 }
 
-func bfResourceAccount(n int) User {
-	return User{ID: bfID(n), UPN: fmt.Sprintf("ra%d@contoso.test", n), SKUs: []string{bfRASKU}}
+func bfResourceAccount(n int) worker.User {
+	return worker.User{ID: bfID(n), UPN: fmt.Sprintf("ra%d@contoso.test", n), SKUs: []string{bfRASKU}}
 }
 
-func bfOurs(n int) Assignment {
-	return Assignment{ObjectID: bfID(n), PrincipalType: PrincipalUser, ClientIDs: []string{bfOurApp}}
+func bfOurs(n int) worker.Assignment {
+	return worker.Assignment{ObjectID: bfID(n), PrincipalType: worker.PrincipalUser, ClientIDs: []string{bfOurApp}}
 }
 
-func bfRA(n int) Assignment {
-	return Assignment{ObjectID: bfID(n), PrincipalType: PrincipalResourceAccount}
+func bfRA(n int) worker.Assignment {
+	return worker.Assignment{ObjectID: bfID(n), PrincipalType: worker.PrincipalResourceAccount}
 }
 
 // recordedPlan is a PlanWriter that keeps what it is given.
@@ -61,8 +64,8 @@ type recordedPlan struct {
 func (p *recordedPlan) WriteRow(r PlanRow) error       { p.rows = append(p.rows, r); return nil }
 func (p *recordedPlan) WriteTotals(t PlanTotals) error { p.totals = append(p.totals, t); return nil }
 
-func (p *recordedPlan) actions() map[string]Action {
-	m := map[string]Action{}
+func (p *recordedPlan) actions() map[string]worker.Action {
+	m := map[string]worker.Action{}
 	for _, r := range p.rows {
 		m[r.ObjectID] = r.Action
 	}
@@ -80,26 +83,26 @@ func (p *recordedPlan) actions() map[string]Action {
 //	7 deleted 3 days ago, ours                    -> revoke
 //	8 disabled Teams user, ours                   -> revoke
 //	9 deleted 60 days ago, ours                   -> not a candidate (outside the window)
-func bfTenant(now time.Time) (*fakeDirectory, *fakeAssignments) {
+func bfTenant(now time.Time) (*wt.Directory, *wt.Assignments) {
 	disabled := bfTeamsUser(8)
 	disabled.AccountEnabled = false
-	dir := newFakeDirectory(bfTeamsUser(1), bfTeamsUser(2), bfSuspendedUser(3), bfSuspendedUser(4),
+	dir := wt.NewDirectory(bfTeamsUser(1), bfTeamsUser(2), bfSuspendedUser(3), bfSuspendedUser(4),
 		bfResourceAccount(5), bfResourceAccount(6), bfTeamsUser(7), disabled, bfTeamsUser(9))
 	dir.SoftDelete(bfID(7), now.Add(-72*time.Hour))
 	dir.SoftDelete(bfID(9), now.Add(-60*24*time.Hour))
 	mixed := bfOurs(4)
 	mixed.ClientIDs = append(mixed.ClientIDs, bfForeignApp)
-	acs := newFakeAssignments(bfOurs(2), bfOurs(3), mixed, bfRA(6), bfOurs(7), bfOurs(8), bfOurs(9))
+	acs := wt.NewAssignments(bfOurs(2), bfOurs(3), mixed, bfRA(6), bfOurs(7), bfOurs(8), bfOurs(9))
 	return dir, acs
 }
 
-var bfTenantPlan = map[string]Action{
-	bfID(1): ActionGrant, bfID(2): ActionNoop, bfID(3): ActionRevoke, bfID(4): ActionRevoke,
-	bfID(5): ActionGrant, bfID(6): ActionNoop, bfID(7): ActionRevoke, bfID(8): ActionRevoke,
+var bfTenantPlan = map[string]worker.Action{
+	bfID(1): worker.ActionGrant, bfID(2): worker.ActionNoop, bfID(3): worker.ActionRevoke, bfID(4): worker.ActionRevoke,
+	bfID(5): worker.ActionGrant, bfID(6): worker.ActionNoop, bfID(7): worker.ActionRevoke, bfID(8): worker.ActionRevoke,
 }
 
-func bfOptions(dir *fakeDirectory, acs *fakeAssignments, clock Clock) BackfillOptions {
-	return BackfillOptions{Reconciler: NewReconciler(dir, acs, bfPolicy, ReconcilerOptions{}),
+func bfOptions(dir *wt.Directory, acs *wt.Assignments, clock worker.Clock) Options {
+	return Options{Reconciler: worker.NewReconciler(dir, acs, bfPolicy, worker.ReconcilerOptions{}),
 		Enumerator: dir, Concurrency: 4, Clock: clock, MaxRevokes: -1, MaxRevokePercent: -1}
 }
 
@@ -110,7 +113,7 @@ func TestBackfillDryRunPlansEveryCandidateAndWritesNothing(t *testing.T) {
 	o := bfOptions(dir, acs, clock)
 	o.DryRun, o.Out, o.ShowNoops = true, out, true
 
-	sum, err := Backfill(t.Context(), o)
+	sum, err := Run(t.Context(), o)
 	if err != nil {
 		t.Fatalf("Backfill: %v", err)
 	}
@@ -120,7 +123,7 @@ func TestBackfillDryRunPlansEveryCandidateAndWritesNothing(t *testing.T) {
 	if got := out.actions(); !maps.Equal(got, bfTenantPlan) {
 		t.Errorf("plan:\n got %v\nwant %v", got, bfTenantPlan)
 	}
-	wantPlanned := map[Action]int{ActionGrant: 2, ActionNoop: 2, ActionRevoke: 4}
+	wantPlanned := map[worker.Action]int{worker.ActionGrant: 2, worker.ActionNoop: 2, worker.ActionRevoke: 4}
 	if !maps.Equal(sum.Planned, wantPlanned) || sum.Candidates != 8 || sum.Assigned != 6 {
 		t.Errorf("summary planned=%v candidates=%d assigned=%d, want %v 8 6",
 			sum.Planned, sum.Candidates, sum.Assigned, wantPlanned)
@@ -142,18 +145,18 @@ func TestBackfillHidesNoopRowsUnlessAsked(t *testing.T) {
 	out := &recordedPlan{}
 	o := bfOptions(dir, acs, clock)
 	o.DryRun, o.Out = true, out
-	if _, err := Backfill(t.Context(), o); err != nil {
+	if _, err := Run(t.Context(), o); err != nil {
 		t.Fatalf("Backfill: %v", err)
 	}
 	for _, r := range out.rows {
-		if r.Action == ActionNoop {
+		if r.Action == worker.ActionNoop {
 			t.Errorf("noop row %s printed without ShowNoops", r.ObjectID)
 		}
 	}
 	if got, want := len(out.rows), 6; got != want {
 		t.Errorf("printed %d rows, want %d", got, want)
 	}
-	if got := out.totals[0].Planned[ActionNoop]; got != 2 {
+	if got := out.totals[0].Planned[worker.ActionNoop]; got != 2 {
 		t.Errorf("totals count %d noops, want 2", got)
 	}
 }
@@ -165,20 +168,20 @@ func TestBackfillScopeMembersFirstAndOnce(t *testing.T) {
 	// 4: Teams user outside the scope, ours: with scope groups the candidates are the
 	//    members, resource accounts and deleted users, so a leaver who is still a Teams user
 	//    is left to the group notification's members@delta.
-	dir := newFakeDirectory(bfResourceAccount(1), bfTeamsUser(2), bfResourceAccount(3), bfTeamsUser(4))
+	dir := wt.NewDirectory(bfResourceAccount(1), bfTeamsUser(2), bfResourceAccount(3), bfTeamsUser(4))
 	dir.SetGroup(bfScopeGroup, bfID(1), bfID(2))
-	acs := newFakeAssignments(bfRA(3), bfOurs(4))
+	acs := wt.NewAssignments(bfRA(3), bfOurs(4))
 	p := bfPolicy
 	p.ScopeGroups = []string{bfScopeGroup}
 	out := &recordedPlan{}
 	o := bfOptions(dir, acs, clock)
-	o.Reconciler = NewReconciler(dir, acs, p, ReconcilerOptions{})
+	o.Reconciler = worker.NewReconciler(dir, acs, p, worker.ReconcilerOptions{})
 	o.Out, o.ShowNoops = out, true
 
-	if _, err := Backfill(t.Context(), o); err != nil {
+	if _, err := Run(t.Context(), o); err != nil {
 		t.Fatalf("Backfill: %v", err)
 	}
-	wantPlan := map[string]Action{bfID(1): ActionGrant, bfID(2): ActionGrant, bfID(3): ActionRevoke}
+	wantPlan := map[string]worker.Action{bfID(1): worker.ActionGrant, bfID(2): worker.ActionGrant, bfID(3): worker.ActionRevoke}
 	if got := out.actions(); !maps.Equal(got, wantPlan) || len(out.rows) != 3 {
 		t.Errorf("plan %v (%d rows), want %v (3 rows)", got, len(out.rows), wantPlan)
 	}
@@ -187,14 +190,14 @@ func TestBackfillScopeMembersFirstAndOnce(t *testing.T) {
 	if got := acs.Calls("Get"); got != 3+3 {
 		t.Errorf("Get calls = %d, want 6: each candidate read once, each write read again", got)
 	}
-	// Two scope checks per write: the fresh read that decides it and the Reconciler's read
+	// Two scope checks per write: the fresh read that decides it and the worker.Reconciler's read
 	// after it that verifies no other writer made it stale.
 	if dir.Calls("MemberOf") != 2*3 || dir.Calls("TeamsUsers") != 0 {
 		t.Errorf("%d scope checks (want two per write) or Teams users listed (%d)",
 			dir.Calls("MemberOf"), dir.Calls("TeamsUsers"))
 	}
 	for _, r := range out.rows {
-		if r.ObjectID == bfID(1) && (r.Source != sourceBackfillScope || r.Type != PrincipalResourceAccount) {
+		if r.ObjectID == bfID(1) && (r.Source != sourceBackfillScope || r.Type != worker.PrincipalResourceAccount) {
 			t.Errorf("user 1 came from %s as %q, want scope as a resource account", r.Source, r.Type)
 		}
 	}
@@ -203,24 +206,24 @@ func TestBackfillScopeMembersFirstAndOnce(t *testing.T) {
 // With SweepOutOfScope the Teams users outside the scope are walked too, so a leaver whose
 // group notification was lost loses our access; members are still read once.
 func TestBackfillSweepOutOfScopeRevokesLeavers(t *testing.T) {
-	dir := newFakeDirectory(bfTeamsUser(1), bfTeamsUser(2), bfTeamsUser(3))
+	dir := wt.NewDirectory(bfTeamsUser(1), bfTeamsUser(2), bfTeamsUser(3))
 	dir.SetGroup(bfScopeGroup, bfID(1))
-	acs := newFakeAssignments(bfOurs(1), bfOurs(2)) // 2 left the group; 3 never had access
+	acs := wt.NewAssignments(bfOurs(1), bfOurs(2)) // 2 left the group; 3 never had access
 	p := bfPolicy
 	p.ScopeGroups = []string{bfScopeGroup}
 	out := &recordedPlan{}
 	o := bfOptions(dir, acs, clk.NewInstant())
-	o.Reconciler = NewReconciler(dir, acs, p, ReconcilerOptions{})
+	o.Reconciler = worker.NewReconciler(dir, acs, p, worker.ReconcilerOptions{})
 	o.Out, o.ShowNoops, o.SweepOutOfScope = out, true, true
 
-	if _, err := Backfill(t.Context(), o); err != nil {
+	if _, err := Run(t.Context(), o); err != nil {
 		t.Fatalf("Backfill: %v", err)
 	}
-	want := map[string]Action{bfID(1): ActionNoop, bfID(2): ActionRevoke, bfID(3): ActionNoop}
+	want := map[string]worker.Action{bfID(1): worker.ActionNoop, bfID(2): worker.ActionRevoke, bfID(3): worker.ActionNoop}
 	if got := out.actions(); !maps.Equal(got, want) || len(out.rows) != 3 {
 		t.Errorf("plan %v (%d rows), want %v", got, len(out.rows), want)
 	}
-	if _, err := acs.Get(t.Context(), bfID(2)); !IsNotFound(err) {
+	if _, err := acs.Get(t.Context(), bfID(2)); !worker.IsNotFound(err) {
 		t.Errorf("the leaver still holds an assignment (err %v)", err)
 	}
 	if got := acs.Calls("Get"); got != 5 { // 3 planned + 1 before the revoke + the check above
@@ -230,9 +233,9 @@ func TestBackfillSweepOutOfScopeRevokesLeavers(t *testing.T) {
 
 func TestBackfillBrake(t *testing.T) {
 	// Ten users hold ours; three of them vanish (30%), and one new user is eligible.
-	setup := func(clock Clock) (*fakeDirectory, *fakeAssignments) {
-		dir := newFakeDirectory()
-		acs := newFakeAssignments()
+	setup := func(clock worker.Clock) (*wt.Directory, *wt.Assignments) {
+		dir := wt.NewDirectory()
+		acs := wt.NewAssignments()
 		for n := 1; n <= 11; n++ {
 			dir.PutUser(bfTeamsUser(n))
 			if n <= 10 {
@@ -266,7 +269,7 @@ func TestBackfillBrake(t *testing.T) {
 			o.MaxRevokes, o.MaxRevokePercent, o.Force = tt.maxRevokes, tt.maxPercent, tt.force
 			o.Out = NewPlanJSON(&out)
 
-			sum, err := Backfill(t.Context(), o)
+			sum, err := Run(t.Context(), o)
 			if got := errors.Is(err, ErrBrake); got != (tt.wantBrake && !tt.force) {
 				t.Fatalf("err = %v, want ErrBrake: %v", err, tt.wantBrake && !tt.force)
 			}
@@ -287,7 +290,7 @@ func TestBackfillBrake(t *testing.T) {
 				t.Errorf("new eligible user granted = %v; a braked plan applies nothing, any other applies its grants", granted)
 			}
 			rows := bfDecodeJSONPlan(t, out.Bytes())
-			if got := rows[ActionRevoke]; got != 3 {
+			if got := rows[worker.ActionRevoke]; got != 3 {
 				t.Errorf("plan printed %d revoke rows, want 3", got)
 			}
 		})
@@ -296,13 +299,13 @@ func TestBackfillBrake(t *testing.T) {
 
 // bfDecodeJSONPlan counts the rows of a JSON Lines plan by action and checks that the
 // last line is the totals.
-func bfDecodeJSONPlan(t *testing.T, b []byte) map[Action]int {
+func bfDecodeJSONPlan(t *testing.T, b []byte) map[worker.Action]int {
 	t.Helper()
 	lines := bytes.Split(bytes.TrimSpace(b), []byte("\n"))
-	counts := map[Action]int{}
+	counts := map[worker.Action]int{}
 	for i, line := range lines {
 		var row struct {
-			Action Action          `json:"action"`
+			Action worker.Action   `json:"action"`
 			Totals json.RawMessage `json:"totals"`
 		}
 		if err := json.Unmarshal(line, &row); err != nil {
@@ -319,16 +322,16 @@ func bfDecodeJSONPlan(t *testing.T, b []byte) map[Action]int {
 func TestBackfillErrors(t *testing.T) {
 	tests := []struct {
 		name   string
-		script func(*fakeDirectory, *fakeAssignments)
+		script func(*wt.Directory, *wt.Assignments)
 		// wantErr is matched with errors.Is / a classification; empty means success.
-		check func(t *testing.T, sum Summary, err error, acs *fakeAssignments, waits []time.Duration)
+		check func(t *testing.T, sum Summary, err error, acs *wt.Assignments, waits []time.Duration)
 	}{
 		{
 			name: "throttled read is retried after Retry-After",
-			script: func(_ *fakeDirectory, acs *fakeAssignments) {
-				acs.FailNext("Get", bfID(3), errThrottled(7*time.Second))
+			script: func(_ *wt.Directory, acs *wt.Assignments) {
+				acs.FailNext("Get", bfID(3), wt.ErrThrottled(7*time.Second))
 			},
-			check: func(t *testing.T, sum Summary, err error, acs *fakeAssignments, waits []time.Duration) {
+			check: func(t *testing.T, sum Summary, err error, acs *wt.Assignments, waits []time.Duration) {
 				if err != nil || sum.Failed() != 0 {
 					t.Fatalf("err = %v, failed %v; want success after a retry", err, sum.Errors)
 				}
@@ -342,12 +345,12 @@ func TestBackfillErrors(t *testing.T) {
 		},
 		{
 			name: "lasting temporary error is counted, never a revoke",
-			script: func(_ *fakeDirectory, acs *fakeAssignments) {
+			script: func(_ *wt.Directory, acs *wt.Assignments) {
 				for range 4 {
-					acs.FailNext("Get", bfID(3), errUnavailable())
+					acs.FailNext("Get", bfID(3), wt.ErrUnavailable())
 				}
 			},
-			check: func(t *testing.T, sum Summary, err error, acs *fakeAssignments, waits []time.Duration) {
+			check: func(t *testing.T, sum Summary, err error, acs *wt.Assignments, waits []time.Duration) {
 				if !errors.Is(err, ErrPrincipalsFailed) || sum.Errors["temporary"] != 1 {
 					t.Fatalf("err = %v, errors %v; want ErrPrincipalsFailed with 1 temporary", err, sum.Errors)
 				}
@@ -364,25 +367,25 @@ func TestBackfillErrors(t *testing.T) {
 		},
 		{
 			name: "rejected write is counted and the rest applied",
-			script: func(_ *fakeDirectory, acs *fakeAssignments) {
-				acs.FailNext("Put", bfID(1), errBadRequest())
+			script: func(_ *wt.Directory, acs *wt.Assignments) {
+				acs.FailNext("Put", bfID(1), wt.ErrBadRequest())
 			},
-			check: func(t *testing.T, sum Summary, err error, acs *fakeAssignments, _ []time.Duration) {
-				if !errors.Is(err, ErrPrincipalsFailed) || sum.Errors[ReasonRejected] != 1 {
+			check: func(t *testing.T, sum Summary, err error, acs *wt.Assignments, _ []time.Duration) {
+				if !errors.Is(err, ErrPrincipalsFailed) || sum.Errors[worker.ReasonRejected] != 1 {
 					t.Fatalf("err = %v, errors %v; want 1 rejected", err, sum.Errors)
 				}
-				if sum.Applied[ActionGrant] != 1 || sum.Applied[ActionRevoke] != 4 {
+				if sum.Applied[worker.ActionGrant] != 1 || sum.Applied[worker.ActionRevoke] != 4 {
 					t.Errorf("applied %v, want 1 grant and 4 revokes", sum.Applied)
 				}
 			},
 		},
 		{
 			name: "systemic error stops before any write",
-			script: func(_ *fakeDirectory, acs *fakeAssignments) {
-				acs.FailNext("Get", bfID(2), errSystemic())
+			script: func(_ *wt.Directory, acs *wt.Assignments) {
+				acs.FailNext("Get", bfID(2), wt.ErrSystemic())
 			},
-			check: func(t *testing.T, _ Summary, err error, acs *fakeAssignments, _ []time.Duration) {
-				if !IsSystemic(err) || errors.Is(err, ErrPrincipalsFailed) {
+			check: func(t *testing.T, _ Summary, err error, acs *wt.Assignments, _ []time.Duration) {
+				if !worker.IsSystemic(err) || errors.Is(err, ErrPrincipalsFailed) {
 					t.Fatalf("err = %v, want the systemic error itself", err)
 				}
 				if acs.Writes() != 0 {
@@ -392,11 +395,11 @@ func TestBackfillErrors(t *testing.T) {
 		},
 		{
 			name: "enumeration error stops before any write",
-			script: func(dir *fakeDirectory, _ *fakeAssignments) {
-				dir.FailStreamAfter("ResourceAccounts", "", 1, errUnavailable())
+			script: func(dir *wt.Directory, _ *wt.Assignments) {
+				dir.FailStreamAfter("ResourceAccounts", "", 1, wt.ErrUnavailable())
 			},
-			check: func(t *testing.T, _ Summary, err error, acs *fakeAssignments, _ []time.Duration) {
-				if !IsTemporary(err) {
+			check: func(t *testing.T, _ Summary, err error, acs *wt.Assignments, _ []time.Duration) {
+				if !worker.IsTemporary(err) {
 					t.Fatalf("err = %v, want the enumerator's error", err)
 				}
 				if acs.Writes() != 0 {
@@ -412,7 +415,7 @@ func TestBackfillErrors(t *testing.T) {
 			tt.script(dir, acs)
 			o := bfOptions(dir, acs, clock)
 			o.Concurrency = 1 // waits in a fixed order
-			sum, err := Backfill(t.Context(), o)
+			sum, err := Run(t.Context(), o)
 			tt.check(t, sum, err, acs, clock.Waits())
 		})
 	}
@@ -423,7 +426,7 @@ func TestBackfillStopsWhenContextEnds(t *testing.T) {
 	dir, acs := bfTenant(clock.Now())
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	_, err := Backfill(ctx, bfOptions(dir, acs, clock))
+	_, err := Run(ctx, bfOptions(dir, acs, clock))
 	if !errors.Is(err, context.Canceled) || acs.Writes() != 0 {
 		t.Errorf("err = %v, writes = %d; want context.Canceled and no write", err, acs.Writes())
 	}
@@ -435,7 +438,7 @@ func TestBackfillProgressReportsFinalCounts(t *testing.T) {
 	var progress bytes.Buffer
 	o := bfOptions(dir, acs, clock)
 	o.Progress = &progress
-	if _, err := Backfill(t.Context(), o); err != nil {
+	if _, err := Run(t.Context(), o); err != nil {
 		t.Fatalf("Backfill: %v", err)
 	}
 	want := "backfill plan: done=8 total=8 rate=0/s elapsed=0s eta=?\n" +
@@ -451,11 +454,11 @@ func TestBackfillProgressReportsFinalCounts(t *testing.T) {
 func TestBackfillProgressLinesStayWholeAmongLogRecords(t *testing.T) {
 	clock := clk.NewFake() // never advanced: only the final lines are drawn
 	dir, acs := bfTenant(clock.Now())
-	var stderr logSink
+	var stderr wt.LogSink
 	o := bfOptions(dir, acs, clock)
 	o.Progress = &stderr
 	o.Logger = slog.New(slog.NewJSONHandler(&stderr, nil))
-	sum, err := Backfill(t.Context(), o)
+	sum, err := Run(t.Context(), o)
 	if err != nil {
 		t.Fatalf("Backfill: %v", err)
 	}
