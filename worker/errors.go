@@ -2,6 +2,7 @@ package worker
 
 import (
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -71,3 +72,11 @@ const (
 	ReasonBadPrincipal = "bad_principal" // a principal that cannot exist (not a GUID nor a UPN)
 	ReasonRejected     = "rejected"      // the directory or ACS refused the principal for good (4xx)
 )
+
+// RedactSecret cuts secret out of text (a collaborator's error may echo a request).
+func RedactSecret(text, secret string) string {
+	if secret == "" {
+		return text
+	}
+	return strings.ReplaceAll(text, secret, "[redacted]")
+}

@@ -395,7 +395,7 @@ func (k *Keeper) replaceStale(ctx context.Context, old Subscription, res string)
 // redact returns err with the client state cut from its text, in case a collaborator
 // echoed the request; errors.As still sees err's behaviour (NotFound, Temporary, ...).
 func (k *Keeper) redact(err error) error {
-	return &redactedError{text: redactSecret(err.Error(), k.o.ClientState), err: err}
+	return &redactedError{text: RedactSecret(err.Error(), k.o.ClientState), err: err}
 }
 
 type redactedError struct {

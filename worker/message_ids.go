@@ -70,6 +70,10 @@ func looksLikeUPN(s string) bool {
 // printableUPNRune reports whether r may appear in a UPN: a graphic character that is not
 // a space, a control (Cc), a format character (Cf: bidirectional controls, zero-width
 // joiners, soft hyphen, BOM), a private-use or unassigned code point, or a separator.
+// PrintableRune reports whether r may appear in a userPrincipalName or a validation token
+// the relay echoes: printable, no control or format character.
+func PrintableRune(r rune) bool { return printableUPNRune(r) }
+
 func printableUPNRune(r rune) bool {
 	switch {
 	case r <= ' ', r == 0x7f:

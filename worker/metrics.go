@@ -137,4 +137,3 @@ func orDefault(rt http.RoundTripper) http.RoundTripper {
 	}
 	return rt
 }
-

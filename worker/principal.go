@@ -62,7 +62,6 @@ type directory interface {
 	GroupMembers(ctx context.Context, groupID string) iter.Seq2[string, error]
 }
 
-
 // Assignments is what the worker reads and writes in ACS, for the configured tenant. The acs
 // package's client is adapted to it in cmd. Get of an absent assignment returns an error
 // whose NotFound() is true.

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 
+	"github.com/tpe-provisioner/tpe-provisioner/relay"
 	"github.com/tpe-provisioner/tpe-provisioner/worker"
 	"github.com/tpe-provisioner/tpe-provisioner/worker/servicebus"
 )
@@ -47,7 +48,7 @@ func runRelay(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	defer closeSender()
 
-	h := worker.NewRelay(worker.RelayOptions{
+	h := relay.New(relay.Options{
 		Trust:  worker.Trust{TenantID: c.TenantID, ClientState: c.ClientState},
 		Logger: log,
 		Enqueue: func(ctx context.Context, body []byte, messageID string) error {

@@ -1,8 +1,10 @@
-package worker
+package relay
 
 import (
 	"sync"
 	"time"
+
+	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
 // tokenBucket limits a rate: it holds up to burst tokens, refilled at rate per second;
@@ -10,14 +12,14 @@ import (
 type tokenBucket struct {
 	rate  float64
 	burst float64
-	clock Clock
+	clock worker.Clock
 
 	mu     sync.Mutex
 	tokens float64
 	last   time.Time
 }
 
-func newTokenBucket(rate float64, burst int, clock Clock) *tokenBucket {
+func newTokenBucket(rate float64, burst int, clock worker.Clock) *tokenBucket {
 	return &tokenBucket{rate: rate, burst: float64(burst), clock: clock, tokens: float64(burst), last: clock.Now()}
 }
 

@@ -1,4 +1,4 @@
-package worker
+package relay
 
 import (
 	"cmp"
@@ -11,17 +11,18 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	clk "github.com/tpe-provisioner/tpe-provisioner/internal/clock"
+
+	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
-// RelayOptions configures the webhook relay.
-type RelayOptions struct {
-	// Trust is what a notification item must carry to be relayed (see Decode). Its
+// Options configures the webhook relay.
+type Options struct {
+	// worker.Trust is what a notification item must carry to be relayed (see worker.Decode). Its
 	// ClientState and TenantID should both be set: an empty one is not checked.
-	Trust Trust
+	Trust worker.Trust
 	// Enqueue puts the body on the queue under messageID (a hash of the body, so the
 	// queue's duplicate detection drops Graph's retries). It must return only once the
 	// message is stored, and should return when ctx ends. Required.
@@ -41,11 +42,11 @@ type RelayOptions struct {
 	// up to Burst (default 2×Rate); beyond it the relay answers 429 with Retry-After.
 	Rate  float64
 	Burst int
-	// Clock drives the rate limiter; default the system clock.
-	Clock Clock
+	// worker.Clock drives the rate limiter; default the system clock.
+	Clock worker.Clock
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
-	// MaxBody is the largest body accepted; zero means MaxBodyBytes (256 KiB).
+	// MaxBody is the largest body accepted; zero means worker.MaxBodyBytes (256 KiB).
 	MaxBody int64
 }
 
@@ -55,13 +56,13 @@ const MaxValidationTokenLength = 1024
 
 // relay forwards Graph webhook posts to the queue, for deployments without Event Grid.
 type relay struct {
-	o       RelayOptions
+	o       Options
 	log     *slog.Logger
 	slots   chan struct{}
 	limiter *tokenBucket
 }
 
-// NewRelay returns the handler Graph posts change and lifecycle notifications to. The
+// New returns the handler Graph posts change and lifecycle notifications to. The
 // relay is public (Graph must reach it), so it trusts nothing it is sent:
 //
 //   - only POST (405);
@@ -80,8 +81,8 @@ type relay struct {
 //     did not answer within ResponseWindow (Graph retries).
 //
 // It never reconciles inline.
-func NewRelay(o RelayOptions) http.Handler {
-	o.MaxBody = cmp.Or(o.MaxBody, MaxBodyBytes)
+func New(o Options) http.Handler {
+	o.MaxBody = cmp.Or(o.MaxBody, worker.MaxBodyBytes)
 	o.ResponseWindow = cmp.Or(o.ResponseWindow, 2500*time.Millisecond)
 	o.MaxConcurrent = cmp.Or(max(o.MaxConcurrent, 0), 32)
 	o.Rate = cmp.Or(max(o.Rate, 0), 50)
@@ -143,7 +144,7 @@ func (h *relay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "could not read body", http.StatusBadRequest)
 		return
 	}
-	fwd, rejected, err := forwardable(body, h.o.Trust)
+	fwd, rejected, err := worker.Forwardable(body, h.o.Trust)
 	if err != nil {
 		h.log.WarnContext(r.Context(), "relay: post refused", relayKeyRemote, r.RemoteAddr, relayKeyReason, err.Error(),
 			relayKeyItems, rejected)
@@ -171,7 +172,7 @@ func (h *relay) handshake(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("X-Content-Type-worker.Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
 	_, _ = io.WriteString(w, tokens[0])
 }
@@ -183,7 +184,7 @@ func printableToken(s string) bool {
 		return false
 	}
 	for _, r := range s {
-		if r != ' ' && !printableUPNRune(r) {
+		if r != ' ' && !worker.PrintableRune(r) {
 			return false
 		}
 	}
@@ -218,7 +219,7 @@ func (h *relay) enqueue(w http.ResponseWriter, r *http.Request, body []byte, dea
 	case err := <-done:
 		if err != nil {
 			h.log.ErrorContext(r.Context(), "relay: enqueue failed; Graph will retry", relayKeyMsgID, id,
-				relayKeyError, redactSecret(err.Error(), h.o.Trust.ClientState))
+				relayKeyError, worker.RedactSecret(err.Error(), h.o.Trust.ClientState))
 			answerRetryLater(w, http.StatusServiceUnavailable, 5*time.Second, "queue unavailable")
 			return
 		}
@@ -235,12 +236,4 @@ func answerRetryLater(w http.ResponseWriter, code int, after time.Duration, msg 
 	secs := max(int((after+time.Second-1)/time.Second), 1)
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
 	http.Error(w, msg, code)
-}
-
-// redactSecret cuts secret out of text (a collaborator's error may echo a request).
-func redactSecret(text, secret string) string {
-	if secret == "" {
-		return text
-	}
-	return strings.ReplaceAll(text, secret, "[redacted]")
 }

@@ -1,4 +1,4 @@
-package worker
+package relay
 
 import (
 	"bytes"
@@ -18,10 +18,12 @@ import (
 	"time"
 
 	clk "github.com/tpe-provisioner/tpe-provisioner/internal/clock"
+
+	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
 // The fixtures in testdata carry this tenant and client state.
-var relayTrust = Trust{TenantID: "8f2c1c55-7b7e-4d0a-9a39-3c7f1b2d4e61", ClientState: "s3cr3t-client-state-do-not-log"}
+var relayTrust = worker.Trust{TenantID: "8f2c1c55-7b7e-4d0a-9a39-3c7f1b2d4e61", ClientState: "s3cr3t-client-state-do-not-log"}
 
 type relayQueue struct {
 	mu   sync.Mutex
@@ -46,7 +48,7 @@ func (q *relayQueue) Enqueue(ctx context.Context, body []byte, id string) error 
 
 func relayFixture(t *testing.T, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
+	b, err := os.ReadFile(filepath.Join("..", "worker", "testdata", name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +126,7 @@ func TestRelay(t *testing.T) {
 			t.Parallel()
 			q := &relayQueue{err: tt.queueErr}
 			var logs bytes.Buffer
-			h := NewRelay(RelayOptions{Trust: relayTrust, Enqueue: q.Enqueue, MaxBody: tt.maxBody,
+			h := New(Options{Trust: relayTrust, Enqueue: q.Enqueue, MaxBody: tt.maxBody,
 				Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 			rec := httptest.NewRecorder()
 			req := httptest.NewRequest(tt.method, tt.target, bytes.NewReader(tt.body))
@@ -172,11 +174,11 @@ func checkForwarded(t *testing.T, posted []byte, m relayMsg) {
 	if sum := sha256.Sum256(m.body); m.id != hex.EncodeToString(sum[:]) {
 		t.Errorf("message id %q is not the sha-256 of its body", m.id)
 	}
-	want, err := Decode(posted, nil, relayTrust)
+	want, err := worker.Decode(posted, nil, relayTrust)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := Decode(m.body, nil, relayTrust)
+	got, err := worker.Decode(m.body, nil, relayTrust)
 	if err != nil {
 		t.Fatalf("queued body does not decode: %v", err)
 	}
@@ -185,16 +187,16 @@ func checkForwarded(t *testing.T, posted []byte, m relayMsg) {
 	// to be checked, are not.
 	var wantRejected []string
 	for _, r := range want.Rejected {
-		if r.Reason != ReasonUntrusted && r.Reason != ReasonMalformed {
+		if r.Reason != worker.ReasonUntrusted && r.Reason != worker.ReasonMalformed {
 			wantRejected = append(wantRejected, r.Reason)
 		}
 	}
-	if g := viewOf(got).Rejected; !reflect.DeepEqual(g, wantRejected) && len(g)+len(wantRejected) > 0 {
+	if g := rejectedReasons(got); !reflect.DeepEqual(g, wantRejected) && len(g)+len(wantRejected) > 0 {
 		t.Errorf("queued body's rejected items %v, want %v (untrusted ones cut out)", g, wantRejected)
 	}
 	if !reflect.DeepEqual(got.Principals, want.Principals) || !reflect.DeepEqual(got.Groups, want.Groups) ||
 		!reflect.DeepEqual(got.Lifecycle, want.Lifecycle) {
-		t.Errorf("queued body decodes to\n %+v\nwant the trusted part of the post\n %+v", viewOf(got), viewOf(want))
+		t.Errorf("queued body decodes to\n %+v\nwant the trusted part of the post\n %+v", got, want)
 	}
 }
 
@@ -203,7 +205,7 @@ func checkForwarded(t *testing.T, posted []byte, m relayMsg) {
 func TestRelayForwardsOnlyTrustedItems(t *testing.T) {
 	t.Parallel()
 	q := &relayQueue{}
-	h := NewRelay(RelayOptions{Trust: relayTrust, Enqueue: q.Enqueue, Logger: slog.New(slog.DiscardHandler)})
+	h := New(Options{Trust: relayTrust, Enqueue: q.Enqueue, Logger: slog.New(slog.DiscardHandler)})
 	const victim = "0e5d7b6a-1111-4222-8333-944455556666"
 	body := []byte(`{"value":[` +
 		`{"subscriptionId":"s","changeType":"updated","resource":"Users/3f5d1c2e-9b8a-4e7f-8d6c-1a2b3c4d5e6f","clientState":"s3cr3t-client-state-do-not-log","tenantId":"8f2c1c55-7b7e-4d0a-9a39-3c7f1b2d4e61"},` +
@@ -225,7 +227,7 @@ func TestRelayForwardsOnlyTrustedItems(t *testing.T) {
 func TestRelayRetriedPostKeepsItsMessageID(t *testing.T) {
 	t.Parallel()
 	q := &relayQueue{}
-	h := NewRelay(RelayOptions{Trust: relayTrust, Enqueue: q.Enqueue, Logger: slog.New(slog.DiscardHandler)})
+	h := New(Options{Trust: relayTrust, Enqueue: q.Enqueue, Logger: slog.New(slog.DiscardHandler)})
 	for _, name := range []string{"graph_users_updated.json", "graph_users_updated.json", "graph_users_deleted.json"} {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, post("/", relayFixture(t, name)))
@@ -263,7 +265,7 @@ func TestRelayAnswersOnlyAfterEnqueueReturned(t *testing.T) {
 	t.Parallel()
 	w := &relayWriter{ResponseRecorder: httptest.NewRecorder()}
 	answeredEarly := true
-	h := NewRelay(RelayOptions{Trust: relayTrust, Logger: slog.New(slog.DiscardHandler),
+	h := New(Options{Trust: relayTrust, Logger: slog.New(slog.DiscardHandler),
 		Enqueue: func(ctx context.Context, body []byte, id string) error {
 			answeredEarly = w.written()
 			return nil
@@ -284,7 +286,7 @@ func TestRelayAnswersWithinTheWindowWhenTheQueueStalls(t *testing.T) {
 	t.Parallel()
 	release := make(chan struct{})
 	defer close(release)
-	h := NewRelay(RelayOptions{Trust: relayTrust, Logger: slog.New(slog.DiscardHandler), ResponseWindow: 200 * time.Millisecond,
+	h := New(Options{Trust: relayTrust, Logger: slog.New(slog.DiscardHandler), ResponseWindow: 200 * time.Millisecond,
 		Enqueue: func(ctx context.Context, body []byte, id string) error {
 			<-release // a queue that ignores its context
 			return nil
@@ -307,7 +309,7 @@ func TestRelayBoundsConcurrentPosts(t *testing.T) {
 	release := make(chan struct{})
 	entered := make(chan struct{}, 4)
 	q := &relayQueue{}
-	h := NewRelay(RelayOptions{Trust: relayTrust, Logger: slog.New(slog.DiscardHandler), MaxConcurrent: 2,
+	h := New(Options{Trust: relayTrust, Logger: slog.New(slog.DiscardHandler), MaxConcurrent: 2,
 		ResponseWindow: 50 * time.Millisecond,
 		Enqueue: func(ctx context.Context, body []byte, id string) error {
 			entered <- struct{}{}
@@ -343,7 +345,7 @@ func TestRelayRateLimits(t *testing.T) {
 	t.Parallel()
 	clock := clk.NewFake()
 	q := &relayQueue{}
-	h := NewRelay(RelayOptions{Trust: relayTrust, Logger: slog.New(slog.DiscardHandler), Rate: 2, Burst: 3, Clock: clock,
+	h := New(Options{Trust: relayTrust, Logger: slog.New(slog.DiscardHandler), Rate: 2, Burst: 3, Clock: clock,
 		Enqueue: q.Enqueue})
 	body := relayFixture(t, "graph_users_updated.json")
 	var codes []int
@@ -364,4 +366,13 @@ func TestRelayRateLimits(t *testing.T) {
 	if rec.Code != http.StatusAccepted {
 		t.Errorf("after a second: status %d, want 202", rec.Code)
 	}
+}
+
+// rejectedReasons lists the reasons of d's rejected items, in order.
+func rejectedReasons(d worker.Decoded) []string {
+	var out []string
+	for _, r := range d.Rejected {
+		out = append(out, r.Reason)
+	}
+	return out
 }

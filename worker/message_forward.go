@@ -7,13 +7,13 @@ import (
 	"fmt"
 )
 
-// forwardable returns what the relay queues for a post: a changeNotificationCollection
+// Forwardable returns what the relay queues for a post: a changeNotificationCollection
 // built anew from the post's items that pass the clientState and tenant check, holding
 // only the fields the worker reads, so that nothing the sender added (other top-level
 // members, a command, duplicate or unknown keys) reaches the queue. rejected counts the
 // items dropped. An error means nothing is to be queued: the body is not a collection,
 // or no item in it is trusted.
-func forwardable(body []byte, trust Trust) (out []byte, rejected int, err error) {
+func Forwardable(body []byte, trust Trust) (out []byte, rejected int, err error) {
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 || trimmed[0] != '{' || !json.Valid(trimmed) {
 		return nil, 0, errors.New("body is not a JSON object")
