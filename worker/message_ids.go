@@ -8,6 +8,9 @@ import (
 
 // isObjectID reports whether s is a GUID in the 8-4-4-4-12 hex form Entra uses for object
 // ids (either letter case; no braces).
+// IsObjectID reports whether s is an Entra ID object id (a GUID in its 8-4-4-4-12 form).
+func IsObjectID(s string) bool { return isObjectID(s) }
+
 func isObjectID(s string) bool {
 	if len(s) != 36 {
 		return false

@@ -23,6 +23,7 @@ import (
 	"github.com/tpe-provisioner/tpe-provisioner/acs"
 	"github.com/tpe-provisioner/tpe-provisioner/graph"
 	"github.com/tpe-provisioner/tpe-provisioner/internal/adapt"
+	"github.com/tpe-provisioner/tpe-provisioner/subscriptions"
 	"github.com/tpe-provisioner/tpe-provisioner/worker"
 	"github.com/tpe-provisioner/tpe-provisioner/worker/servicebus"
 )
@@ -319,14 +320,14 @@ func (d *doctor) subscriptions(ctx context.Context) {
 		d.add("subscriptions", checkFail, graphDetail(err), "the identity must be the application that owns the subscriptions")
 		return
 	}
-	for _, res := range worker.SubscriptionResources(d.cfg.ScopeGroups) {
+	for _, res := range subscriptions.SubscriptionResources(d.cfg.ScopeGroups) {
 		d.subscription(res, target, subs)
 	}
 }
 
-func (d *doctor) subscription(resource, target string, subs []worker.Subscription) {
+func (d *doctor) subscription(resource, target string, subs []subscriptions.Subscription) {
 	name := "subscription " + resource
-	var other *worker.Subscription
+	var other *subscriptions.Subscription
 	for i, s := range subs {
 		if !strings.EqualFold(strings.Trim(s.Resource, "/"), resource) {
 			continue

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tpe-provisioner/tpe-provisioner/backfill"
 	"github.com/tpe-provisioner/tpe-provisioner/internal/adapt"
+	"github.com/tpe-provisioner/tpe-provisioner/subscriptions"
 	"github.com/tpe-provisioner/tpe-provisioner/worker"
 	"github.com/tpe-provisioner/tpe-provisioner/worker/servicebus"
 )
@@ -184,8 +185,8 @@ func startKeeper(ctx context.Context, bg *sync.WaitGroup, svc *service, resync *
 	if err != nil || target == "" {
 		return resyncOnLifecycle{log: svc.log, trigger: trigger}, err
 	}
-	k, err := worker.NewKeeper(adapt.Subscriptions{Client: svc.graph}, worker.KeeperOptions{
-		Resources:       worker.SubscriptionResources(svc.cfg.ScopeGroups),
+	k, err := subscriptions.NewKeeper(adapt.Subscriptions{Client: svc.graph}, subscriptions.KeeperOptions{
+		Resources:       subscriptions.SubscriptionResources(svc.cfg.ScopeGroups),
 		NotificationURL: target,
 		ClientState:     svc.cfg.ClientState,
 		Logger:          svc.log,
@@ -212,7 +213,7 @@ func startKeeper(ctx context.Context, bg *sync.WaitGroup, svc *service, resync *
 func notificationURL(c *Config) (string, error) {
 	switch {
 	case c.EventGrid != "":
-		return worker.EventGridURL(c.EventGrid)
+		return subscriptions.EventGridURL(c.EventGrid)
 	case c.WebhookURL != "":
 		if !strings.HasPrefix(c.WebhookURL, "https://") {
 			return "", fmt.Errorf("TPE_WEBHOOK_URL must be an https URL Graph can reach")

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/tpe-provisioner/tpe-provisioner/internal/adapt"
-	"github.com/tpe-provisioner/tpe-provisioner/worker"
+	"github.com/tpe-provisioner/tpe-provisioner/subscriptions"
 )
 
 func init() {
@@ -50,8 +50,8 @@ func runSubscribe(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	k, err := worker.NewKeeper(adapt.Subscriptions{Client: g}, worker.KeeperOptions{
-		Resources:       worker.SubscriptionResources(c.ScopeGroups),
+	k, err := subscriptions.NewKeeper(adapt.Subscriptions{Client: g}, subscriptions.KeeperOptions{
+		Resources:       subscriptions.SubscriptionResources(c.ScopeGroups),
 		NotificationURL: target,
 		ClientState:     c.ClientState,
 		Logger:          log,
@@ -82,7 +82,7 @@ func runSubscribe(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	return nil
 }
 
-func printSubscriptions(w io.Writer, subs []worker.Subscription) {
+func printSubscriptions(w io.Writer, subs []subscriptions.Subscription) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tRESOURCE\tCHANGE TYPE\tEXPIRES\tIN")
 	for _, s := range subs {

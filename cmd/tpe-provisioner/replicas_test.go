@@ -23,6 +23,7 @@ import (
 	"github.com/tpe-provisioner/tpe-provisioner/graph/graphtest"
 	"github.com/tpe-provisioner/tpe-provisioner/internal/oracle"
 	"github.com/tpe-provisioner/tpe-provisioner/sbtest"
+	"github.com/tpe-provisioner/tpe-provisioner/subscriptions"
 	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
@@ -326,7 +327,7 @@ func TestRunLeavesSubscriptionsToTheScheduledJobWhenRenewalIsOff(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, ok := h.(*worker.Keeper); !ok {
+			if _, ok := h.(*subscriptions.Keeper); !ok {
 				t.Errorf("lifecycle handler is %T, want the keeper (it reauthorizes and recreates)", h)
 			}
 			want := 0

@@ -13,6 +13,7 @@ import (
 	"github.com/tpe-provisioner/tpe-provisioner/backfill"
 	"github.com/tpe-provisioner/tpe-provisioner/graph/graphtest"
 	"github.com/tpe-provisioner/tpe-provisioner/internal/adapt"
+	"github.com/tpe-provisioner/tpe-provisioner/subscriptions"
 	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
@@ -56,8 +57,8 @@ func TestSubscriptionLifecycleAgainstGraphEmulator(t *testing.T) {
 	}
 	resyncs := make(chan struct{}, 8)
 	target, _ := notificationURL(c)
-	k, err := worker.NewKeeper(adapt.Subscriptions{Client: svc.graph}, worker.KeeperOptions{
-		Resources: worker.SubscriptionResources(c.ScopeGroups), NotificationURL: target,
+	k, err := subscriptions.NewKeeper(adapt.Subscriptions{Client: svc.graph}, subscriptions.KeeperOptions{
+		Resources: subscriptions.SubscriptionResources(c.ScopeGroups), NotificationURL: target,
 		ClientState: c.ClientState, Logger: log, Now: clock.Now,
 		Resync: func() { resyncs <- struct{}{} },
 	})
@@ -84,7 +85,7 @@ func TestSubscriptionLifecycleAgainstGraphEmulator(t *testing.T) {
 	firstExpiry := subs[0].ExpirationDateTime
 
 	// Renew: with less than a quarter of the lifetime left, Ensure pushes the expiry out.
-	clock.Advance(worker.DefaultSubscriptionLifetime * 8 / 10)
+	clock.Advance(subscriptions.DefaultSubscriptionLifetime * 8 / 10)
 	if _, err := k.Ensure(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/tpe-provisioner/tpe-provisioner/acs"
 	"github.com/tpe-provisioner/tpe-provisioner/graph"
+	"github.com/tpe-provisioner/tpe-provisioner/subscriptions"
 	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
@@ -131,16 +132,16 @@ func fromGraph(u graph.User) worker.User {
 // Subscriptions adapts *graph.Client to the worker's subscription keeper.
 type Subscriptions struct{ Client *graph.Client }
 
-func (g Subscriptions) ListSubscriptions(ctx context.Context) ([]worker.Subscription, error) {
+func (g Subscriptions) ListSubscriptions(ctx context.Context) ([]subscriptions.Subscription, error) {
 	subs, err := g.Client.ListSubscriptions(ctx)
-	out := make([]worker.Subscription, 0, len(subs))
+	out := make([]subscriptions.Subscription, 0, len(subs))
 	for _, s := range subs {
 		out = append(out, fromGraphSubscription(s))
 	}
 	return out, err
 }
 
-func (g Subscriptions) CreateSubscription(ctx context.Context, s worker.SubscriptionSpec) (worker.Subscription, error) {
+func (g Subscriptions) CreateSubscription(ctx context.Context, s subscriptions.SubscriptionSpec) (subscriptions.Subscription, error) {
 	got, err := g.Client.CreateSubscription(ctx, graph.SubscriptionSpec{
 		Resource: s.Resource, ChangeType: s.ChangeType, NotificationURL: s.NotificationURL,
 		LifecycleNotificationURL: s.LifecycleNotificationURL, ClientState: s.ClientState,
@@ -149,7 +150,7 @@ func (g Subscriptions) CreateSubscription(ctx context.Context, s worker.Subscrip
 	return fromGraphSubscription(got), err
 }
 
-func (g Subscriptions) RenewSubscription(ctx context.Context, id string, exp time.Time) (worker.Subscription, error) {
+func (g Subscriptions) RenewSubscription(ctx context.Context, id string, exp time.Time) (subscriptions.Subscription, error) {
 	got, err := g.Client.RenewSubscription(ctx, id, exp)
 	return fromGraphSubscription(got), err
 }
@@ -162,8 +163,8 @@ func (g Subscriptions) DeleteSubscription(ctx context.Context, id string) error 
 	return g.Client.DeleteSubscription(ctx, id)
 }
 
-func fromGraphSubscription(s graph.Subscription) worker.Subscription {
-	return worker.Subscription{ID: s.ID, Resource: s.Resource, ChangeType: s.ChangeType,
+func fromGraphSubscription(s graph.Subscription) subscriptions.Subscription {
+	return subscriptions.Subscription{ID: s.ID, Resource: s.Resource, ChangeType: s.ChangeType,
 		NotificationURL: s.NotificationURL, LifecycleNotificationURL: s.LifecycleNotificationURL,
 		ExpirationDateTime: s.ExpirationDateTime}
 }

@@ -3,6 +3,7 @@ package workertest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -198,4 +199,35 @@ func (o *Observer) Settlements() []Settled {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return slices.Clone(o.sets)
+}
+
+// AuditLines returns the JSON records whose msg is "audit", as written, in order. Every
+// line must be JSON.
+func (l *LogSink) AuditLines(t testing.TB) []string {
+	t.Helper()
+	var out []string
+	for line := range strings.Lines(l.String()) {
+		var rec struct{ Msg string }
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line is not JSON: %q", line)
+		}
+		if rec.Msg == "audit" {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+// Audits returns the audit records, decoded, in order.
+func (l *LogSink) Audits(t testing.TB) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, line := range l.AuditLines(t) {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("audit record is not JSON: %q", line)
+		}
+		out = append(out, rec)
+	}
+	return out
 }

@@ -1,20 +1,22 @@
-package worker
+package subscriptions
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
 	"strings"
+
+	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
-var _ LifecycleHandler = (*Keeper)(nil)
+var _ worker.LifecycleHandler = (*Keeper)(nil)
 
 // HandleLifecycle answers a lifecycle notification for one of our subscriptions:
 // reauthorizationRequired reauthorizes it (or renews it when Graph refuses the
 // reauthorization) and asks for a resync; subscriptionRemoved recreates it and asks for a
 // resync; missed asks for a resync. Unknown events and subscriptions that are not ours are
 // logged and ignored. An error means the event should be retried.
-func (k *Keeper) HandleLifecycle(ctx context.Context, ev LifecycleEvent) error {
+func (k *Keeper) HandleLifecycle(ctx context.Context, ev worker.LifecycleEvent) error {
 	event := strings.ToLower(ev.Event)
 	switch event {
 	case "reauthorizationrequired", "subscriptionremoved", "missed":
@@ -78,7 +80,7 @@ func (k *Keeper) reauthorize(ctx context.Context, s Subscription) error {
 	if joined {
 		how = "joined_renewal"
 	}
-	if IsNotFound(err) {
+	if worker.IsNotFound(err) {
 		return k.recreate(ctx, s, "reauthorizationRequired for a subscription that is gone")
 	}
 	if err != nil {
@@ -92,7 +94,7 @@ func (k *Keeper) reauthorize(ctx context.Context, s Subscription) error {
 // reauthorizeRefused reports whether Graph refused a reauthorization for good (404, 400 and
 // other permanent answers), in which case a renewal is the documented alternative.
 func reauthorizeRefused(err error) bool {
-	return IsNotFound(err) || !(IsTemporary(err) || IsSystemic(err))
+	return worker.IsNotFound(err) || !(worker.IsTemporary(err) || worker.IsSystemic(err))
 }
 
 // recreate answers the removal of subscription old: it ensures (creating old's resource

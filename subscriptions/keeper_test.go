@@ -1,4 +1,4 @@
-package worker
+package subscriptions
 
 import (
 	"context"
@@ -13,13 +13,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	clk "github.com/tpe-provisioner/tpe-provisioner/internal/clock"
+
+	"github.com/tpe-provisioner/tpe-provisioner/worker"
+
+	wt "github.com/tpe-provisioner/tpe-provisioner/internal/workertest"
 )
 
 // auditActions returns the action of each audit record in l, in order.
-func auditActions(t *testing.T, l *logSink) []string {
+func auditActions(t *testing.T, l *wt.LogSink) []string {
 	t.Helper()
 	var out []string
-	for _, rec := range l.audits(t) {
+	for _, rec := range l.Audits(t) {
 		out = append(out, fmt.Sprint(rec[subKeyAction]))
 	}
 	return out
@@ -35,14 +39,14 @@ type subsFixture struct {
 	k       *Keeper
 	api     *subsFakeGraph
 	clock   *clk.Fake
-	log     *logSink
+	log     *wt.LogSink
 	reg     *prometheus.Registry
 	resyncs atomic.Int32
 }
 
 func newSubsFixture(t *testing.T, edit func(*KeeperOptions)) *subsFixture {
 	t.Helper()
-	f := &subsFixture{clock: clk.NewFake(), log: &logSink{}, reg: prometheus.NewRegistry()}
+	f := &subsFixture{clock: clk.NewFake(), log: &wt.LogSink{}, reg: prometheus.NewRegistry()}
 	f.api = newSubsFakeGraph(f.clock.Now)
 	o := KeeperOptions{
 		Resources:       SubscriptionResources([]string{subsGroup}),
@@ -275,11 +279,11 @@ func TestKeeperNeverLogsTheClientState(t *testing.T) {
 	f.advance(t, time.Minute) // backoff(1): Ensure again, succeeds
 	users := f.only(t, "users")
 	f.api.failNext("Reauthorize", echo)
-	err := f.k.HandleLifecycle(t.Context(), LifecycleEvent{users.ID, "reauthorizationRequired"})
+	err := f.k.HandleLifecycle(t.Context(), worker.LifecycleEvent{SubscriptionID: users.ID, Event: "reauthorizationRequired"})
 	if err == nil || strings.Contains(err.Error(), subsSecret) {
 		t.Errorf("HandleLifecycle error %v: want an error without the client state", err)
 	}
-	if !IsTemporary(err) {
+	if !worker.IsTemporary(err) {
 		t.Errorf("HandleLifecycle error %v lost its Temporary behaviour", err)
 	}
 	if !strings.Contains(f.log.String(), "[redacted]") {

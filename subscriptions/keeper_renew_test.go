@@ -1,4 +1,4 @@
-package worker
+package subscriptions
 
 import (
 	"slices"
@@ -125,7 +125,7 @@ func TestRunRecreatesASubscriptionGraphRemovedSilently(t *testing.T) {
 			if got, want := auditActions(t, f.log), []string{auditSubscriptionRecreate, auditResyncTriggered}; !slices.Equal(got, want) {
 				t.Errorf("audit actions %v, want %v", got, want)
 			}
-			if audits := f.log.audits(t); len(audits) > 0 && audits[0][subKeyPreviousID] != old.ID {
+			if audits := f.log.Audits(t); len(audits) > 0 && audits[0][subKeyPreviousID] != old.ID {
 				t.Errorf("recreate audit names previous %v, want %s", audits[0][subKeyPreviousID], old.ID)
 			}
 		})

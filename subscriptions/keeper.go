@@ -1,4 +1,4 @@
-package worker
+package subscriptions
 
 import (
 	"cmp"
@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
 // KeeperOptions configures a Keeper. Zero values take the documented defaults.
@@ -305,7 +307,7 @@ func (k *Keeper) Delete(ctx context.Context) error {
 	}
 	var errs []error
 	for _, s := range owned {
-		if err := k.api.DeleteSubscription(ctx, s.ID); err != nil && !IsNotFound(err) {
+		if err := k.api.DeleteSubscription(ctx, s.ID); err != nil && !worker.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("delete subscription %s: %w", s.ID, k.redact(err)))
 			continue
 		}
@@ -382,7 +384,7 @@ func (k *Keeper) createNew(ctx context.Context, res string) (Subscription, error
 func (k *Keeper) replaceStale(ctx context.Context, old Subscription, res string) (Subscription, error) {
 	k.log.WarnContext(ctx, "subscription points to another notification URL; replacing it",
 		subKeyID, old.ID, subKeyResource, res, "old_notification_url", old.NotificationURL)
-	if err := k.api.DeleteSubscription(ctx, old.ID); err != nil && !IsNotFound(err) {
+	if err := k.api.DeleteSubscription(ctx, old.ID); err != nil && !worker.IsNotFound(err) {
 		return Subscription{}, fmt.Errorf("replace subscription %s for %s: delete: %w", old.ID, res, k.redact(err))
 	}
 	s, err := k.createNew(ctx, res)
@@ -395,7 +397,7 @@ func (k *Keeper) replaceStale(ctx context.Context, old Subscription, res string)
 // redact returns err with the client state cut from its text, in case a collaborator
 // echoed the request; errors.As still sees err's behaviour (NotFound, Temporary, ...).
 func (k *Keeper) redact(err error) error {
-	return &redactedError{text: RedactSecret(err.Error(), k.o.ClientState), err: err}
+	return &redactedError{text: worker.RedactSecret(err.Error(), k.o.ClientState), err: err}
 }
 
 type redactedError struct {

@@ -1,4 +1,4 @@
-package worker
+package subscriptions
 
 import (
 	"cmp"
@@ -76,4 +76,12 @@ func sortSubscriptions(subs []Subscription) {
 	slices.SortFunc(subs, func(a, b Subscription) int {
 		return cmp.Or(cmp.Compare(normResource(a.Resource), normResource(b.Resource)), cmp.Compare(a.ID, b.ID))
 	})
+}
+
+// cutPrefixFold is strings.CutPrefix ignoring letter case.
+func cutPrefixFold(s, prefix string) (string, bool) {
+	if len(s) < len(prefix) || !strings.EqualFold(s[:len(prefix)], prefix) {
+		return s, false
+	}
+	return s[len(prefix):], true
 }

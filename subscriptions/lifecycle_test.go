@@ -1,4 +1,4 @@
-package worker
+package subscriptions
 
 import (
 	"slices"
@@ -6,6 +6,8 @@ import (
 	"time"
 
 	clk "github.com/tpe-provisioner/tpe-provisioner/internal/clock"
+
+	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
 func TestRunAndReauthorizationRaceRenewOnce(t *testing.T) {
@@ -32,7 +34,7 @@ func TestRunAndReauthorizationRaceRenewOnce(t *testing.T) {
 			lifecycleErr := make(chan error, 1)
 			handle := func() {
 				go func() {
-					lifecycleErr <- f.k.HandleLifecycle(t.Context(), LifecycleEvent{users.ID, "reauthorizationRequired"})
+					lifecycleErr <- f.k.HandleLifecycle(t.Context(), worker.LifecycleEvent{SubscriptionID: users.ID, Event: "reauthorizationRequired"})
 				}()
 			}
 			if tt.lifecycle {
@@ -65,7 +67,7 @@ func TestRunAndReauthorizationRaceRenewOnce(t *testing.T) {
 			if got := f.resyncs.Load(); got != 1 {
 				t.Errorf("Resync called %d times, want 1", got)
 			}
-			audits := f.log.audits(t)
+			audits := f.log.Audits(t)
 			if len(audits) == 0 || audits[0][subKeyAction] != auditSubscriptionReauthorize || audits[0][subKeyHow] != tt.wantHow {
 				t.Errorf("first audit record %v, want %s how=%s", audits, auditSubscriptionReauthorize, tt.wantHow)
 			}
@@ -125,7 +127,7 @@ func TestHandleLifecycle(t *testing.T) {
 			}
 			creates := f.api.count("Create")
 
-			err := f.k.HandleLifecycle(ctx, LifecycleEvent{SubscriptionID: id, Event: tt.event})
+			err := f.k.HandleLifecycle(ctx, worker.LifecycleEvent{SubscriptionID: id, Event: tt.event})
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("HandleLifecycle error = %v, want error %v", err, tt.wantErr)
 			}

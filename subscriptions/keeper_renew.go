@@ -1,10 +1,12 @@
-package worker
+package subscriptions
 
 import (
 	"cmp"
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
 // Run keeps the subscriptions alive until ctx ends, then returns nil. It ensures them at
@@ -46,7 +48,7 @@ func (k *Keeper) renewDue(ctx context.Context) (next time.Time, gone bool) {
 		err := k.renewIfDue(ctx, s.ID)
 		switch {
 		case err == nil || ctx.Err() != nil:
-		case IsNotFound(err):
+		case worker.IsNotFound(err):
 			gone = true
 			k.log.WarnContext(ctx, "subscription gone from Graph; recreating", subKeyID, s.ID, subKeyResource, s.Resource)
 		default:
@@ -86,7 +88,7 @@ func (k *Keeper) dueAt(s Subscription) time.Time {
 }
 
 func (k *Keeper) backoff(attempt int, err error) time.Duration {
-	return max(k.o.Backoff(attempt), RetryAfterOf(err))
+	return max(k.o.Backoff(attempt), worker.RetryAfterOf(err))
 }
 
 // renewIfDue renews subscription id when it is due and not waiting out a backoff. A failure

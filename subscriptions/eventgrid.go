@@ -1,10 +1,12 @@
-package worker
+package subscriptions
 
 import (
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
 // eventGridKeys are the keys of a Graph partner-topic target, in the order Graph shows them.
@@ -45,7 +47,7 @@ func EventGridURL(spec string) (string, error) {
 		}
 		parts = append(parts, k+"="+v)
 	}
-	if !isObjectID(got["azuresubscriptionid"]) {
+	if !worker.IsObjectID(got["azuresubscriptionid"]) {
 		return "", errors.New("event grid target: azuresubscriptionid must be the Azure subscription id (a GUID)")
 	}
 	return "EventGrid:?" + strings.Join(parts, "&"), nil
