@@ -1,7 +1,7 @@
 // Package worker is the middle of the flow: it decodes queue messages into principals,
 // reconciles each one (directory read, assignment read, pure decision, idempotent write),
-// audits the outcome and settles the message; backfill runs the same reconcile over a whole
-// scope.
+// audits the outcome and settles the message. Backfill (package backfill) runs the same
+// reconcile over a whole scope.
 //
 // What lives here, by file:
 //
@@ -15,19 +15,18 @@
 //     (lock renewal, retries, per-principal serialisation in keyed.go), settle.go
 //     applies the settlement table, circuit.go pauses on systemic faults; observer.go
 //     and metrics.go report.
-//   - sources: source.go is the Source contract, servicebus.go the Service Bus queue,
-//     filesource.go files and memory.
-//   - backfill: backfill*.go plan every candidate, then apply or enqueue the changes under
-//     the revoke brake; plan_output.go and progress.go report it.
-//   - resync: resync.go runs a backfill inside the worker, on a schedule or on demand.
-//   - subscription keeper: subscriptions.go, eventgrid.go, keeper*.go and lifecycle.go
-//     keep the Graph change-notification subscriptions alive and answer lifecycle events.
-//   - relay: relay.go puts Graph webhook posts on the queue where Event Grid is not used.
-//   - limiter: limiter.go adapts how many Graph and ACS calls are in flight to throttling.
+//   - sources: source.go is the Source contract (what a source outside the package uses to
+//     make and settle deliveries), filesource.go files and memory; the Service Bus queue
+//     is worker/servicebus.
+//
+// Around it, each in its own package and using only this package's exported API:
+// worker/servicebus (the transport), backfill (plan, apply, brake, progress, resync),
+// subscriptions (the keeper and lifecycle), relay (webhook → queue), internal/limiter and
+// internal/clock.
 //
 // The package imports neither Microsoft Graph nor the ACS client. It declares the small
-// interfaces it consumes (directory, assignments, receiver) with its own value types, and
-// classifies the errors those collaborators return by behaviour (NotFound, Systemic,
+// interfaces it consumes (directory, Assignments, Source) with its own value types, and
+// and classifies the errors those collaborators return by behaviour (NotFound, Systemic,
 // Temporary, RetryAfter methods), so its tests build in seconds and run against fakes or the
 // in-memory emulators.
 package worker
