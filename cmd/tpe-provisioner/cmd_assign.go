@@ -1,11 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/tpe-provisioner/tpe-provisioner/acs"
@@ -128,8 +130,11 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	return printJSON(stdout, a)
 }
 
-// assignVerb is grant or revoke: read the assignment, decide under the ownership rules (only
-// our client ids are added or removed), and write only when something changes.
+// assignVerb is grant or revoke: an operator override through the Reconciler, as a grant
+// or revoke command from the queue is. It reads the principal (a UPN also through deleted
+// users) and the assignment, decides under the ownership rules (only our client ids are
+// added or removed), and writes only when something changes; a grant of a principal the
+// directory does not know is skipped.
 func assignVerb(cmd worker.Command) func(context.Context, []string, io.Writer, io.Writer) error {
 	return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		var ra, force bool
@@ -150,7 +155,10 @@ func assignVerb(cmd worker.Command) func(context.Context, []string, io.Writer, i
 				return err
 			}
 		}
-		oid, client, err := openPrincipal(ctx, c, principal, needs{acs: true, clientIDs: !ra}, stderr)
+		if err := c.Validate(needs{acs: true, graph: true, clientIDs: !ra}); err != nil {
+			return err
+		}
+		svc, err := newService(c, newLogger(stderr, "text", c.LogLevel), nil)
 		if err != nil {
 			return err
 		}
@@ -159,40 +167,34 @@ func assignVerb(cmd worker.Command) func(context.Context, []string, io.Writer, i
 		if ra {
 			kind = worker.PrincipalResourceAccount
 		}
-		return applyVerb(ctx, adapt.ACS{Client: client, Tenant: c.TenantID}, oid, kind, cmd, policy, stdout, stderr)
-	}
-}
-
-func applyVerb(ctx context.Context, store adapt.ACS, oid string, kind worker.PrincipalType, cmd worker.Command, policy worker.Policy, stdout, stderr io.Writer) error {
-	var current *worker.Assignment
-	got, err := store.Get(ctx, oid)
-	switch {
-	case err == nil:
-		current = &got
-	case !worker.IsNotFound(err):
-		return err
-	}
-	plan := worker.Decide(worker.Verdict{Type: kind}, cmd, current, policy)
-	switch {
-	case plan.Put != nil:
-		plan.Put.ObjectID = oid
-		after, err := store.Put(ctx, *plan.Put)
+		rec := worker.NewReconciler(svc.dir, svc.store, policy, worker.ReconcilerOptions{})
+		res, err := rec.Reconcile(ctx, worker.Target{Principal: principal, Type: kind, Command: cmd, Source: "cli"})
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stderr, "%s %s: %s (ms-cv %s)\n", plan.Action, oid, plan.Reason, after.CorrelationID)
-		out := adapt.ToACS(after)
-		out.TenantID = store.Tenant
+		return printVerb(res, svc.store.Tenant, principal, stdout, stderr)
+	}
+}
+
+// printVerb reports what a grant or revoke did: the assignment written on stdout, a line on
+// stderr.
+func printVerb(res worker.Result, tenant, principal string, stdout, stderr io.Writer) error {
+	if !guidRE.MatchString(principal) && res.ObjectID != "" {
+		fmt.Fprintf(stderr, "%s is object id %s\n", principal, res.ObjectID)
+	}
+	oid := cmp.Or(res.ObjectID, principal)
+	wrote := res.BeforeType != res.AfterType || !slices.Equal(res.Before, res.After)
+	switch {
+	case wrote && res.AfterType != "":
+		fmt.Fprintf(stderr, "%s %s: %s (ms-cv %s)\n", res.Action, oid, res.Reason, res.CorrelationID)
+		out := adapt.ToACS(worker.Assignment{ObjectID: oid, PrincipalType: res.AfterType, ClientIDs: res.After})
+		out.TenantID = tenant
 		return printJSON(stdout, out)
-	case plan.Delete:
-		cv, err := store.Delete(ctx, oid)
-		if err != nil && !worker.IsNotFound(err) {
-			return err
-		}
-		fmt.Fprintf(stderr, "%s %s: assignment deleted (ms-cv %s)\n", plan.Action, oid, cv)
+	case wrote:
+		fmt.Fprintf(stderr, "%s %s: assignment deleted (ms-cv %s)\n", res.Action, oid, res.CorrelationID)
 		return nil
 	}
-	fmt.Fprintf(stderr, "%s %s: %s, nothing to change\n", plan.Action, oid, plan.Reason)
+	fmt.Fprintf(stderr, "%s %s: %s, nothing to change\n", res.Action, oid, res.Reason)
 	return nil
 }
 
