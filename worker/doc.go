@@ -11,7 +11,7 @@
 //     Decide from that verdict and the current assignment to a Plan.
 //   - reconcile: reconcile.go reads, decides and writes one principal; result.go is its
 //     audit record.
-//   - the worker loop and settlement: worker.go receives, pool.go works one message
+//   - the worker loop and settlement: worker.go receives, handle.go works one message
 //     (lock renewal, retries, per-principal serialisation in keyed.go), settle.go
 //     applies the settlement table, circuit.go pauses on systemic faults; observer.go
 //     and metrics.go report.
