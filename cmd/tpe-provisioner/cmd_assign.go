@@ -30,9 +30,7 @@ func assignFlags(name string, args []string, stderr io.Writer, extra func(*flag.
 		fmt.Fprintf(stderr, "usage: tpe-provisioner %s [flags] OBJECT_ID|UPN\n", name)
 		fs.PrintDefaults()
 	}
-	if err := c.bindFlags(fs, environ, "ACS_CONNECTION_STRING", "ACS_ENDPOINT", "ACS_API_VERSION",
-		"ACS_RESOURCE_ACCOUNT_TYPE", "GRAPH_ENDPOINT", "TPE_TENANT_ID", "TPE_CLIENT_IDS",
-		"TPE_MANAGE_RESOURCE_ACCOUNTS", "TPE_LOG_LEVEL", "TPE_LOG_FORMAT"); err != nil {
+	if err := c.bindGroups(fs, environ, groupACS, groupTenant, groupGraph, groupPolicy, groupLog); err != nil {
 		return nil, "", err
 	}
 	if extra != nil {

@@ -36,11 +36,8 @@ func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	force := fs.Bool("force", false, "apply revokes even when the brake trips")
 	enqueue := fs.Bool("enqueue", false, "send one reconcile command per planned change to SERVICEBUS_QUEUE instead of writing to ACS")
 	showNoops := fs.Bool("show-noops", false, "print rows that need no change too")
-	if err := c.bindFlags(fs, environ, "ACS_CONNECTION_STRING", "ACS_ENDPOINT", "ACS_API_VERSION",
-		"ACS_RESOURCE_ACCOUNT_TYPE", "GRAPH_ENDPOINT", "TPE_TENANT_ID", "TPE_CLIENT_IDS", "TPE_SCOPE_GROUPS",
-		"TPE_ALLOW_GUESTS", "TPE_MANAGE_RESOURCE_ACCOUNTS", "TPE_SWEEP_OUT_OF_SCOPE", "TPE_DRY_RUN", "TPE_CONCURRENCY",
-		"TPE_MAX_REVOKES", "TPE_MAX_REVOKE_PERCENT", "TPE_LOG_LEVEL", "TPE_LOG_FORMAT",
-		"SERVICEBUS_NAMESPACE", "SERVICEBUS_CONNECTION_STRING", "SERVICEBUS_QUEUE"); err != nil {
+	if err := c.bindGroups(fs, environ, groupACS, groupTenant, groupGraph, groupPolicy, groupWork, groupBrake,
+		groupLog, groupQueue); err != nil {
 		return err
 	}
 	if environ("TPE_CONCURRENCY") == "" {

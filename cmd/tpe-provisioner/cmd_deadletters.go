@@ -89,7 +89,7 @@ func parseDeadLetters(args []string, stderr io.Writer) (*deadLetterCmd, error) {
 	fs := flag.NewFlagSet("deadletters", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { deadLettersUsage(stderr); fs.PrintDefaults() }
-	if err := d.cfg.bindFlags(fs, environ, "SERVICEBUS_NAMESPACE", "SERVICEBUS_CONNECTION_STRING", "SERVICEBUS_QUEUE", "TPE_LOG_LEVEL"); err != nil {
+	if err := d.cfg.bindGroups(fs, environ, groupQueue, groupLog); err != nil {
 		return nil, err
 	}
 	out := outputFormatFlag(fs)

@@ -31,7 +31,7 @@ func runEnqueue(ctx context.Context, args []string, _, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "usage: tpe-provisioner enqueue [flags] FILE   (JSON Lines, one message body per line; - for stdin)")
 		fs.PrintDefaults()
 	}
-	if err := c.bindFlags(fs, environ, "SERVICEBUS_NAMESPACE", "SERVICEBUS_CONNECTION_STRING", "SERVICEBUS_QUEUE"); err != nil {
+	if err := c.bindGroups(fs, environ, groupQueue); err != nil {
 		return err
 	}
 	if err := fs.Parse(flagsFirst(args)); err != nil || fs.NArg() != 1 {

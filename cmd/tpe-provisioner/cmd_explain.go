@@ -17,10 +17,8 @@ func init() {
 	commands["explain"] = command{summary: "say why OBJECT_ID or UPN is (not) eligible and what a reconcile would do (reads only)", run: runExplain}
 }
 
-// explainSettings are the settings explain (and grant's policy check) read.
-var explainSettings = []string{"ACS_CONNECTION_STRING", "ACS_ENDPOINT", "ACS_API_VERSION",
-	"ACS_RESOURCE_ACCOUNT_TYPE", "GRAPH_ENDPOINT", "TPE_TENANT_ID", "TPE_CLIENT_IDS", "TPE_SCOPE_GROUPS",
-	"TPE_ALLOW_GUESTS", "TPE_MANAGE_RESOURCE_ACCOUNTS", "TPE_LOG_LEVEL"}
+// explainGroups are the settings explain (and grant's policy check) read.
+var explainGroups = []settingGroup{groupACS, groupTenant, groupGraph, groupPolicy, groupLog}
 
 // outputFormatFlag registers -o and --output (table or json) on fs.
 func outputFormatFlag(fs *flag.FlagSet) *string {
@@ -63,7 +61,7 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintln(stderr, "usage: tpe-provisioner explain [flags] OBJECT_ID|UPN\n\nReads the principal from Graph and its assignment from ACS, applies every rule of the\npolicy, and says what a reconcile would do. It writes nothing.")
 		fs.PrintDefaults()
 	}
-	if err := c.bindFlags(fs, environ, explainSettings...); err != nil {
+	if err := c.bindGroups(fs, environ, explainGroups...); err != nil {
 		return err
 	}
 	out := outputFormatFlag(fs)

@@ -28,8 +28,7 @@ func runRelay(ctx context.Context, args []string, _, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	certFile := fs.String("tls-cert", "", "TLS certificate (PEM); without it the relay serves plain HTTP for a TLS-terminating ingress")
 	keyFile := fs.String("tls-key", "", "TLS private key (PEM)")
-	if err := c.bindFlags(fs, environ, "TPE_TENANT_ID", "TPE_CLIENT_STATE", "TPE_RELAY_LISTEN", "TPE_LOG_LEVEL",
-		"TPE_LOG_FORMAT", "SERVICEBUS_NAMESPACE", "SERVICEBUS_CONNECTION_STRING", "SERVICEBUS_QUEUE"); err != nil {
+	if err := c.bindGroups(fs, environ, groupTenant, groupTrust, groupRelay, groupLog, groupQueue); err != nil {
 		return err
 	}
 	if err := fs.Parse(args); err != nil {

@@ -26,22 +26,17 @@ func init() {
 	}
 }
 
-// runSettings are everything run reads.
-var runSettings = []string{
-	"ACS_CONNECTION_STRING", "ACS_ENDPOINT", "ACS_API_VERSION", "ACS_RESOURCE_ACCOUNT_TYPE", "GRAPH_ENDPOINT",
-	"TPE_TENANT_ID", "TPE_CLIENT_IDS", "TPE_CLIENT_STATE", "TPE_SCOPE_GROUPS", "TPE_ALLOW_GUESTS",
-	"TPE_MANAGE_RESOURCE_ACCOUNTS", "TPE_SWEEP_OUT_OF_SCOPE", "TPE_QUEUE_OVERRIDES", "TPE_DRY_RUN", "TPE_CONCURRENCY", "TPE_MESSAGE_TIMEOUT",
-	"TPE_SHUTDOWN_TIMEOUT", "TPE_HTTP_LISTEN", "TPE_RESYNC_INTERVAL", "TPE_RENEW_SUBSCRIPTIONS", "TPE_MAX_REVOKES",
-	"TPE_MAX_REVOKE_PERCENT", "TPE_LOG_LEVEL", "TPE_LOG_FORMAT", "SERVICEBUS_NAMESPACE",
-	"SERVICEBUS_CONNECTION_STRING", "SERVICEBUS_QUEUE", "TPE_EVENT_GRID", "TPE_WEBHOOK_URL",
-}
+// runGroups are the settings run reads: the reconcile (ACS, Graph, policy), the
+// notifications' trust, the loop, the resync's brake, and the queue and subscriptions.
+var runGroups = []settingGroup{groupACS, groupTenant, groupGraph, groupPolicy, groupTrust, groupWork, groupBrake,
+	groupOps, groupLog, groupQueue, groupSubscriptions}
 
 func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c Config
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	source := fs.String("source", "", "read messages from `file:PATH` (JSON Lines, - for stdin) instead of Service Bus")
-	if err := c.bindFlags(fs, environ, runSettings...); err != nil {
+	if err := c.bindGroups(fs, environ, runGroups...); err != nil {
 		return err
 	}
 	if err := fs.Parse(args); err != nil {

@@ -25,8 +25,7 @@ func runSubscribe(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.SetOutput(stderr)
 	list := fs.Bool("list", false, "list our subscriptions and their expiry")
 	del := fs.Bool("delete", false, "delete our subscriptions")
-	if err := c.bindFlags(fs, environ, "GRAPH_ENDPOINT", "TPE_TENANT_ID", "TPE_CLIENT_STATE", "TPE_SCOPE_GROUPS",
-		"TPE_EVENT_GRID", "TPE_WEBHOOK_URL", "TPE_LOG_LEVEL", "TPE_LOG_FORMAT"); err != nil {
+	if err := c.bindGroups(fs, environ, groupGraph, groupTenant, groupTrust, groupPolicy, groupSubscriptions, groupLog); err != nil {
 		return err
 	}
 	if err := fs.Parse(args); err != nil {

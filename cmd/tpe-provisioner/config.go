@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -58,42 +59,83 @@ type Config struct {
 // setting binds one Config field to its environment variable and flag. The table below is
 // the single source of the defaults and of the README's configuration table.
 type setting struct {
+	group                 settingGroup
 	env, flag, def, usage string
 	secret                bool
 	bind                  func(c *Config) flag.Value
 }
 
 var settings = []setting{
-	{"ACS_CONNECTION_STRING", "acs-connection-string", "", "ACS connection string `endpoint=...;accesskey=...` (HMAC auth); takes precedence over ACS_ENDPOINT", true, str(func(c *Config) *string { return &c.ACSConnectionString })},
-	{"ACS_ENDPOINT", "acs-endpoint", "", "ACS endpoint `https://<resource>.communication.azure.com`, authenticated with Entra ID (DefaultAzureCredential)", false, str(func(c *Config) *string { return &c.ACSEndpoint })},
-	{"ACS_API_VERSION", "acs-api-version", "2025-06-30", "teamsExtension assignments API version", false, str(func(c *Config) *string { return &c.ACSAPIVersion })},
-	{"ACS_RESOURCE_ACCOUNT_TYPE", "acs-resource-account-type", "teamsResourceAccount", "wire name sent for resource accounts (teamsResourceAccount, or resourceAccount as in the OpenAPI enum)", false, str(func(c *Config) *string { return &c.ACSResourceAccountType })},
-	{"GRAPH_ENDPOINT", "graph-endpoint", "https://graph.microsoft.com", "Microsoft Graph base URL (http:// only for a loopback emulator)", false, str(func(c *Config) *string { return &c.GraphEndpoint })},
-	{"TPE_TENANT_ID", "tenant-id", "", "our Entra tenant id; notifications naming another tenant are untrusted", false, str(func(c *Config) *string { return &c.TenantID })},
-	{"TPE_CLIENT_IDS", "client-ids", "", "comma-separated Entra app client ids granted to Teams users (the only ids we add or remove)", false, list(func(c *Config) *[]string { return &c.ClientIDs })},
-	{"TPE_CLIENT_STATE", "client-state", "", "Graph subscription clientState; notifications must carry it", true, str(func(c *Config) *string { return &c.ClientState })},
-	{"TPE_SCOPE_GROUPS", "scope-groups", "", "comma-separated group ids; only their transitive members are eligible (empty = whole tenant)", false, list(func(c *Config) *[]string { return &c.ScopeGroups })},
-	{"TPE_ALLOW_GUESTS", "allow-guests", "false", "make guests (userType Guest) eligible", false, boolean(func(c *Config) *bool { return &c.AllowGuests })},
-	{"TPE_MANAGE_RESOURCE_ACCOUNTS", "manage-resource-accounts", "false", "allow deleting resource-account assignments (they are only created otherwise)", false, boolean(func(c *Config) *bool { return &c.ManageResourceAccounts })},
-	{"TPE_SWEEP_OUT_OF_SCOPE", "sweep-out-of-scope", "true", "with scope groups, backfill and resync also walk every Teams user outside them, so a leaver whose group notification was lost loses our access at the next resync; costs one ACS read per Teams user of the tenant (not only per member); false reads only the members, and such a leaver keeps access until a later notification about them or a backfill with the sweep", false, boolean(func(c *Config) *bool { return &c.SweepOutOfScope })},
-	{"TPE_QUEUE_OVERRIDES", "queue-overrides", "false", "accept grant and revoke commands from the queue; off, they are dead-lettered as untrusted and only reconcile commands and trusted notifications act (anyone with Send on the queue could otherwise grant or revoke anybody)", false, boolean(func(c *Config) *bool { return &c.QueueOverrides })},
-	{"TPE_DRY_RUN", "dry-run", "false", "decide and log, never write to ACS", false, boolean(func(c *Config) *bool { return &c.DryRun })},
-	{"TPE_CONCURRENCY", "concurrency", "16", "reconciles in flight", false, integer(func(c *Config) *int { return &c.Concurrency })},
-	{"TPE_MESSAGE_TIMEOUT", "message-timeout", "2m", "bound on one message's work", false, duration(func(c *Config) *time.Duration { return &c.MessageTimeout })},
-	{"TPE_SHUTDOWN_TIMEOUT", "shutdown-timeout", "30s", "drain bound after the first SIGTERM/SIGINT", false, duration(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
-	{"TPE_HTTP_LISTEN", "http-listen", ":8080", "address of /healthz, /readyz and /metrics (off = no ops server)", false, str(func(c *Config) *string { return &c.HTTPListen })},
-	{"TPE_RESYNC_INTERVAL", "resync-interval", "24h", "scheduled full reconcile inside run (0 = none on a schedule; a lifecycle event saying notifications were lost still starts one)", false, duration(func(c *Config) *time.Duration { return &c.ResyncInterval })},
-	{"TPE_RENEW_SUBSCRIPTIONS", "renew-subscriptions", "true", "create and renew the Graph subscriptions inside run (false when a scheduled `subscribe` does it once for all replicas; lifecycle events are answered either way)", false, boolean(func(c *Config) *bool { return &c.RenewSubscriptions })},
-	{"TPE_MAX_REVOKES", "max-revokes", "100", "brake: refuse (apply nothing of) a backfill/resync plan with more revokes than this (-1 = no count limit)", false, integer(func(c *Config) *int { return &c.MaxRevokes })},
-	{"TPE_MAX_REVOKE_PERCENT", "max-revoke-percent", "10", "brake: refuse (apply nothing of) a backfill/resync plan of 3 or more revokes that revokes more than this percent of the principals holding an assignment; a real number, 0 = off", false, float(func(c *Config) *float64 { return &c.MaxRevokePercent })},
-	{"TPE_LOG_LEVEL", "log-level", "info", "debug, info, warn or error", false, str(func(c *Config) *string { return &c.LogLevel })},
-	{"TPE_LOG_FORMAT", "log-format", "json", "json or text", false, str(func(c *Config) *string { return &c.LogFormat })},
-	{"SERVICEBUS_NAMESPACE", "servicebus-namespace", "", "Service Bus namespace FQDN `<ns>.servicebus.windows.net` (Entra auth)", false, str(func(c *Config) *string { return &c.ServiceBusNamespace })},
-	{"SERVICEBUS_CONNECTION_STRING", "servicebus-connection-string", "", "Service Bus connection string (SAS auth); takes precedence over SERVICEBUS_NAMESPACE", true, str(func(c *Config) *string { return &c.ServiceBusConnectionString })},
-	{"SERVICEBUS_QUEUE", "servicebus-queue", "", "queue the notifications and commands arrive on", false, str(func(c *Config) *string { return &c.ServiceBusQueue })},
-	{"TPE_EVENT_GRID", "event-grid", "", "Graph partner topic target `azuresubscriptionid=...&resourcegroup=...&partnertopic=...&location=...`", false, str(func(c *Config) *string { return &c.EventGrid })},
-	{"TPE_WEBHOOK_URL", "webhook-url", "", "HTTPS notification URL (the relay) instead of Event Grid", false, str(func(c *Config) *string { return &c.WebhookURL })},
-	{"TPE_RELAY_LISTEN", "relay-listen", ":8443", "listen address of relay", false, str(func(c *Config) *string { return &c.RelayListen })},
+	{groupACS, "ACS_CONNECTION_STRING", "acs-connection-string", "", "ACS connection string `endpoint=...;accesskey=...` (HMAC auth); takes precedence over ACS_ENDPOINT", true, str(func(c *Config) *string { return &c.ACSConnectionString })},
+	{groupACS, "ACS_ENDPOINT", "acs-endpoint", "", "ACS endpoint `https://<resource>.communication.azure.com`, authenticated with Entra ID (DefaultAzureCredential)", false, str(func(c *Config) *string { return &c.ACSEndpoint })},
+	{groupACS, "ACS_API_VERSION", "acs-api-version", "2025-06-30", "teamsExtension assignments API version", false, str(func(c *Config) *string { return &c.ACSAPIVersion })},
+	{groupACS, "ACS_RESOURCE_ACCOUNT_TYPE", "acs-resource-account-type", "teamsResourceAccount", "wire name sent for resource accounts (teamsResourceAccount, or resourceAccount as in the OpenAPI enum)", false, str(func(c *Config) *string { return &c.ACSResourceAccountType })},
+	{groupGraph, "GRAPH_ENDPOINT", "graph-endpoint", "https://graph.microsoft.com", "Microsoft Graph base URL (http:// only for a loopback emulator)", false, str(func(c *Config) *string { return &c.GraphEndpoint })},
+	{groupTenant, "TPE_TENANT_ID", "tenant-id", "", "our Entra tenant id; notifications naming another tenant are untrusted", false, str(func(c *Config) *string { return &c.TenantID })},
+	{groupPolicy, "TPE_CLIENT_IDS", "client-ids", "", "comma-separated Entra app client ids granted to Teams users (the only ids we add or remove)", false, list(func(c *Config) *[]string { return &c.ClientIDs })},
+	{groupTrust, "TPE_CLIENT_STATE", "client-state", "", "Graph subscription clientState; notifications must carry it", true, str(func(c *Config) *string { return &c.ClientState })},
+	{groupPolicy, "TPE_SCOPE_GROUPS", "scope-groups", "", "comma-separated group ids; only their transitive members are eligible (empty = whole tenant)", false, list(func(c *Config) *[]string { return &c.ScopeGroups })},
+	{groupPolicy, "TPE_ALLOW_GUESTS", "allow-guests", "false", "make guests (userType Guest) eligible", false, boolean(func(c *Config) *bool { return &c.AllowGuests })},
+	{groupPolicy, "TPE_MANAGE_RESOURCE_ACCOUNTS", "manage-resource-accounts", "false", "allow deleting resource-account assignments (they are only created otherwise)", false, boolean(func(c *Config) *bool { return &c.ManageResourceAccounts })},
+	{groupPolicy, "TPE_SWEEP_OUT_OF_SCOPE", "sweep-out-of-scope", "true", "with scope groups, backfill and resync also walk every Teams user outside them, so a leaver whose group notification was lost loses our access at the next resync; costs one ACS read per Teams user of the tenant (not only per member); false reads only the members, and such a leaver keeps access until a later notification about them or a backfill with the sweep", false, boolean(func(c *Config) *bool { return &c.SweepOutOfScope })},
+	{groupOps, "TPE_QUEUE_OVERRIDES", "queue-overrides", "false", "accept grant and revoke commands from the queue; off, they are dead-lettered as untrusted and only reconcile commands and trusted notifications act (anyone with Send on the queue could otherwise grant or revoke anybody)", false, boolean(func(c *Config) *bool { return &c.QueueOverrides })},
+	{groupWork, "TPE_DRY_RUN", "dry-run", "false", "decide and log, never write to ACS", false, boolean(func(c *Config) *bool { return &c.DryRun })},
+	{groupWork, "TPE_CONCURRENCY", "concurrency", "16", "reconciles in flight", false, integer(func(c *Config) *int { return &c.Concurrency })},
+	{groupOps, "TPE_MESSAGE_TIMEOUT", "message-timeout", "2m", "bound on one message's work", false, duration(func(c *Config) *time.Duration { return &c.MessageTimeout })},
+	{groupOps, "TPE_SHUTDOWN_TIMEOUT", "shutdown-timeout", "30s", "drain bound after the first SIGTERM/SIGINT", false, duration(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
+	{groupOps, "TPE_HTTP_LISTEN", "http-listen", ":8080", "address of /healthz, /readyz and /metrics (off = no ops server)", false, str(func(c *Config) *string { return &c.HTTPListen })},
+	{groupOps, "TPE_RESYNC_INTERVAL", "resync-interval", "24h", "scheduled full reconcile inside run (0 = none on a schedule; a lifecycle event saying notifications were lost still starts one)", false, duration(func(c *Config) *time.Duration { return &c.ResyncInterval })},
+	{groupOps, "TPE_RENEW_SUBSCRIPTIONS", "renew-subscriptions", "true", "create and renew the Graph subscriptions inside run (false when a scheduled `subscribe` does it once for all replicas; lifecycle events are answered either way)", false, boolean(func(c *Config) *bool { return &c.RenewSubscriptions })},
+	{groupBrake, "TPE_MAX_REVOKES", "max-revokes", "100", "brake: refuse (apply nothing of) a backfill/resync plan with more revokes than this (-1 = no count limit)", false, integer(func(c *Config) *int { return &c.MaxRevokes })},
+	{groupBrake, "TPE_MAX_REVOKE_PERCENT", "max-revoke-percent", "10", "brake: refuse (apply nothing of) a backfill/resync plan of 3 or more revokes that revokes more than this percent of the principals holding an assignment; a real number, 0 = off", false, float(func(c *Config) *float64 { return &c.MaxRevokePercent })},
+	{groupLog, "TPE_LOG_LEVEL", "log-level", "info", "debug, info, warn or error", false, str(func(c *Config) *string { return &c.LogLevel })},
+	{groupLog, "TPE_LOG_FORMAT", "log-format", "json", "json or text", false, str(func(c *Config) *string { return &c.LogFormat })},
+	{groupQueue, "SERVICEBUS_NAMESPACE", "servicebus-namespace", "", "Service Bus namespace FQDN `<ns>.servicebus.windows.net` (Entra auth)", false, str(func(c *Config) *string { return &c.ServiceBusNamespace })},
+	{groupQueue, "SERVICEBUS_CONNECTION_STRING", "servicebus-connection-string", "", "Service Bus connection string (SAS auth); takes precedence over SERVICEBUS_NAMESPACE", true, str(func(c *Config) *string { return &c.ServiceBusConnectionString })},
+	{groupQueue, "SERVICEBUS_QUEUE", "servicebus-queue", "", "queue the notifications and commands arrive on", false, str(func(c *Config) *string { return &c.ServiceBusQueue })},
+	{groupSubscriptions, "TPE_EVENT_GRID", "event-grid", "", "Graph partner topic target `azuresubscriptionid=...&resourcegroup=...&partnertopic=...&location=...`", false, str(func(c *Config) *string { return &c.EventGrid })},
+	{groupSubscriptions, "TPE_WEBHOOK_URL", "webhook-url", "", "HTTPS notification URL (the relay) instead of Event Grid", false, str(func(c *Config) *string { return &c.WebhookURL })},
+	{groupRelay, "TPE_RELAY_LISTEN", "relay-listen", ":8443", "listen address of relay", false, str(func(c *Config) *string { return &c.RelayListen })},
+}
+
+// settingGroup names the settings one part of the service reads; a subcommand binds the
+// groups of the parts it runs (bindGroups), so none of their settings can be left out of
+// its flags. Every setting is read from the environment whatever the groups.
+type settingGroup string
+
+const (
+	groupACS           settingGroup = "acs"
+	groupTenant        settingGroup = "tenant"
+	groupGraph         settingGroup = "graph"
+	groupPolicy        settingGroup = "policy"
+	groupTrust         settingGroup = "trust"
+	groupWork          settingGroup = "work"
+	groupBrake         settingGroup = "brake"
+	groupOps           settingGroup = "ops"
+	groupLog           settingGroup = "log"
+	groupQueue         settingGroup = "queue"
+	groupSubscriptions settingGroup = "subscriptions"
+	groupRelay         settingGroup = "relay"
+)
+
+// bindGroups is bindFlags with the settings of the given groups as flags.
+func (c *Config) bindGroups(fs *flag.FlagSet, getenv func(string) string, groups ...settingGroup) error {
+	names := settingsIn(groups...)
+	if len(names) == 0 {
+		return fmt.Errorf("no settings in groups %v", groups)
+	}
+	return c.bindFlags(fs, getenv, names...)
+}
+
+// settingsIn returns the environment names of the settings in groups, in table order.
+func settingsIn(groups ...settingGroup) []string {
+	var names []string
+	for _, s := range settings {
+		if slices.Contains(groups, s.group) {
+			names = append(names, s.env)
+		}
+	}
+	return names
 }
 
 // bindFlags fills every setting from its default, then from the environment, and registers
