@@ -115,30 +115,11 @@ func TestRunDryRunResyncWritesNothing(t *testing.T) {
 			env["TPE_RESYNC_INTERVAL"] = tt.interval
 			withEnviron(t, env)
 
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			var stdout, stderr lockedBuffer
-			done := make(chan error, 1)
-			go func() { done <- runRun(ctx, nil, &stdout, &stderr) }()
+			var send func()
 			if tt.send != nil {
-				tt.send(t, f)
+				send = func() { tt.send(t, f) }
 			}
-			deadline := time.Now().Add(30 * time.Second)
-			for !strings.Contains(stderr.String(), `"msg":"resync finished"`) {
-				select {
-				case err := <-done:
-					t.Fatalf("run stopped early: %v\nstderr:\n%s", err, stderr.String())
-				default:
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("no resync finished within 30 s\nstderr:\n%s", stderr.String())
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
-			cancel()
-			if err := <-done; err != nil {
-				t.Fatalf("run = %v after the signal\nstderr:\n%s", err, stderr.String())
-			}
+			stderr := runUntilResyncFinished(t, send)
 			counts := f.emu.acs.Counts()
 			if counts["PUT"]+counts["DELETE"] != 0 {
 				t.Errorf("a dry-run worker's resync wrote to ACS: %v", counts)
@@ -146,11 +127,43 @@ func TestRunDryRunResyncWritesNothing(t *testing.T) {
 			if counts["GET"] == 0 {
 				t.Errorf("the resync read nothing from ACS (%v): it did not plan", counts)
 			}
-			if !strings.Contains(stderr.String(), `"dry_run":true`) {
-				t.Errorf("the resync summary does not say dry run:\n%s", stderr.String())
+			if !strings.Contains(stderr, `"dry_run":true`) {
+				t.Errorf("the resync summary does not say dry run:\n%s", stderr)
 			}
 		})
 	}
+}
+
+// runUntilResyncFinished runs `run` with the environment the test set, calls send (if not
+// nil) once it has started, waits for the first resync to finish, stops it with a signal and
+// returns its stderr. It fails the test when run stops early or no resync finishes in 30 s.
+func runUntilResyncFinished(t *testing.T, send func()) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr lockedBuffer
+	done := make(chan error, 1)
+	go func() { done <- runRun(ctx, nil, &stdout, &stderr) }()
+	if send != nil {
+		send()
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(stderr.String(), `"msg":"resync finished"`) {
+		select {
+		case err := <-done:
+			t.Fatalf("run stopped early: %v\nstderr:\n%s", err, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no resync finished within 30 s\nstderr:\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run = %v after the signal\nstderr:\n%s", err, stderr.String())
+	}
+	return stderr.String()
 }
 
 // sendBody sends one message to the fixture's queue.

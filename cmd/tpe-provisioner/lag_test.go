@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -224,27 +223,7 @@ func TestResyncUnderListingLagFollowsTheFreshReads(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var stdout, stderr lockedBuffer
-	done := make(chan error, 1)
-	go func() { done <- runRun(ctx, nil, &stdout, &stderr) }()
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(stderr.String(), `"msg":"resync finished"`) {
-		select {
-		case err := <-done:
-			t.Fatalf("run stopped early: %v\nstderr:\n%s", err, stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no resync finished within 30 s\nstderr:\n%s", stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("run = %v after the signal\nstderr:\n%s", err, stderr.String())
-	}
+	stderr := runUntilResyncFinished(t, nil)
 
 	if !holdsOurs(emulatedAssignment(emu, e2eMegan)) {
 		t.Errorf("%s, a scope member the lagged listing missed, lost her assignment", e2eMegan)
@@ -257,7 +236,7 @@ func TestResyncUnderListingLagFollowsTheFreshReads(t *testing.T) {
 	if !holdsOurs(emulatedAssignment(emu, e2eAdele)) {
 		t.Errorf("%s, eligible, was not granted: the resync did not apply its plan", e2eAdele)
 	}
-	if !strings.Contains(stderr.String(), `"stale_rows":3`) {
-		t.Errorf("the resync summary does not count the three superseded rows as stale:\n%s", stderr.String())
+	if !strings.Contains(stderr, `"stale_rows":3`) {
+		t.Errorf("the resync summary does not count the three superseded rows as stale:\n%s", stderr)
 	}
 }
