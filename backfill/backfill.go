@@ -16,6 +16,7 @@ import (
 
 	clk "github.com/tpe-provisioner/tpe-provisioner/internal/clock"
 	"github.com/tpe-provisioner/tpe-provisioner/internal/limiter"
+	"github.com/tpe-provisioner/tpe-provisioner/internal/logkey"
 
 	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
@@ -59,15 +60,6 @@ const (
 	sourceBackfillRA       = "backfill/resource-accounts"
 	sourceBackfillDeleted  = "backfill/deleted"
 	sourceBackfillEnqueued = "backfill"
-)
-
-// Backfill and resync log keys (snake_case, stable).
-const (
-	backfillKeyPhase   = "phase"
-	backfillKeyKind    = "kind"
-	backfillKeyWhy     = "why"
-	backfillKeyPlanned = "planned_action"
-	backfillKeyActual  = "action"
 )
 
 // ErrPrincipalsFailed says some principals could not be planned or applied after retries;
@@ -301,8 +293,8 @@ func (b *backfillRun) failed(ctx context.Context, phase, id string, err error) e
 	}
 	kind := errorKind(err)
 	b.sum.Errors[kind]++
-	b.o.Logger.LogAttrs(ctx, slog.LevelWarn, "backfill principal failed", slog.String(backfillKeyPhase, phase),
-		slog.String("object_id", id), slog.String(backfillKeyKind, kind), slog.String("error", err.Error()))
+	b.o.Logger.LogAttrs(ctx, slog.LevelWarn, "backfill principal failed", slog.String(logkey.Phase, phase),
+		slog.String(logkey.ObjectID, id), slog.String(logkey.Kind, kind), slog.String(logkey.Error, err.Error()))
 	return nil
 }
 

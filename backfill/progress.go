@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tpe-provisioner/tpe-provisioner/internal/limiter"
+	"github.com/tpe-provisioner/tpe-provisioner/internal/logkey"
 
 	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
@@ -196,29 +197,6 @@ func (s Summary) Failed() int {
 	return n
 }
 
-// Summary log keys (snake_case, stable: dashboards and alerts depend on them).
-const (
-	summaryKeyCandidates     = "candidates"
-	summaryKeyPlanned        = "planned"
-	summaryKeyApplied        = "applied"
-	summaryKeyAssigned       = "assigned"
-	summaryKeyWithheld       = "withheld_revokes"
-	summaryKeyStale          = "stale_rows"
-	summaryKeyScopeListed    = "scope_listed"
-	summaryKeyBrake          = "brake"
-	summaryKeyDryRun         = "dry_run"
-	summaryKeyEnqueued       = "enqueued"
-	summaryKeyDuration       = "duration"
-	summaryKeyACSReads       = "acs_reads"
-	summaryKeyACSWrites      = "acs_writes"
-	summaryKeyDirectoryPages = "directory_pages"
-	summaryKeyDirectoryCalls = "directory_calls"
-	summaryKeyLimitMin       = "limit_min"
-	summaryKeyLimitMax       = "limit_max"
-	summaryKeyFailed         = "failed"
-	summaryKeyErrors         = "errors"
-)
-
 // LogAttrs returns the summary as slog attributes.
 func (s Summary) LogAttrs() []slog.Attr {
 	counts := func(key string, m map[worker.Action]int) slog.Attr {
@@ -227,24 +205,24 @@ func (s Summary) LogAttrs() []slog.Attr {
 			slog.Int(string(worker.ActionSkip), m[worker.ActionSkip]))
 	}
 	return []slog.Attr{
-		slog.Int(summaryKeyCandidates, s.Candidates),
-		counts(summaryKeyPlanned, s.Planned),
-		counts(summaryKeyApplied, s.Applied),
-		slog.Int(summaryKeyAssigned, s.Assigned),
-		slog.Int(summaryKeyWithheld, s.Withheld),
-		slog.Int(summaryKeyStale, s.Stale),
-		slog.Int(summaryKeyScopeListed, s.ScopeListed),
-		slog.Bool(summaryKeyBrake, s.Brake != nil),
-		slog.Bool(summaryKeyDryRun, s.DryRun),
-		slog.Bool(summaryKeyEnqueued, s.Enqueued),
-		slog.Duration(summaryKeyDuration, s.Duration),
-		slog.Int64(summaryKeyACSReads, s.ACSReads),
-		slog.Int64(summaryKeyACSWrites, s.ACSWrites),
-		slog.Int64(summaryKeyDirectoryPages, s.Directory.Pages),
-		slog.Int64(summaryKeyDirectoryCalls, s.Directory.Calls),
-		slog.Int(summaryKeyLimitMin, s.Limiter.Min),
-		slog.Int(summaryKeyLimitMax, s.Limiter.Max),
-		slog.Int(summaryKeyFailed, s.Failed()),
-		slog.Any(summaryKeyErrors, s.Errors),
+		slog.Int(logkey.Candidates, s.Candidates),
+		counts(logkey.Planned, s.Planned),
+		counts(logkey.Applied, s.Applied),
+		slog.Int(logkey.Assigned, s.Assigned),
+		slog.Int(logkey.WithheldRevokes, s.Withheld),
+		slog.Int(logkey.StaleRows, s.Stale),
+		slog.Int(logkey.ScopeListed, s.ScopeListed),
+		slog.Bool(logkey.Brake, s.Brake != nil),
+		slog.Bool(logkey.DryRun, s.DryRun),
+		slog.Bool(logkey.Enqueued, s.Enqueued),
+		slog.Duration(logkey.Duration, s.Duration),
+		slog.Int64(logkey.ACSReads, s.ACSReads),
+		slog.Int64(logkey.ACSWrites, s.ACSWrites),
+		slog.Int64(logkey.DirectoryPages, s.Directory.Pages),
+		slog.Int64(logkey.DirectoryCalls, s.Directory.Calls),
+		slog.Int(logkey.LimitMin, s.Limiter.Min),
+		slog.Int(logkey.LimitMax, s.Limiter.Max),
+		slog.Int(logkey.Failed, s.Failed()),
+		slog.Any(logkey.Errors, s.Errors),
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/tpe-provisioner/tpe-provisioner/internal/logkey"
 )
 
 // circuit stops the worker from receiving while a systemic fault (ACS or Graph refusing
@@ -88,7 +90,7 @@ func (c *circuit) trip(err error) bool {
 	case c.opened <- struct{}{}:
 	default:
 	}
-	c.log.Error("circuit opened: systemic fault, receiving paused", slog.String(keyError, c.cause))
+	c.log.Error("circuit opened: systemic fault, receiving paused", slog.String(logkey.Error, c.cause))
 	return true
 }
 
@@ -165,7 +167,7 @@ func (w *Worker) holdWhileSystemic(work context.Context, d *Delivery, v verdict,
 	}
 	defer w.circuit.unhold(wit)
 	log.Warn("message held under its lock while the circuit is open; retrying it is the probe's last step",
-		slog.String(keyError, v.err.Error()))
+		slog.String(logkey.Error, v.err.Error()))
 	for {
 		select {
 		case <-work.Done():
@@ -266,7 +268,7 @@ func (p *prober) untilHealthy(ctx context.Context, attempt int) (int, bool) {
 		if ctx.Err() != nil {
 			return attempt, false
 		}
-		p.log.Warn("probe failed; circuit stays open", slog.Int(keyAttempt, attempt+1), slog.String(keyError, err.Error()))
+		p.log.Warn("probe failed; circuit stays open", slog.Int(logkey.Attempt, attempt+1), slog.String(logkey.Error, err.Error()))
 	}
 }
 

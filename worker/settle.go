@@ -6,23 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
-)
 
-// Log keys of the runtime (the audit record's keys are in result.go).
-const (
-	keyMessageID     = "message_id"
-	keyDeliveryCount = "delivery_count"
-	keyOutcome       = "outcome"
-	keyReason        = "reason"
-	keyDescription   = "description"
-	keyError         = "error"
-	keyAttempt       = "attempt"
-	keyCoalesced     = "coalesced"
-	keyGroupID       = "group_id"
-	keySubscription  = "subscription_id"
-	keyEvent         = "lifecycle_event"
-	keyReconciled    = "reconciled"
-	keyRejected      = "rejected"
+	"github.com/tpe-provisioner/tpe-provisioner/internal/logkey"
 )
 
 // reasonSystemic is the verdict reason of a message that failed on a systemic fault.
@@ -137,25 +122,25 @@ func (w *Worker) settle(work context.Context, d *Delivery, v verdict, log *slog.
 
 // logSettled writes the one record of how a message was settled, and why.
 func (w *Worker) logSettled(log *slog.Logger, v verdict, outcome Outcome, settleErr error) {
-	attrs := []any{slog.String(keyOutcome, string(outcome)), slog.Int(keyReconciled, v.reconciled)}
+	attrs := []any{slog.String(logkey.Outcome, string(outcome)), slog.Int(logkey.Reconciled, v.reconciled)}
 	if v.reason != "" {
-		attrs = append(attrs, slog.String(keyReason, v.reason))
+		attrs = append(attrs, slog.String(logkey.Reason, v.reason))
 	}
 	if v.err != nil {
-		attrs = append(attrs, slog.String(keyError, v.err.Error()))
+		attrs = append(attrs, slog.String(logkey.Error, v.err.Error()))
 	}
 	if len(v.rejected) > 0 {
-		attrs = append(attrs, slog.Any(keyRejected, rejections(v.rejected)))
+		attrs = append(attrs, slog.Any(logkey.Rejected, rejections(v.rejected)))
 	}
 	switch {
 	case errors.Is(settleErr, ErrLockLost):
 		log.Warn("message lock lost before settling; it will be delivered again",
-			append(attrs, slog.String("wanted", string(v.outcome)))...)
+			append(attrs, slog.String(logkey.Wanted, string(v.outcome)))...)
 	case settleErr != nil:
 		log.Error("settling the message failed; it will be delivered again",
-			append(attrs, slog.String("wanted", string(v.outcome)), slog.String("settle_error", settleErr.Error()))...)
+			append(attrs, slog.String(logkey.Wanted, string(v.outcome)), slog.String(logkey.SettleError, settleErr.Error()))...)
 	case outcome == OutcomeDeadLettered:
-		log.Warn("message dead-lettered", append(attrs, slog.String(keyDescription, v.description))...)
+		log.Warn("message dead-lettered", append(attrs, slog.String(logkey.Description, v.description))...)
 	case v.reason == "unclassified":
 		log.Error("message abandoned on an unclassified error", attrs...)
 	case outcome == OutcomeAbandoned:
