@@ -45,7 +45,7 @@ type Options struct {
 	Burst int
 	// worker.Clock drives the rate limiter; default the system clock.
 	Clock worker.Clock
-	// Logger; nil means slog.Default().
+	// Logger; nil discards.
 	Logger *slog.Logger
 	// MaxBody is the largest body accepted; zero means worker.MaxBodyBytes (256 KiB).
 	MaxBody int64
@@ -91,7 +91,7 @@ func New(o Options) http.Handler {
 	if o.Clock == nil {
 		o.Clock = clk.System{}
 	}
-	return &relay{o: o, log: cmp.Or(o.Logger, slog.Default()),
+	return &relay{o: o, log: cmp.Or(o.Logger, slog.New(slog.DiscardHandler)),
 		slots:   make(chan struct{}, o.MaxConcurrent),
 		limiter: newTokenBucket(o.Rate, o.Burst, o.Clock)}
 }

@@ -47,7 +47,7 @@ type KeeperOptions struct {
 	// ensure; nil means exponential from 30 s to 30 min with jitter. A longer Retry-After
 	// from Graph wins.
 	Backoff func(attempt int) time.Duration
-	// Logger; nil means slog.Default().
+	// Logger; nil discards.
 	Logger *slog.Logger
 	// Resync asks for a full reconcile of the scope (it must not block); nil means none.
 	Resync func()
@@ -119,7 +119,7 @@ func NewKeeper(api subscriptionAPI, o KeeperOptions) (*Keeper, error) {
 		return nil, fmt.Errorf("subscription keeper: RenewWhenRemaining %v must be between 0 and 1", o.RenewWhenRemaining)
 	}
 	k := &Keeper{
-		api: api, o: o, log: cmp.Or(o.Logger, slog.Default()),
+		api: api, o: o, log: cmp.Or(o.Logger, slog.New(slog.DiscardHandler)),
 		subs: map[string]Subscription{}, flights: map[string]*subFlight{}, retry: map[string]subRetry{},
 		renewals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tpe_subscription_renewals_total",
