@@ -14,7 +14,7 @@ import (
 
 // This file is what each of the worker's goroutines does with one message: keep its lock,
 // decode it, reconcile every principal it names (serialized per principal by keyed), and
-// hand a verdict to settle.
+// hand a settlement to settle.
 
 // handle works one message and settles it. The message's lock is renewed meanwhile.
 func (w *Worker) handle(work context.Context, d *Delivery) {
@@ -26,19 +26,19 @@ func (w *Worker) handle(work context.Context, d *Delivery) {
 	w.settle(work, d, v, log)
 }
 
-// work decides the message's verdict: decode, then every lifecycle event, group and
+// work decides the message's settlement: decode, then every lifecycle event, group and
 // principal, each failure classified into the tally.
-func (w *Worker) work(work context.Context, d *Delivery, log *slog.Logger) verdict {
+func (w *Worker) work(work context.Context, d *Delivery, log *slog.Logger) settlement {
 	// A message received as the circuit opened waits, under its renewed lock, instead of
 	// failing on a fault that is not its own.
 	if err := w.circuit.waitClosed(work); err != nil {
-		return verdict{outcome: OutcomeAbandoned, reason: "shutdown", err: context.Cause(work)}
+		return settlement{outcome: OutcomeAbandoned, reason: "shutdown", err: context.Cause(work)}
 	}
 	return w.attempt(work, d, log)
 }
 
 // attempt works the message once, circuit open or not.
-func (w *Worker) attempt(work context.Context, d *Delivery, log *slog.Logger) verdict {
+func (w *Worker) attempt(work context.Context, d *Delivery, log *slog.Logger) settlement {
 	ctx, cancel := context.WithTimeoutCause(work, w.opts.MessageTimeout, errMessageTimeout)
 	defer cancel()
 
@@ -46,14 +46,14 @@ func (w *Worker) attempt(work context.Context, d *Delivery, log *slog.Logger) ve
 	if err != nil {
 		var pe *PermanentError
 		if errors.As(err, &pe) {
-			return verdict{outcome: OutcomeDeadLettered, reason: pe.Reason, description: pe.Description, err: err}
+			return settlement{outcome: OutcomeDeadLettered, reason: pe.Reason, description: pe.Description, err: err}
 		}
 		w.metrics.unclassified.Inc()
-		return verdict{outcome: OutcomeAbandoned, reason: "unclassified", err: fmt.Errorf("decode: %w", err)}
+		return settlement{outcome: OutcomeAbandoned, reason: "unclassified", err: fmt.Errorf("decode: %w", err)}
 	}
 	if dec.Probe {
 		log.Info("probe or validation message; nothing to do")
-		return verdict{outcome: OutcomeCompleted}
+		return settlement{outcome: OutcomeCompleted}
 	}
 	t := &tally{w: w, rejected: dec.Rejected}
 	w.lifecycle(ctx, dec.Lifecycle, t, log)
@@ -63,7 +63,7 @@ func (w *Worker) attempt(work context.Context, d *Delivery, log *slog.Logger) ve
 		}
 		w.reconcile(ctx, d, tg, t, log)
 	}
-	return t.verdict()
+	return t.settlement()
 }
 
 // lifecycle hands each lifecycle event to the handler, or logs it when there is none.
