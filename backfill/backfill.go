@@ -9,13 +9,13 @@ import (
 	"iter"
 	"log/slog"
 	"math"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	clk "github.com/tpe-provisioner/tpe-provisioner/internal/clock"
 	"github.com/tpe-provisioner/tpe-provisioner/internal/limiter"
+	"github.com/tpe-provisioner/tpe-provisioner/internal/logkey"
 
 	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
@@ -59,15 +59,6 @@ const (
 	sourceBackfillRA       = "backfill/resource-accounts"
 	sourceBackfillDeleted  = "backfill/deleted"
 	sourceBackfillEnqueued = "backfill"
-)
-
-// Backfill and resync log keys (snake_case, stable).
-const (
-	backfillKeyPhase   = "phase"
-	backfillKeyKind    = "kind"
-	backfillKeyWhy     = "why"
-	backfillKeyPlanned = "planned_action"
-	backfillKeyActual  = "action"
 )
 
 // ErrPrincipalsFailed says some principals could not be planned or applied after retries;
@@ -301,8 +292,8 @@ func (b *backfillRun) failed(ctx context.Context, phase, id string, err error) e
 	}
 	kind := errorKind(err)
 	b.sum.Errors[kind]++
-	b.o.Logger.LogAttrs(ctx, slog.LevelWarn, "backfill principal failed", slog.String(backfillKeyPhase, phase),
-		slog.String("object_id", id), slog.String(backfillKeyKind, kind), slog.String("error", err.Error()))
+	b.o.Logger.LogAttrs(ctx, slog.LevelWarn, "backfill principal failed", slog.String(logkey.Phase, phase),
+		slog.String(logkey.ObjectID, id), slog.String(logkey.Kind, kind), slog.String(logkey.Error, err.Error()))
 	return nil
 }
 
@@ -335,47 +326,4 @@ func (b *backfillRun) retry(ctx context.Context, f func() (worker.Result, error)
 		case <-b.o.Clock.After(wait):
 		}
 	}
-}
-
-// runPool runs work on every item of in with n goroutines and hands each output to
-// collect on the calling goroutine. When collect returns an error the run is cancelled
-// with it as the cause; the items left are drained without work.
-func runPool[I, O any](ctx context.Context, cancel context.CancelCauseFunc, n int, in <-chan I,
-	work func(I) O, collect func(O) error) {
-	out := make(chan O, n)
-	var wg sync.WaitGroup
-	for range n {
-		wg.Go(func() {
-			for item := range in {
-				if ctx.Err() == nil {
-					out <- work(item)
-				}
-			}
-		})
-	}
-	go func() { wg.Wait(); close(out) }()
-	for o := range out {
-		if ctx.Err() != nil {
-			continue
-		}
-		if err := collect(o); err != nil {
-			cancel(err)
-		}
-	}
-}
-
-// feed streams rows on a channel until they are all sent or ctx ends.
-func feed(ctx context.Context, rows []PlanRow) <-chan PlanRow {
-	ch := make(chan PlanRow)
-	go func() {
-		defer close(ch)
-		for _, r := range rows {
-			select {
-			case ch <- r:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	return ch
 }

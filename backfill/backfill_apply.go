@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync/atomic"
 
+	"github.com/tpe-provisioner/tpe-provisioner/internal/logkey"
 	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
@@ -57,8 +58,8 @@ func (b *backfillRun) collectApplied(ctx context.Context, a applied) {
 	if a.res.Action != a.row.Action {
 		b.sum.Stale++
 		b.o.Logger.LogAttrs(ctx, slog.LevelInfo, "backfill plan row superseded by a fresh read",
-			slog.String("object_id", a.row.ObjectID), slog.String(backfillKeyPlanned, string(a.row.Action)),
-			slog.String(backfillKeyActual, string(a.res.Action)), slog.String(backfillKeyWhy, a.res.Reason))
+			slog.String(logkey.ObjectID, a.row.ObjectID), slog.String(logkey.PlannedAction, string(a.row.Action)),
+			slog.String(logkey.Action, string(a.res.Action)), slog.String(logkey.Why, a.res.Reason))
 	}
 	if a.res.Action == worker.ActionGrant || a.res.Action == worker.ActionRevoke {
 		b.sum.Applied[a.res.Action]++

@@ -3,13 +3,10 @@ package backfill
 import (
 	"fmt"
 	"io"
-	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/tpe-provisioner/tpe-provisioner/internal/limiter"
 
 	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
@@ -158,93 +155,4 @@ func formatETA(d time.Duration) string {
 		return fmt.Sprintf("%d:%02d:%02d", h, m, s)
 	}
 	return fmt.Sprintf("%d:%02d", m, s)
-}
-
-// DirectoryStats are the directory client's counters, for the summary.
-type DirectoryStats struct {
-	Pages int64 // list pages read
-	Calls int64 // HTTP calls made
-}
-
-// Summary is what a backfill did.
-type Summary struct {
-	Candidates int                   // principals planned (including those that failed)
-	Planned    map[worker.Action]int // by action
-	Assigned   int                   // candidates that held an assignment before
-	Applied    map[worker.Action]int // written, or enqueued with Enqueue; empty in a dry run
-	Withheld   int                   // revokes the brake held back (nothing was applied then)
-	Stale      int                   // planned writes a fresh read decided otherwise when applying
-	// ScopeListed is how many users the scope listing held (0 without scope groups).
-	ScopeListed int
-	Brake       *BrakeError // set when the brake tripped (in a dry run: would trip)
-	DryRun      bool
-	Enqueued    bool
-	Duration    time.Duration
-	ACSReads    int64
-	ACSWrites   int64
-	Directory   DirectoryStats
-	Limiter     limiter.Stats  // since the limiter was made (it may be shared)
-	Errors      map[string]int // failed principals by kind: "temporary", "rejected", ...
-}
-
-// Failed returns how many principals failed.
-func (s Summary) Failed() int {
-	n := 0
-	for _, v := range s.Errors {
-		n += v
-	}
-	return n
-}
-
-// Summary log keys (snake_case, stable: dashboards and alerts depend on them).
-const (
-	summaryKeyCandidates     = "candidates"
-	summaryKeyPlanned        = "planned"
-	summaryKeyApplied        = "applied"
-	summaryKeyAssigned       = "assigned"
-	summaryKeyWithheld       = "withheld_revokes"
-	summaryKeyStale          = "stale_rows"
-	summaryKeyScopeListed    = "scope_listed"
-	summaryKeyBrake          = "brake"
-	summaryKeyDryRun         = "dry_run"
-	summaryKeyEnqueued       = "enqueued"
-	summaryKeyDuration       = "duration"
-	summaryKeyACSReads       = "acs_reads"
-	summaryKeyACSWrites      = "acs_writes"
-	summaryKeyDirectoryPages = "directory_pages"
-	summaryKeyDirectoryCalls = "directory_calls"
-	summaryKeyLimitMin       = "limit_min"
-	summaryKeyLimitMax       = "limit_max"
-	summaryKeyFailed         = "failed"
-	summaryKeyErrors         = "errors"
-)
-
-// LogAttrs returns the summary as slog attributes.
-func (s Summary) LogAttrs() []slog.Attr {
-	counts := func(key string, m map[worker.Action]int) slog.Attr {
-		return slog.Group(key, slog.Int(string(worker.ActionGrant), m[worker.ActionGrant]),
-			slog.Int(string(worker.ActionRevoke), m[worker.ActionRevoke]), slog.Int(string(worker.ActionNoop), m[worker.ActionNoop]),
-			slog.Int(string(worker.ActionSkip), m[worker.ActionSkip]))
-	}
-	return []slog.Attr{
-		slog.Int(summaryKeyCandidates, s.Candidates),
-		counts(summaryKeyPlanned, s.Planned),
-		counts(summaryKeyApplied, s.Applied),
-		slog.Int(summaryKeyAssigned, s.Assigned),
-		slog.Int(summaryKeyWithheld, s.Withheld),
-		slog.Int(summaryKeyStale, s.Stale),
-		slog.Int(summaryKeyScopeListed, s.ScopeListed),
-		slog.Bool(summaryKeyBrake, s.Brake != nil),
-		slog.Bool(summaryKeyDryRun, s.DryRun),
-		slog.Bool(summaryKeyEnqueued, s.Enqueued),
-		slog.Duration(summaryKeyDuration, s.Duration),
-		slog.Int64(summaryKeyACSReads, s.ACSReads),
-		slog.Int64(summaryKeyACSWrites, s.ACSWrites),
-		slog.Int64(summaryKeyDirectoryPages, s.Directory.Pages),
-		slog.Int64(summaryKeyDirectoryCalls, s.Directory.Calls),
-		slog.Int(summaryKeyLimitMin, s.Limiter.Min),
-		slog.Int(summaryKeyLimitMax, s.Limiter.Max),
-		slog.Int(summaryKeyFailed, s.Failed()),
-		slog.Any(summaryKeyErrors, s.Errors),
-	}
 }

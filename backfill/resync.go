@@ -8,6 +8,7 @@ import (
 	"time"
 
 	clk "github.com/tpe-provisioner/tpe-provisioner/internal/clock"
+	"github.com/tpe-provisioner/tpe-provisioner/internal/logkey"
 
 	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
@@ -85,9 +86,9 @@ func (r *Resyncer) Run(ctx context.Context) {
 }
 
 func (r *Resyncer) once(ctx context.Context, why string) {
-	r.log.LogAttrs(ctx, slog.LevelInfo, "resync started", slog.String(backfillKeyWhy, why))
+	r.log.LogAttrs(ctx, slog.LevelInfo, "resync started", slog.String(logkey.Why, why))
 	sum, err := r.resync(ctx)
-	attrs := append([]slog.Attr{slog.String(backfillKeyWhy, why)}, sum.LogAttrs()...)
+	attrs := append([]slog.Attr{slog.String(logkey.Why, why)}, sum.LogAttrs()...)
 	outcome := resyncApplied
 	switch {
 	case ctx.Err() != nil:
@@ -96,14 +97,14 @@ func (r *Resyncer) once(ctx context.Context, why string) {
 	case errors.Is(err, ErrBrake):
 		outcome = resyncBraked
 		r.log.LogAttrs(ctx, slog.LevelWarn, "resync braked: nothing applied",
-			append(attrs, slog.String("error", err.Error()))...)
+			append(attrs, slog.String(logkey.Error, err.Error()))...)
 	case errors.Is(err, ErrListing):
 		outcome = resyncRefused
 		r.log.LogAttrs(ctx, slog.LevelError, "resync refused the scope listing: nothing planned",
-			append(attrs, slog.String("error", err.Error()))...)
+			append(attrs, slog.String(logkey.Error, err.Error()))...)
 	case err != nil:
 		outcome = resyncFailed
-		r.log.LogAttrs(ctx, slog.LevelError, "resync failed", append(attrs, slog.String("error", err.Error()))...)
+		r.log.LogAttrs(ctx, slog.LevelError, "resync failed", append(attrs, slog.String(logkey.Error, err.Error()))...)
 	default:
 		if sum.DryRun {
 			outcome = resyncDryRun

@@ -164,22 +164,19 @@ func bicepEnv(t *testing.T) (kind, expr map[string]string) {
 func TestBicepWorkerGetsEveryRunSetting(t *testing.T) {
 	t.Parallel()
 	kind, _ := bicepEnv(t)
-	for _, name := range append(slices.Clone(runSettings), "AZURE_CLIENT_ID") {
+	d := loadDeclaration(t)
+	for _, name := range append(slices.Clone(d.run), "AZURE_CLIENT_ID") {
 		if kind[name] == "" {
 			t.Errorf("main.bicep does not give the worker %s", name)
 		}
 	}
-	for _, name := range secretSettings {
+	for _, name := range d.secret {
 		if kind[name] == "value" {
 			t.Errorf("%s is a secret but main.bicep passes it as a plain value; use secretRef", name)
 		}
 	}
-	known := binarySettings(t)
-	if known == nil {
-		return
-	}
 	for name := range kind {
-		if !known[name] && !slices.Contains(azidentitySettings, name) {
+		if !d.known[name] && !slices.Contains(azidentitySettings, name) {
 			t.Errorf("main.bicep sets %s, which tpe-provisioner does not read", name)
 		}
 	}

@@ -5,34 +5,20 @@
 package deploy
 
 import (
-	"go/ast"
-	"go/parser"
-	"go/token"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 )
 
-// runSettings are the environment variables `tpe-provisioner run` needs on a deployed worker
-// authenticated with Entra ID. Left out on purpose: the key-based alternatives
-// (ACS_CONNECTION_STRING, SERVICEBUS_CONNECTION_STRING) and the relay's settings
-// (TPE_WEBHOOK_URL, TPE_RELAY_LISTEN).
-var runSettings = []string{
-	"ACS_ENDPOINT", "ACS_API_VERSION", "ACS_RESOURCE_ACCOUNT_TYPE", "GRAPH_ENDPOINT",
-	"TPE_TENANT_ID", "TPE_CLIENT_IDS", "TPE_CLIENT_STATE", "TPE_SCOPE_GROUPS",
-	"TPE_ALLOW_GUESTS", "TPE_MANAGE_RESOURCE_ACCOUNTS", "TPE_DRY_RUN",
-	"TPE_CONCURRENCY", "TPE_MESSAGE_TIMEOUT", "TPE_SHUTDOWN_TIMEOUT", "TPE_HTTP_LISTEN",
-	"TPE_RESYNC_INTERVAL", "TPE_RENEW_SUBSCRIPTIONS", "TPE_MAX_REVOKES", "TPE_MAX_REVOKE_PERCENT",
-	"TPE_LOG_LEVEL", "TPE_LOG_FORMAT",
-	"SERVICEBUS_NAMESPACE", "SERVICEBUS_QUEUE", "TPE_EVENT_GRID",
-}
-
-// secretSettings must never be written as plain configuration.
-var secretSettings = []string{"TPE_CLIENT_STATE", "ACS_CONNECTION_STRING", "SERVICEBUS_CONNECTION_STRING"}
+// runSettingsLeftOut are the settings `tpe-provisioner run` reads that a deployed worker
+// authenticated with Entra ID does not get: the key-based alternatives
+// (ACS_CONNECTION_STRING, SERVICEBUS_CONNECTION_STRING), the relay's webhook URL
+// (TPE_WEBHOOK_URL; the targets subscribe through Event Grid), and TPE_QUEUE_OVERRIDES, which
+// stays at its default (off) unless an operator deliberately trusts every sender on the queue.
+var runSettingsLeftOut = []string{"ACS_CONNECTION_STRING", "SERVICEBUS_CONNECTION_STRING", "TPE_WEBHOOK_URL", "TPE_QUEUE_OVERRIDES"}
 
 // azidentitySettings are read by DefaultAzureCredential itself, not by our Config.
 var azidentitySettings = []string{"AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_FEDERATED_TOKEN_FILE", "AZURE_AUTHORITY_HOST"}
@@ -59,51 +45,23 @@ func readFile(t *testing.T, path string) string {
 	return string(b)
 }
 
-// binarySettings collects the environment variable names the binary's source declares: every
-// string literal shaped like one in cmd/tpe-provisioner. It returns nil when that command has
-// no source yet.
-func binarySettings(t *testing.T) map[string]bool {
-	t.Helper()
-	files, _ := filepath.Glob(repoPath(t, "cmd", "tpe-provisioner", "*.go"))
-	envName := regexp.MustCompile(`^[A-Z][A-Z0-9]*(_[A-Z0-9]+)+$`)
-	names := map[string]bool{}
-	fset := token.NewFileSet()
-	for _, f := range files {
-		if strings.HasSuffix(f, "_test.go") {
-			continue
-		}
-		file, err := parser.ParseFile(fset, f, nil, parser.SkipObjectResolution)
-		if err != nil {
-			t.Logf("skipping %s, it does not parse yet: %v", f, err)
-			continue
-		}
-		ast.Inspect(file, func(n ast.Node) bool {
-			if lit, ok := n.(*ast.BasicLit); ok && lit.Kind == token.STRING {
-				if s, err := strconv.Unquote(lit.Value); err == nil && envName.MatchString(s) {
-					names[s] = true
-				}
-			}
-			return true
-		})
-	}
-	if len(names) == 0 {
-		return nil
-	}
-	return names
-}
-
-// TestRunSettingsAreDeclaredByTheBinary keeps runSettings honest: each name must be one the
-// binary reads, so a rename in cmd/ fails here instead of silently falling back to a default.
+// TestRunSettingsAreDeclaredByTheBinary keeps the hand-kept lists honest: each name must be
+// one the binary declares, so a rename in cmd/ fails here instead of silently falling back to a
+// default.
 func TestRunSettingsAreDeclaredByTheBinary(t *testing.T) {
 	t.Parallel()
-	known := binarySettings(t)
-	if known == nil {
-		t.Skip("cmd/tpe-provisioner has no parsable source yet")
+	d := loadDeclaration(t)
+	names := slices.Clone(runSettingsLeftOut)
+	for _, job := range singletonJobs {
+		names = append(names, job.needs...)
 	}
-	for _, name := range append(slices.Clone(runSettings), secretSettings...) {
-		if !known[name] {
-			t.Errorf("%s is deployed but cmd/tpe-provisioner does not declare it", name)
+	for _, name := range names {
+		if !d.known[name] {
+			t.Errorf("%s is named by the deploy tests but cmd/tpe-provisioner does not declare it", name)
 		}
+	}
+	if len(d.run) == 0 || len(d.secret) == 0 {
+		t.Errorf("declaration read: %d run settings, %d secrets; want some of each", len(d.run), len(d.secret))
 	}
 }
 

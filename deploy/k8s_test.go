@@ -198,14 +198,15 @@ func TestWorkerGetsEveryRunSetting(t *testing.T) {
 	c := loadCluster(t)
 	config := c.config(t)
 	secret, _ := dig(c.get(t, "Secret/tpe-provisioner"), "stringData").(object)
-	for _, name := range runSettings {
+	d := loadDeclaration(t)
+	for _, name := range d.run {
 		_, inConfig := config[name]
 		_, inSecret := secret[name]
 		if !inConfig && !inSecret {
 			t.Errorf("%s reaches the worker neither from the ConfigMap nor from the Secret", name)
 		}
 	}
-	for _, name := range secretSettings {
+	for _, name := range d.secret {
 		if _, ok := config[name]; ok {
 			t.Errorf("%s is a secret but sits in the ConfigMap", name)
 		}
@@ -229,10 +230,7 @@ func TestWorkerGetsEveryRunSetting(t *testing.T) {
 // TestDeployedNamesAreSettings catches a misspelt variable, which the binary would ignore.
 func TestDeployedNamesAreSettings(t *testing.T) {
 	t.Parallel()
-	known := binarySettings(t)
-	if known == nil {
-		t.Skip("cmd/tpe-provisioner has no parsable source yet")
-	}
+	known := loadDeclaration(t).known
 	c := loadCluster(t)
 	secret, _ := dig(c.get(t, "Secret/tpe-provisioner"), "stringData").(object)
 	names := map[string]string{}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	clk "github.com/tpe-provisioner/tpe-provisioner/internal/clock"
+	"github.com/tpe-provisioner/tpe-provisioner/internal/logkey"
 
 	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
@@ -44,7 +45,7 @@ type Options struct {
 	Burst int
 	// worker.Clock drives the rate limiter; default the system clock.
 	Clock worker.Clock
-	// Logger; nil means slog.Default().
+	// Logger; nil discards.
 	Logger *slog.Logger
 	// MaxBody is the largest body accepted; zero means worker.MaxBodyBytes (256 KiB).
 	MaxBody int64
@@ -90,18 +91,10 @@ func New(o Options) http.Handler {
 	if o.Clock == nil {
 		o.Clock = clk.System{}
 	}
-	return &relay{o: o, log: cmp.Or(o.Logger, slog.Default()),
+	return &relay{o: o, log: cmp.Or(o.Logger, slog.New(slog.DiscardHandler)),
 		slots:   make(chan struct{}, o.MaxConcurrent),
 		limiter: newTokenBucket(o.Rate, o.Burst, o.Clock)}
 }
-
-const (
-	relayKeyRemote = "remote"
-	relayKeyItems  = "rejected_items"
-	relayKeyReason = "reason"
-	relayKeyMsgID  = "message_id"
-	relayKeyError  = "error"
-)
 
 func (h *relay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
@@ -146,13 +139,13 @@ func (h *relay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	fwd, rejected, err := worker.Forwardable(body, h.o.Trust)
 	if err != nil {
-		h.log.WarnContext(r.Context(), "relay: post refused", relayKeyRemote, r.RemoteAddr, relayKeyReason, err.Error(),
-			relayKeyItems, rejected)
+		h.log.WarnContext(r.Context(), "relay: post refused", logkey.Remote, r.RemoteAddr, logkey.Reason, err.Error(),
+			logkey.RejectedItems, rejected)
 		http.Error(w, "not a trusted Graph change notification collection", http.StatusBadRequest)
 		return
 	}
 	if rejected > 0 {
-		h.log.WarnContext(r.Context(), "relay: untrusted items dropped", relayKeyRemote, r.RemoteAddr, relayKeyItems, rejected)
+		h.log.WarnContext(r.Context(), "relay: untrusted items dropped", logkey.Remote, r.RemoteAddr, logkey.RejectedItems, rejected)
 	}
 	// From here the slot belongs to the enqueue, however long it takes.
 	release = nil
@@ -218,15 +211,15 @@ func (h *relay) enqueue(w http.ResponseWriter, r *http.Request, body []byte, dea
 	select {
 	case err := <-done:
 		if err != nil {
-			h.log.ErrorContext(r.Context(), "relay: enqueue failed; Graph will retry", relayKeyMsgID, id,
-				relayKeyError, worker.RedactSecret(err.Error(), h.o.Trust.ClientState))
+			h.log.ErrorContext(r.Context(), "relay: enqueue failed; Graph will retry", logkey.MessageID, id,
+				logkey.Error, worker.RedactSecret(err.Error(), h.o.Trust.ClientState))
 			answerRetryLater(w, http.StatusServiceUnavailable, 5*time.Second, "queue unavailable")
 			return
 		}
 		w.WriteHeader(http.StatusAccepted)
 	case <-timer.C:
 		h.log.ErrorContext(r.Context(), "relay: the queue did not answer within the response window; Graph will retry",
-			relayKeyMsgID, id, "window", h.o.ResponseWindow.String())
+			logkey.MessageID, id, "window", h.o.ResponseWindow.String())
 		answerRetryLater(w, http.StatusServiceUnavailable, 5*time.Second, "queue too slow")
 	}
 }

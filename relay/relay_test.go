@@ -376,3 +376,18 @@ func rejectedReasons(d worker.Decoded) []string {
 	}
 	return out
 }
+
+// A relay given no Logger logs nothing, like every other constructor of the service; it does
+// not write to slog.Default. Not parallel: it swaps the default logger.
+func TestRelayWithoutLoggerDiscards(t *testing.T) {
+	var def bytes.Buffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&def, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	t.Cleanup(func() { slog.SetDefault(prev) })
+	h := New(Options{Trust: relayTrust, Enqueue: (&relayQueue{}).Enqueue})
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, post("/", []byte(`{"value":[{"subscriptionId":"s","changeType":"updated","resource":"Users/x","clientState":"guess"}]}`)))
+	if def.Len() != 0 {
+		t.Errorf("a relay without a Logger wrote to slog.Default (status %d):\n%s", rec.Code, def.String())
+	}
+}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tpe-provisioner/tpe-provisioner/internal/logkey"
 	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
@@ -46,7 +47,7 @@ type KeeperOptions struct {
 	// ensure; nil means exponential from 30 s to 30 min with jitter. A longer Retry-After
 	// from Graph wins.
 	Backoff func(attempt int) time.Duration
-	// Logger; nil means slog.Default().
+	// Logger; nil discards.
 	Logger *slog.Logger
 	// Resync asks for a full reconcile of the scope (it must not block); nil means none.
 	Resync func()
@@ -84,22 +85,11 @@ type subRetry struct {
 	at       time.Time
 }
 
-// Audit actions and log keys of the keeper.
+// Audit actions of the keeper.
 const (
 	auditSubscriptionReauthorize = "subscription_reauthorize"
 	auditSubscriptionRecreate    = "subscription_recreate"
 	auditResyncTriggered         = "resync_triggered"
-
-	subKeyAction     = "action"
-	subKeyID         = "subscription_id"
-	subKeyResource   = "resource"
-	subKeyExpiry     = "expires"
-	subKeyEvent      = "lifecycle_event"
-	subKeyHow        = "how"
-	subKeyError      = "error"
-	subKeyRetryIn    = "retry_in"
-	subKeyAttempt    = "attempt"
-	subKeyPreviousID = "previous_subscription_id"
 )
 
 // NewKeeper checks the options and returns a keeper; it makes no call to Graph.
@@ -129,7 +119,7 @@ func NewKeeper(api subscriptionAPI, o KeeperOptions) (*Keeper, error) {
 		return nil, fmt.Errorf("subscription keeper: RenewWhenRemaining %v must be between 0 and 1", o.RenewWhenRemaining)
 	}
 	k := &Keeper{
-		api: api, o: o, log: cmp.Or(o.Logger, slog.Default()),
+		api: api, o: o, log: cmp.Or(o.Logger, slog.New(slog.DiscardHandler)),
 		subs: map[string]Subscription{}, flights: map[string]*subFlight{}, retry: map[string]subRetry{},
 		renewals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tpe_subscription_renewals_total",
@@ -198,8 +188,8 @@ func changeTypeSet(ct string) string {
 func (k *Keeper) Ensure(ctx context.Context) ([]Subscription, error) {
 	subs, recreated, err := k.ensure(ctx)
 	for _, r := range recreated {
-		k.audit(ctx, auditSubscriptionRecreate, r.now, slog.String(subKeyPreviousID, r.old.ID),
-			slog.String(subKeyHow, r.how))
+		k.audit(ctx, auditSubscriptionRecreate, r.now, slog.String(logkey.PreviousSubscriptionID, r.old.ID),
+			slog.String(logkey.How, r.how))
 	}
 	if len(recreated) > 0 {
 		k.resync(ctx, recreated[0].now, "subscription "+recreated[0].how)
@@ -234,7 +224,7 @@ func (k *Keeper) ensure(ctx context.Context) ([]Subscription, []subRecreation, e
 	for _, res := range k.resources {
 		switch n := countResource(owned, res); {
 		case n > 1:
-			k.log.WarnContext(ctx, "several subscriptions for one resource; renewing all", subKeyResource, res)
+			k.log.WarnContext(ctx, "several subscriptions for one resource; renewing all", logkey.Resource, res)
 		case n == 0:
 			if old, ok := forResource(stale, res); ok {
 				s, err := k.replaceStale(ctx, old, res)
@@ -311,7 +301,7 @@ func (k *Keeper) Delete(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("delete subscription %s: %w", s.ID, k.redact(err)))
 			continue
 		}
-		k.log.InfoContext(ctx, "subscription deleted", subKeyID, s.ID, subKeyResource, s.Resource)
+		k.log.InfoContext(ctx, "subscription deleted", logkey.SubscriptionID, s.ID, logkey.Resource, s.Resource)
 	}
 	k.replace(nil)
 	return errors.Join(errs...)
@@ -349,7 +339,7 @@ func (k *Keeper) create(ctx context.Context, res string) (s, replaced Subscripti
 	}
 	if s, ok := forResource(owned, res); ok {
 		k.put(s)
-		k.log.InfoContext(ctx, "subscription adopted", subKeyID, s.ID, subKeyResource, res)
+		k.log.InfoContext(ctx, "subscription adopted", logkey.SubscriptionID, s.ID, logkey.Resource, res)
 		return s, Subscription{}, nil
 	}
 	if old, ok := forResource(stale, res); ok {
@@ -374,7 +364,7 @@ func (k *Keeper) createNew(ctx context.Context, res string) (Subscription, error
 	s.NotificationURL = cmp.Or(s.NotificationURL, spec.NotificationURL)
 	s.ExpirationDateTime = cmp.Or(s.ExpirationDateTime, spec.ExpirationDateTime)
 	k.put(s)
-	k.log.InfoContext(ctx, "subscription created", subKeyID, s.ID, subKeyResource, res, subKeyExpiry, s.ExpirationDateTime)
+	k.log.InfoContext(ctx, "subscription created", logkey.SubscriptionID, s.ID, logkey.Resource, res, logkey.Expires, s.ExpirationDateTime)
 	return s, nil
 }
 
@@ -383,7 +373,7 @@ func (k *Keeper) createNew(ctx context.Context, res string) (Subscription, error
 // nowhere: the caller audits the replacement and asks for a resync.
 func (k *Keeper) replaceStale(ctx context.Context, old Subscription, res string) (Subscription, error) {
 	k.log.WarnContext(ctx, "subscription points to another notification URL; replacing it",
-		subKeyID, old.ID, subKeyResource, res, "old_notification_url", old.NotificationURL)
+		logkey.SubscriptionID, old.ID, logkey.Resource, res, "old_notification_url", old.NotificationURL)
 	if err := k.api.DeleteSubscription(ctx, old.ID); err != nil && !worker.IsNotFound(err) {
 		return Subscription{}, fmt.Errorf("replace subscription %s for %s: delete: %w", old.ID, res, k.redact(err))
 	}

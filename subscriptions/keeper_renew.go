@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tpe-provisioner/tpe-provisioner/internal/logkey"
 	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
@@ -22,8 +23,8 @@ func (k *Keeper) Run(ctx context.Context) error {
 				failures++
 				wait := k.backoff(failures, err)
 				nextEnsure = now.Add(wait)
-				k.log.WarnContext(ctx, "ensuring subscriptions failed; will retry", subKeyError, err.Error(),
-					subKeyAttempt, failures, subKeyRetryIn, wait)
+				k.log.WarnContext(ctx, "ensuring subscriptions failed; will retry", logkey.Error, err.Error(),
+					logkey.Attempt, failures, logkey.RetryIn, wait)
 			} else if err == nil {
 				failures = 0
 			}
@@ -50,13 +51,13 @@ func (k *Keeper) renewDue(ctx context.Context) (next time.Time, gone bool) {
 		case err == nil || ctx.Err() != nil:
 		case worker.IsNotFound(err):
 			gone = true
-			k.log.WarnContext(ctx, "subscription gone from Graph; recreating", subKeyID, s.ID, subKeyResource, s.Resource)
+			k.log.WarnContext(ctx, "subscription gone from Graph; recreating", logkey.SubscriptionID, s.ID, logkey.Resource, s.Resource)
 		default:
 			k.mu.Lock()
 			r := k.retry[s.ID]
 			k.mu.Unlock()
-			k.log.WarnContext(ctx, "renewing a subscription failed; will retry", subKeyID, s.ID,
-				subKeyResource, s.Resource, subKeyError, err.Error(), subKeyAttempt, r.attempts, subKeyRetryIn, r.at.Sub(k.o.Now()))
+			k.log.WarnContext(ctx, "renewing a subscription failed; will retry", logkey.SubscriptionID, s.ID,
+				logkey.Resource, s.Resource, logkey.Error, err.Error(), logkey.Attempt, r.attempts, logkey.RetryIn, r.at.Sub(k.o.Now()))
 		}
 	}
 	next = k.o.Now().Add(k.o.Recheck)
@@ -137,7 +138,7 @@ func (k *Keeper) renew(ctx context.Context, id string) error {
 	k.subs[id] = s
 	delete(k.retry, id)
 	k.mu.Unlock()
-	k.log.InfoContext(ctx, "subscription renewed", subKeyID, id, subKeyResource, s.Resource, subKeyExpiry, s.ExpirationDateTime)
+	k.log.InfoContext(ctx, "subscription renewed", logkey.SubscriptionID, id, logkey.Resource, s.Resource, logkey.Expires, s.ExpirationDateTime)
 	return nil
 }
 

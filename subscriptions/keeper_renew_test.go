@@ -7,6 +7,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/tpe-provisioner/tpe-provisioner/internal/logkey"
 )
 
 func TestRunRenewsEachSubscriptionOnceBeforeExpiry(t *testing.T) {
@@ -125,8 +127,8 @@ func TestRunRecreatesASubscriptionGraphRemovedSilently(t *testing.T) {
 			if got, want := auditActions(t, f.log), []string{auditSubscriptionRecreate, auditResyncTriggered}; !slices.Equal(got, want) {
 				t.Errorf("audit actions %v, want %v", got, want)
 			}
-			if audits := f.log.Audits(t); len(audits) > 0 && audits[0][subKeyPreviousID] != old.ID {
-				t.Errorf("recreate audit names previous %v, want %s", audits[0][subKeyPreviousID], old.ID)
+			if audits := f.log.Audits(t); len(audits) > 0 && audits[0][logkey.PreviousSubscriptionID] != old.ID {
+				t.Errorf("recreate audit names previous %v, want %s", audits[0][logkey.PreviousSubscriptionID], old.ID)
 			}
 		})
 	}

@@ -1,6 +1,7 @@
 package subscriptions
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	clk "github.com/tpe-provisioner/tpe-provisioner/internal/clock"
+	"github.com/tpe-provisioner/tpe-provisioner/internal/logkey"
 
 	"github.com/tpe-provisioner/tpe-provisioner/worker"
 
@@ -24,7 +26,7 @@ func auditActions(t *testing.T, l *wt.LogSink) []string {
 	t.Helper()
 	var out []string
 	for _, rec := range l.Audits(t) {
-		out = append(out, fmt.Sprint(rec[subKeyAction]))
+		out = append(out, fmt.Sprint(rec[logkey.Action]))
 	}
 	return out
 }
@@ -317,5 +319,21 @@ func TestNewKeeperRejectsBadOptions(t *testing.T) {
 	}
 	if _, err := NewKeeper(newSubsFakeGraph(time.Now), good); err != nil {
 		t.Errorf("NewKeeper(good options): %v", err)
+	}
+}
+
+// A keeper given no Logger logs nothing, like every other constructor of the service; it
+// does not write to slog.Default. Not parallel: it swaps the default logger.
+func TestKeeperWithoutLoggerDiscards(t *testing.T) {
+	var def bytes.Buffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&def, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	t.Cleanup(func() { slog.SetDefault(prev) })
+	f := newSubsFixture(t, func(o *KeeperOptions) { o.Logger = nil })
+	if _, err := f.k.Ensure(t.Context()); err != nil {
+		t.Fatalf("Ensure: %v", err)
+	}
+	if def.Len() != 0 {
+		t.Errorf("a keeper without a Logger wrote to slog.Default:\n%s", def.String())
 	}
 }

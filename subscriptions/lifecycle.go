@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/tpe-provisioner/tpe-provisioner/internal/logkey"
 	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
@@ -21,7 +22,7 @@ func (k *Keeper) HandleLifecycle(ctx context.Context, ev worker.LifecycleEvent) 
 	switch event {
 	case "reauthorizationrequired", "subscriptionremoved", "missed":
 	default:
-		k.log.WarnContext(ctx, "unknown lifecycle event ignored", subKeyEvent, ev.Event, subKeyID, ev.SubscriptionID)
+		k.log.WarnContext(ctx, "unknown lifecycle event ignored", logkey.LifecycleEvent, ev.Event, logkey.SubscriptionID, ev.SubscriptionID)
 		return nil
 	}
 	s, ok, err := k.lookup(ctx, ev.SubscriptionID)
@@ -30,7 +31,7 @@ func (k *Keeper) HandleLifecycle(ctx context.Context, ev worker.LifecycleEvent) 
 	}
 	if !ok {
 		k.log.InfoContext(ctx, "lifecycle event for a subscription that is not ours ignored",
-			subKeyEvent, ev.Event, subKeyID, ev.SubscriptionID)
+			logkey.LifecycleEvent, ev.Event, logkey.SubscriptionID, ev.SubscriptionID)
 		return nil
 	}
 	switch event {
@@ -73,7 +74,7 @@ func (k *Keeper) reauthorize(ctx context.Context, s Subscription) error {
 		if err == nil || !reauthorizeRefused(err) {
 			return err
 		}
-		k.log.InfoContext(ctx, "reauthorization refused; renewing instead", subKeyID, s.ID, subKeyError, k.redact(err).Error())
+		k.log.InfoContext(ctx, "reauthorization refused; renewing instead", logkey.SubscriptionID, s.ID, logkey.Error, k.redact(err).Error())
 		how = "renewed"
 		return k.renew(ctx, s.ID)
 	})
@@ -86,7 +87,7 @@ func (k *Keeper) reauthorize(ctx context.Context, s Subscription) error {
 	if err != nil {
 		return fmt.Errorf("reauthorize subscription %s: %w", s.ID, k.redact(err))
 	}
-	k.audit(ctx, auditSubscriptionReauthorize, s, slog.String(subKeyHow, how))
+	k.audit(ctx, auditSubscriptionReauthorize, s, slog.String(logkey.How, how))
 	k.resync(ctx, s, "reauthorizationRequired")
 	return nil
 }
@@ -102,7 +103,7 @@ func reauthorizeRefused(err error) bool {
 func (k *Keeper) recreate(ctx context.Context, old Subscription, why string) error {
 	_, recreated, err := k.ensure(ctx)
 	for _, r := range recreated {
-		k.audit(ctx, auditSubscriptionRecreate, r.now, slog.String(subKeyPreviousID, r.old.ID), slog.String(subKeyHow, why))
+		k.audit(ctx, auditSubscriptionRecreate, r.now, slog.String(logkey.PreviousSubscriptionID, r.old.ID), slog.String(logkey.How, why))
 	}
 	if err != nil {
 		return err
@@ -116,16 +117,16 @@ func (k *Keeper) recreate(ctx context.Context, old Subscription, why string) err
 
 func (k *Keeper) resync(ctx context.Context, s Subscription, why string) {
 	if k.o.Resync == nil {
-		k.log.DebugContext(ctx, "resync wanted but none configured", subKeyID, s.ID, subKeyHow, why)
+		k.log.DebugContext(ctx, "resync wanted but none configured", logkey.SubscriptionID, s.ID, logkey.How, why)
 		return
 	}
 	k.o.Resync()
-	k.audit(ctx, auditResyncTriggered, s, slog.String(subKeyHow, why))
+	k.audit(ctx, auditResyncTriggered, s, slog.String(logkey.How, why))
 }
 
 // audit writes one audit record about subscription s.
 func (k *Keeper) audit(ctx context.Context, action string, s Subscription, attrs ...slog.Attr) {
-	attrs = append([]slog.Attr{slog.String(subKeyAction, action), slog.String(subKeyID, s.ID),
-		slog.String(subKeyResource, s.Resource)}, attrs...)
+	attrs = append([]slog.Attr{slog.String(logkey.Action, action), slog.String(logkey.SubscriptionID, s.ID),
+		slog.String(logkey.Resource, s.Resource)}, attrs...)
 	k.log.LogAttrs(ctx, slog.LevelInfo, "audit", attrs...)
 }

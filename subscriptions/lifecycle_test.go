@@ -6,6 +6,7 @@ import (
 	"time"
 
 	clk "github.com/tpe-provisioner/tpe-provisioner/internal/clock"
+	"github.com/tpe-provisioner/tpe-provisioner/internal/logkey"
 
 	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
@@ -68,7 +69,7 @@ func TestRunAndReauthorizationRaceRenewOnce(t *testing.T) {
 				t.Errorf("Resync called %d times, want 1", got)
 			}
 			audits := f.log.Audits(t)
-			if len(audits) == 0 || audits[0][subKeyAction] != auditSubscriptionReauthorize || audits[0][subKeyHow] != tt.wantHow {
+			if len(audits) == 0 || audits[0][logkey.Action] != auditSubscriptionReauthorize || audits[0][logkey.How] != tt.wantHow {
 				t.Errorf("first audit record %v, want %s how=%s", audits, auditSubscriptionReauthorize, tt.wantHow)
 			}
 		})

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/tpe-provisioner/tpe-provisioner/internal/logkey"
 )
 
 // circuit stops the worker from receiving while a systemic fault (ACS or Graph refusing
@@ -28,7 +30,7 @@ import (
 // abandoned but held under its lock (renewal goes on, so its delivery count never rises),
 // and the probe's last step, after the configured probe passed, is a retry of its whole
 // work. Only when that retry gets past the fault does the circuit close, and the witness
-// is settled by the retry's verdict (completed, usually). While the retry keeps failing
+// is settled by the retry's settlement (completed, usually). While the retry keeps failing
 // on a systemic error the circuit stays open, the probe backs off (to a minute), and
 // nothing is received. Other messages that hit the fault meanwhile are abandoned once
 // each (their count rises by one) and stay in the queue until the circuit closes;
@@ -88,7 +90,7 @@ func (c *circuit) trip(err error) bool {
 	case c.opened <- struct{}{}:
 	default:
 	}
-	c.log.Error("circuit opened: systemic fault, receiving paused", slog.String(keyError, c.cause))
+	c.log.Error("circuit opened: systemic fault, receiving paused", slog.String(logkey.Error, c.cause))
 	return true
 }
 
@@ -153,9 +155,9 @@ func (c *circuit) stop() {
 
 // holdWhileSystemic keeps a message that failed on a systemic fault as the circuit's
 // witness: under its lock, worked again each time the prober asks, until a retry gets past
-// the fault (its verdict is returned) or the worker stops (abandoned). A message that is
-// not the witness, or did not fail systemically, keeps its verdict.
-func (w *Worker) holdWhileSystemic(work context.Context, d *Delivery, v verdict, log *slog.Logger) verdict {
+// the fault (its settlement is returned) or the worker stops (abandoned). A message that is
+// not the witness, or did not fail systemically, keeps its settlement.
+func (w *Worker) holdWhileSystemic(work context.Context, d *Delivery, v settlement, log *slog.Logger) settlement {
 	if v.reason != reasonSystemic {
 		return v
 	}
@@ -165,13 +167,13 @@ func (w *Worker) holdWhileSystemic(work context.Context, d *Delivery, v verdict,
 	}
 	defer w.circuit.unhold(wit)
 	log.Warn("message held under its lock while the circuit is open; retrying it is the probe's last step",
-		slog.String(keyError, v.err.Error()))
+		slog.String(logkey.Error, v.err.Error()))
 	for {
 		select {
 		case <-work.Done():
-			return verdict{outcome: OutcomeAbandoned, reason: "shutdown", err: context.Cause(work)}
+			return settlement{outcome: OutcomeAbandoned, reason: "shutdown", err: context.Cause(work)}
 		case <-w.circuit.quit:
-			return verdict{outcome: OutcomeAbandoned, reason: "shutdown", err: errShutdown}
+			return settlement{outcome: OutcomeAbandoned, reason: "shutdown", err: errShutdown}
 		case <-wit.retry:
 		}
 		v = w.attempt(work, d, log)
@@ -266,7 +268,7 @@ func (p *prober) untilHealthy(ctx context.Context, attempt int) (int, bool) {
 		if ctx.Err() != nil {
 			return attempt, false
 		}
-		p.log.Warn("probe failed; circuit stays open", slog.Int(keyAttempt, attempt+1), slog.String(keyError, err.Error()))
+		p.log.Warn("probe failed; circuit stays open", slog.Int(logkey.Attempt, attempt+1), slog.String(logkey.Error, err.Error()))
 	}
 }
 

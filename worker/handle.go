@@ -8,15 +8,17 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/tpe-provisioner/tpe-provisioner/internal/logkey"
 )
 
 // This file is what each of the worker's goroutines does with one message: keep its lock,
 // decode it, reconcile every principal it names (serialized per principal by keyed), and
-// hand a verdict to settle.
+// hand a settlement to settle.
 
 // handle works one message and settles it. The message's lock is renewed meanwhile.
 func (w *Worker) handle(work context.Context, d *Delivery) {
-	log := w.log.With(slog.String(keyMessageID, d.MessageID), slog.Uint64(keyDeliveryCount, uint64(d.DeliveryCount)))
+	log := w.log.With(slog.String(logkey.MessageID, d.MessageID), slog.Uint64(logkey.DeliveryCount, uint64(d.DeliveryCount)))
 	stopRenewing := w.keepLocked(work, d, log)
 	v := w.work(work, d, log)
 	v = w.holdWhileSystemic(work, d, v, log) // circuit.go
@@ -24,19 +26,19 @@ func (w *Worker) handle(work context.Context, d *Delivery) {
 	w.settle(work, d, v, log)
 }
 
-// work decides the message's verdict: decode, then every lifecycle event, group and
+// work decides the message's settlement: decode, then every lifecycle event, group and
 // principal, each failure classified into the tally.
-func (w *Worker) work(work context.Context, d *Delivery, log *slog.Logger) verdict {
+func (w *Worker) work(work context.Context, d *Delivery, log *slog.Logger) settlement {
 	// A message received as the circuit opened waits, under its renewed lock, instead of
 	// failing on a fault that is not its own.
 	if err := w.circuit.waitClosed(work); err != nil {
-		return verdict{outcome: OutcomeAbandoned, reason: "shutdown", err: context.Cause(work)}
+		return settlement{outcome: OutcomeAbandoned, reason: "shutdown", err: context.Cause(work)}
 	}
 	return w.attempt(work, d, log)
 }
 
 // attempt works the message once, circuit open or not.
-func (w *Worker) attempt(work context.Context, d *Delivery, log *slog.Logger) verdict {
+func (w *Worker) attempt(work context.Context, d *Delivery, log *slog.Logger) settlement {
 	ctx, cancel := context.WithTimeoutCause(work, w.opts.MessageTimeout, errMessageTimeout)
 	defer cancel()
 
@@ -44,14 +46,14 @@ func (w *Worker) attempt(work context.Context, d *Delivery, log *slog.Logger) ve
 	if err != nil {
 		var pe *PermanentError
 		if errors.As(err, &pe) {
-			return verdict{outcome: OutcomeDeadLettered, reason: pe.Reason, description: pe.Description, err: err}
+			return settlement{outcome: OutcomeDeadLettered, reason: pe.Reason, description: pe.Description, err: err}
 		}
 		w.metrics.unclassified.Inc()
-		return verdict{outcome: OutcomeAbandoned, reason: "unclassified", err: fmt.Errorf("decode: %w", err)}
+		return settlement{outcome: OutcomeAbandoned, reason: "unclassified", err: fmt.Errorf("decode: %w", err)}
 	}
 	if dec.Probe {
 		log.Info("probe or validation message; nothing to do")
-		return verdict{outcome: OutcomeCompleted}
+		return settlement{outcome: OutcomeCompleted}
 	}
 	t := &tally{w: w, rejected: dec.Rejected}
 	w.lifecycle(ctx, dec.Lifecycle, t, log)
@@ -61,13 +63,13 @@ func (w *Worker) attempt(work context.Context, d *Delivery, log *slog.Logger) ve
 		}
 		w.reconcile(ctx, d, tg, t, log)
 	}
-	return t.verdict()
+	return t.settlement()
 }
 
 // lifecycle hands each lifecycle event to the handler, or logs it when there is none.
 func (w *Worker) lifecycle(ctx context.Context, events []LifecycleEvent, t *tally, log *slog.Logger) {
 	for _, ev := range events {
-		attrs := []any{slog.String(keySubscription, ev.SubscriptionID), slog.String(keyEvent, ev.Event)}
+		attrs := []any{slog.String(logkey.SubscriptionID, ev.SubscriptionID), slog.String(logkey.LifecycleEvent, ev.Event)}
 		if w.opts.Lifecycle == nil {
 			log.Warn("subscription lifecycle event; no handler configured", attrs...)
 			t.acted++
@@ -135,7 +137,7 @@ func (w *Worker) groupTargets(ctx context.Context, d *Delivery, g string, t *tal
 	}
 	for id, err := range w.dir.GroupMembers(ctx, g) {
 		if IsNotFound(err) {
-			log.Info("group no longer exists; the scheduled resync covers its former members", slog.String(keyGroupID, g))
+			log.Info("group no longer exists; the scheduled resync covers its former members", slog.String(logkey.GroupID, g))
 			t.acted++
 			return nil
 		}
@@ -162,7 +164,7 @@ func (w *Worker) groupTargets(ctx context.Context, d *Delivery, g string, t *tal
 	}
 	if send() {
 		log.Info("group members handed to the queue, one reconcile command each",
-			slog.String(keyGroupID, g), slog.Int("members", fanned))
+			slog.String(logkey.GroupID, g), slog.Int(logkey.Members, fanned))
 		t.acted++
 	}
 	return nil
@@ -194,7 +196,7 @@ func (w *Worker) reconcile(ctx context.Context, d *Delivery, tg Target, t *tally
 		if err == nil {
 			w.reconciled(d, tg, res, nil, shared)
 			// log already names the message (message_id, delivery_count): see handle.
-			log.LogAttrs(ctx, slog.LevelInfo, "audit", append(res.LogAttrs(), slog.Bool(keyCoalesced, shared))...)
+			log.LogAttrs(ctx, slog.LevelInfo, "audit", append(res.LogAttrs(), slog.Bool(logkey.Coalesced, shared))...)
 			t.acted++
 			return
 		}
@@ -205,7 +207,7 @@ func (w *Worker) reconcile(ctx context.Context, d *Delivery, tg Target, t *tally
 			t.add(err)
 			return
 		}
-		log.Debug("reconcile failed; retrying", slog.Int(keyAttempt, attempt+1), slog.Duration("wait", wait))
+		log.Debug("reconcile failed; retrying", slog.Int(logkey.Attempt, attempt+1), slog.Duration(logkey.Wait, wait))
 		select {
 		case <-ctx.Done():
 			w.reconciled(d, tg, res, err, shared)
@@ -235,7 +237,7 @@ func (w *Worker) recheck(ctx context.Context, tg Target, err error, t *tally, lo
 		t.add(asTemporary(fmt.Errorf("schedule a re-check of %s after an unconfirmed write: %w", oid, err)))
 		return
 	}
-	log.Info("write not confirmed; re-check scheduled", slog.String(resultKeyObjectID, oid))
+	log.Info("write not confirmed; re-check scheduled", slog.String(logkey.ObjectID, oid))
 }
 
 // sourceRecheck is the Source of the reconcile command a re-check puts on the queue.
@@ -300,7 +302,7 @@ func (w *Worker) renewLoop(ctx context.Context, d *Delivery, log *slog.Logger) {
 			log.Warn("message lock lost while working; it will be delivered again")
 			return
 		default:
-			log.Warn("renewing the message lock failed", slog.String(keyError, err.Error()))
+			log.Warn("renewing the message lock failed", slog.String(logkey.Error, err.Error()))
 		}
 	}
 }

@@ -1,6 +1,10 @@
 package worker
 
-import "log/slog"
+import (
+	"log/slog"
+
+	"github.com/tpe-provisioner/tpe-provisioner/internal/logkey"
+)
 
 // Result is the audit record of one reconcile: what the principal is, what its assignment
 // was and is now (or, in a dry run, would be), and why.
@@ -27,44 +31,26 @@ type Result struct {
 	Repairs int
 }
 
-// Audit log keys (snake_case, stable: dashboards and alerts depend on them).
-const (
-	resultKeyObjectID      = "object_id"
-	resultKeyUPN           = "upn"
-	resultKeyPrincipalType = "principal_type"
-	resultKeyAction        = "action"
-	resultKeyReason        = "reason"
-	resultKeyBefore        = "before"
-	resultKeyAfter         = "after"
-	resultKeyBeforeType    = "before_type"
-	resultKeyAfterType     = "after_type"
-	resultKeyCorrelationID = "ms_cv"
-	resultKeyDryRun        = "dry_run"
-	resultKeySource        = "source"
-	resultKeyCommand       = "command"
-	resultKeyRepairs       = "repairs" // only when > 0
-)
-
 // LogAttrs returns the result as slog attributes for the one audit line the caller writes.
 // repairs appears only on a reconcile that repaired a stale write.
 func (r Result) LogAttrs() []slog.Attr {
 	attrs := []slog.Attr{
-		slog.String(resultKeyObjectID, r.ObjectID),
-		slog.String(resultKeyUPN, r.UPN),
-		slog.String(resultKeyPrincipalType, string(r.Type)),
-		slog.String(resultKeyAction, string(r.Action)),
-		slog.String(resultKeyReason, r.Reason),
-		slog.Any(resultKeyBefore, r.Before),
-		slog.Any(resultKeyAfter, r.After),
-		slog.String(resultKeyBeforeType, string(r.BeforeType)),
-		slog.String(resultKeyAfterType, string(r.AfterType)),
-		slog.String(resultKeyCorrelationID, r.CorrelationID),
-		slog.Bool(resultKeyDryRun, r.DryRun),
-		slog.String(resultKeySource, r.Source),
-		slog.String(resultKeyCommand, string(r.Command)),
+		slog.String(logkey.ObjectID, r.ObjectID),
+		slog.String(logkey.UPN, r.UPN),
+		slog.String(logkey.PrincipalType, string(r.Type)),
+		slog.String(logkey.Action, string(r.Action)),
+		slog.String(logkey.Reason, r.Reason),
+		slog.Any(logkey.Before, r.Before),
+		slog.Any(logkey.After, r.After),
+		slog.String(logkey.BeforeType, string(r.BeforeType)),
+		slog.String(logkey.AfterType, string(r.AfterType)),
+		slog.String(logkey.CorrelationID, r.CorrelationID),
+		slog.Bool(logkey.DryRun, r.DryRun),
+		slog.String(logkey.Source, r.Source),
+		slog.String(logkey.Command, string(r.Command)),
 	}
 	if r.Repairs > 0 {
-		attrs = append(attrs, slog.Int(resultKeyRepairs, r.Repairs))
+		attrs = append(attrs, slog.Int(logkey.Repairs, r.Repairs))
 	}
 	return attrs
 }

@@ -6,26 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/tpe-provisioner/tpe-provisioner/internal/logkey"
 )
 
-// Log keys of the runtime (the audit record's keys are in result.go).
-const (
-	keyMessageID     = "message_id"
-	keyDeliveryCount = "delivery_count"
-	keyOutcome       = "outcome"
-	keyReason        = "reason"
-	keyDescription   = "description"
-	keyError         = "error"
-	keyAttempt       = "attempt"
-	keyCoalesced     = "coalesced"
-	keyGroupID       = "group_id"
-	keySubscription  = "subscription_id"
-	keyEvent         = "lifecycle_event"
-	keyReconciled    = "reconciled"
-	keyRejected      = "rejected"
-)
-
-// reasonSystemic is the verdict reason of a message that failed on a systemic fault.
+// reasonSystemic is the settlement reason of a message that failed on a systemic fault.
 const reasonSystemic = "systemic"
 
 // settleTimeout bounds one settlement call; it runs even after shutdown began.
@@ -34,8 +19,8 @@ const settleTimeout = 30 * time.Second
 // errMessageTimeout is the cause of a message's context ending after MessageTimeout.
 var errMessageTimeout = fmt.Errorf("message timeout: %w", context.DeadlineExceeded)
 
-// verdict is how one message is to be settled, by the design's table.
-type verdict struct {
+// settlement is how one message is to be settled, by the design's table.
+type settlement struct {
 	outcome     Outcome
 	reason      string // dead-letter reason, or a short cause for abandon
 	description string // dead-letter description
@@ -84,11 +69,11 @@ type unclassifiedError struct{ err error }
 func (e *unclassifiedError) Error() string { return "unclassified error: " + e.err.Error() }
 func (e *unclassifiedError) Unwrap() error { return e.err }
 
-// verdict applies the design's settlement table. A fault that is not the message's own
+// settlement applies the design's settlement table. A fault that is not the message's own
 // (systemic, temporary) wins over a rejected item, so a message is only dead-lettered when
 // a retry could not change anything.
-func (t *tally) verdict() verdict {
-	v := verdict{rejected: t.rejected, reconciled: t.acted}
+func (t *tally) settlement() settlement {
+	v := settlement{rejected: t.rejected, reconciled: t.acted}
 	var uc *unclassifiedError
 	switch {
 	case t.systemic != nil:
@@ -108,7 +93,7 @@ func (t *tally) verdict() verdict {
 
 // settle settles d by v and logs the message's outcome once. A lost lock or a failed
 // settlement leaves the message to the broker, which delivers it again.
-func (w *Worker) settle(work context.Context, d *Delivery, v verdict, log *slog.Logger) {
+func (w *Worker) settle(work context.Context, d *Delivery, v settlement, log *slog.Logger) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(work), settleTimeout)
 	defer cancel()
 	var err error
@@ -136,26 +121,26 @@ func (w *Worker) settle(work context.Context, d *Delivery, v verdict, log *slog.
 }
 
 // logSettled writes the one record of how a message was settled, and why.
-func (w *Worker) logSettled(log *slog.Logger, v verdict, outcome Outcome, settleErr error) {
-	attrs := []any{slog.String(keyOutcome, string(outcome)), slog.Int(keyReconciled, v.reconciled)}
+func (w *Worker) logSettled(log *slog.Logger, v settlement, outcome Outcome, settleErr error) {
+	attrs := []any{slog.String(logkey.Outcome, string(outcome)), slog.Int(logkey.Reconciled, v.reconciled)}
 	if v.reason != "" {
-		attrs = append(attrs, slog.String(keyReason, v.reason))
+		attrs = append(attrs, slog.String(logkey.Reason, v.reason))
 	}
 	if v.err != nil {
-		attrs = append(attrs, slog.String(keyError, v.err.Error()))
+		attrs = append(attrs, slog.String(logkey.Error, v.err.Error()))
 	}
 	if len(v.rejected) > 0 {
-		attrs = append(attrs, slog.Any(keyRejected, rejections(v.rejected)))
+		attrs = append(attrs, slog.Any(logkey.Rejected, rejections(v.rejected)))
 	}
 	switch {
 	case errors.Is(settleErr, ErrLockLost):
 		log.Warn("message lock lost before settling; it will be delivered again",
-			append(attrs, slog.String("wanted", string(v.outcome)))...)
+			append(attrs, slog.String(logkey.Wanted, string(v.outcome)))...)
 	case settleErr != nil:
 		log.Error("settling the message failed; it will be delivered again",
-			append(attrs, slog.String("wanted", string(v.outcome)), slog.String("settle_error", settleErr.Error()))...)
+			append(attrs, slog.String(logkey.Wanted, string(v.outcome)), slog.String(logkey.SettleError, settleErr.Error()))...)
 	case outcome == OutcomeDeadLettered:
-		log.Warn("message dead-lettered", append(attrs, slog.String(keyDescription, v.description))...)
+		log.Warn("message dead-lettered", append(attrs, slog.String(logkey.Description, v.description))...)
 	case v.reason == "unclassified":
 		log.Error("message abandoned on an unclassified error", attrs...)
 	case outcome == OutcomeAbandoned:

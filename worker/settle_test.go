@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/tpe-provisioner/tpe-provisioner/internal/logkey"
 )
 
 // Tests of the settlement table: how each kind of message and failure leaves the worker.
@@ -225,12 +227,12 @@ func TestWorkerSettlementRecordListsRejectionsOnce(t *testing.T) {
 			}
 		}
 	}
-	rejected, _ := settled[keyRejected].([]any)
+	rejected, _ := settled[logkey.Rejected].([]any)
 	if len(rejected) != 2 {
 		t.Fatalf("settlement record %v: want a list of the 2 rejected items\nlogs:\n%s", settled, e.logs)
 	}
 	for _, r := range rejected {
-		if m, _ := r.(map[string]any); m[keyReason] != ReasonUntrusted || m[keyDescription] == "" {
+		if m, _ := r.(map[string]any); m[logkey.Reason] != ReasonUntrusted || m[logkey.Description] == "" {
 			t.Errorf("rejected item %v, want reason %s and a description", r, ReasonUntrusted)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	clk "github.com/tpe-provisioner/tpe-provisioner/internal/clock"
+	"github.com/tpe-provisioner/tpe-provisioner/internal/logkey"
 )
 
 // Options configure a Worker. Zero values take the defaults given per field.
@@ -203,7 +204,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if err := w.src.Close(cctx); err != nil {
-		w.log.Warn("close source", slog.String(keyError, err.Error()))
+		w.log.Warn("close source", slog.String(logkey.Error, err.Error()))
 	}
 	return loopErr
 }
@@ -222,7 +223,7 @@ func (w *Worker) drain(ctx context.Context, inflight *sync.WaitGroup, stopWork c
 		return
 	case <-w.opts.Clock.After(w.opts.DrainTimeout):
 	}
-	w.log.Warn("drain timeout: abandoning in-flight messages", slog.Duration("drain_timeout", w.opts.DrainTimeout))
+	w.log.Warn("drain timeout: abandoning in-flight messages", slog.Duration(logkey.DrainTimeout, w.opts.DrainTimeout))
 	stopWork(errShutdown)
 	<-done
 }
@@ -302,7 +303,7 @@ func (w *Worker) receiveFailed(ctx context.Context, err error, failures int) {
 		w.circuit.trip(err)
 		return
 	}
-	w.log.Warn("receive failed", slog.String(keyError, msg), slog.Int(keyAttempt, failures))
+	w.log.Warn("receive failed", slog.String(logkey.Error, msg), slog.Int(logkey.Attempt, failures))
 	select {
 	case <-ctx.Done():
 	case <-w.opts.Clock.After(receiveBackoff(failures)):

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	clk "github.com/tpe-provisioner/tpe-provisioner/internal/clock"
+	"github.com/tpe-provisioner/tpe-provisioner/internal/logkey"
 )
 
 // Runtime test helpers. Notifications use the fixtures' tenant and clientState (fxTrust).
@@ -125,8 +126,8 @@ func TestWorkerAuditsEveryReconcileOnceWithTheMessageID(t *testing.T) {
 	if err := json.Unmarshal([]byte(lines[0]), &audit); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]any{keyMessageID: "msg-1", keyDeliveryCount: 1.0, resultKeyObjectID: u.ID,
-		resultKeyAction: "grant", keyCoalesced: false}
+	want := map[string]any{logkey.MessageID: "msg-1", logkey.DeliveryCount: 1.0, logkey.ObjectID: u.ID,
+		logkey.Action: "grant", logkey.Coalesced: false}
 	for k, v := range want {
 		if got, ok := audit[k]; !ok || got != v {
 			t.Errorf("audit %s = %v (present %v), want %v", k, got, ok, v)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tpe-provisioner/tpe-provisioner/graph/graphtest"
+	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
 // mutator changes the directory while messages flow and sends the notifications Graph
@@ -106,10 +107,10 @@ func (m *mutator) change(u graphtest.UserRecord, mayDelete bool) {
 // group's members and reconciles every one of them within that one message.
 func (m *mutator) membership(id string) {
 	g, _ := m.dir.Group(graphtest.ScopeGroupID)
-	delta := []memberDelta{{ID: id}}
+	delta := []worker.MemberDelta{{ID: id}}
 	if slices.Contains(g.Members, id) {
 		_ = m.dir.RemoveMember(graphtest.ScopeGroupID, id)
-		delta[0].Removed = "deleted"
+		delta[0].Removed = true
 	} else {
 		_ = m.dir.AddMember(graphtest.ScopeGroupID, id)
 	}

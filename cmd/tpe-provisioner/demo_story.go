@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -125,26 +124,17 @@ func storyChapters(tenant string) []chapter {
 	}
 }
 
-// notifier builds notification bodies in the documented shapes.
+// notifier builds notification bodies in the documented shapes (worker's encoders).
 type notifier struct{ tenant, clientState string }
 
-func (n notifier) change(resource, id, changeType string) map[string]any {
-	odataType := "#Microsoft.Graph.User"
-	if resource == "Groups" {
-		odataType = "#Microsoft.Graph.Group"
-	}
-	return map[string]any{
-		"subscriptionId": demoSubscripID, "changeType": changeType, "clientState": n.clientState, "tenantId": n.tenant,
-		"subscriptionExpirationDateTime": time.Now().Add(72 * time.Hour).UTC().Format(time.RFC3339),
-		"resource":                       resource + "/" + id,
-		"resourceData": map[string]any{"@odata.type": odataType, "@odata.id": resource + "/" + id, "id": id,
-			"organizationId": n.tenant},
-	}
+func (n notifier) change(id, changeType string) worker.Notification {
+	return worker.Notification{SubscriptionID: demoSubscripID, Expiration: time.Now().Add(72 * time.Hour),
+		ChangeType: changeType, ID: id, ClientState: n.clientState, TenantID: n.tenant}
 }
 
 // webhook is a Graph webhook (or Event Hubs) collection with one change notification.
 func (n notifier) webhook(id, changeType string) []byte {
-	return storyJSON(map[string]any{"value": []any{n.change("Users", id, changeType)}})
+	return worker.EncodeNotifications(n.change(id, changeType))
 }
 
 // cloudEvent is what the Graph partner topic delivers through Event Grid.
@@ -153,29 +143,14 @@ func (n notifier) cloudEvent(eventType, id string) []byte {
 	if eventType == "Microsoft.Graph.UserDeleted" {
 		changeType = "deleted"
 	}
-	return storyJSON(map[string]any{
-		"specversion": "1.0", "type": eventType, "id": fmt.Sprintf("%s-%d", id, time.Now().UnixNano()),
-		"source": "/tenants/" + n.tenant + "/applications/" + localClientIDs[:36], "subject": "Users/" + id,
-		"time": time.Now().UTC().Format(time.RFC3339), "datacontenttype": "application/json",
-		"data": n.change("Users", id, changeType),
-	})
+	return worker.EncodeCloudEvent(worker.CloudEvent{Type: eventType, ID: fmt.Sprintf("%s-%d", id, time.Now().UnixNano()),
+		Source: "/tenants/" + n.tenant + "/applications/" + localClientIDs[:36], Time: time.Now()},
+		n.change(id, changeType))
 }
 
 // groupDelta is a group notification naming one member added or removed.
 func (n notifier) groupDelta(groupID, memberID string, removed bool) []byte {
-	c := n.change("Groups", groupID, "updated")
-	member := map[string]any{"id": memberID}
-	if removed {
-		member["@removed"] = "deleted"
-	}
-	c["resourceData"].(map[string]any)["members@delta"] = []any{member}
-	return storyJSON(map[string]any{"value": []any{c}})
-}
-
-func storyJSON(v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(err) // the story's own values always marshal
-	}
-	return b
+	c := n.change(groupID, "updated")
+	c.Group, c.Members = true, []worker.MemberDelta{{ID: memberID, Removed: removed}}
+	return worker.EncodeNotifications(c)
 }

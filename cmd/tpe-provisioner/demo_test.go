@@ -277,3 +277,11 @@ func TestDemoChapterCheck(t *testing.T) {
 		})
 	}
 }
+
+func storyJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // the fixture's own values always marshal
+	}
+	return b
+}

@@ -43,13 +43,12 @@ func TeamsUser(i int) worker.User {
 
 // UserNote is a Graph webhook collection saying the users were updated.
 func UserNote(oids ...string) []byte {
-	items := make([]string, len(oids))
+	ns := make([]worker.Notification, len(oids))
 	for i, oid := range oids {
-		items[i] = fmt.Sprintf(`{"subscriptionId":%q,"changeType":"updated","resource":"Users/%s",`+
-			`"resourceData":{"@odata.type":"#Microsoft.Graph.User","id":%q,"organizationId":%q},`+
-			`"clientState":%q,"tenantId":%q}`, SubscriptionID, oid, oid, TenantID, ClientState, TenantID)
+		ns[i] = worker.Notification{SubscriptionID: SubscriptionID, ChangeType: "updated", ID: oid,
+			ClientState: ClientState, TenantID: TenantID}
 	}
-	return []byte(`{"value":[` + strings.Join(items, ",") + `]}`)
+	return worker.EncodeNotifications(ns...)
 }
 
 // Env is a worker's collaborators in memory: directory, ACS, Reconciler, logs and metrics.

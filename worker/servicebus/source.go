@@ -17,6 +17,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
+	"github.com/tpe-provisioner/tpe-provisioner/internal/logkey"
 	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
@@ -138,7 +139,7 @@ func (s *Source) Receive(ctx context.Context, max int) ([]*worker.Delivery, erro
 		s.lastErr = "" // the receiver answered: nothing was waiting
 		s.mu.Unlock()
 		if s.silent >= s.idle {
-			s.log.Warn("service bus receiver silent for too long; recreating it", slog.Duration("idle_timeout", s.idle))
+			s.log.Warn("service bus receiver silent for too long; recreating it", slog.Duration(logkey.IdleTimeout, s.idle))
 			s.retire(link)
 		}
 		return nil, nil
@@ -238,7 +239,7 @@ func (s *Source) closeLink(link *sbLink) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := link.r.Close(ctx); err != nil {
-		s.log.Debug("closing a replaced service bus receiver", slog.String("error", err.Error()))
+		s.log.Debug("closing a replaced service bus receiver", slog.String(logkey.Error, err.Error()))
 	}
 }
 
