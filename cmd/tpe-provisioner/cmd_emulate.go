@@ -6,6 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/tpe-provisioner/tpe-provisioner/acs/acstest"
@@ -32,6 +35,7 @@ func init() {
 type emulateFlags struct {
 	acsListen, graphListen, sbListen string
 	accessKey, graphToken, directory string
+	envFile                          string
 	faultRate                        float64
 	latency                          time.Duration
 	seed                             int64
@@ -44,6 +48,7 @@ func (f *emulateFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.accessKey, "access-key", "", "ACS access key (base64); random when empty")
 	fs.StringVar(&f.graphToken, "graph-token", "", "the only bearer token the Graph emulator accepts; any when empty")
 	fs.StringVar(&f.directory, "directory", localDirectory, "directory fixture (JSON) the Graph emulator serves")
+	fs.StringVar(&f.envFile, "env-file", "", "also write the settings to this file (shell `export` lines), atomically once every emulator listens, so `until [ -s FILE ]` waits for them")
 	fs.Float64Var(&f.faultRate, "fault-rate", 0, "fraction of calls both emulators fail (429 with Retry-After, 500, 503)")
 	fs.DurationVar(&f.latency, "latency", 0, "latency added to every emulator call")
 	fs.Int64Var(&f.seed, "seed", 1, "seed of the fault generator")
@@ -69,10 +74,13 @@ func (e *emulators) Close() {
 	}
 }
 
-// env returns the settings that point the other commands at these emulators.
+// env returns the settings that point the other commands at these emulators, and
+// ACS_EMULATOR_URL, the ACS emulator's base URL (its /_emulator/assignments lists what it
+// stores), which no command reads.
 func (e *emulators) env() [][2]string {
 	kv := [][2]string{
 		{"ACS_CONNECTION_STRING", e.acs.ConnectionString()},
+		{"ACS_EMULATOR_URL", e.acs.URL()},
 		{"GRAPH_ENDPOINT", e.graph.URL()},
 		{"TPE_TENANT_ID", e.dir.TenantID()},
 		{"TPE_CLIENT_IDS", localClientIDs},
@@ -128,15 +136,55 @@ func runEmulate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer e.Close()
-	for _, kv := range e.env() {
-		fmt.Fprintf(stdout, "%s=%s\n", kv[0], kv[1])
+	script := exportLines(e.env())
+	if f.envFile != "" {
+		if err := writeFileAtomically(f.envFile, []byte(script)); err != nil {
+			return fmt.Errorf("--env-file: %w", err)
+		}
 	}
+	fmt.Fprint(stdout, script)
 	fmt.Fprintf(stderr, "\nemulators up: ACS %s (stored assignments: %s/_emulator/assignments), Graph %s/v1.0 (%d users)\n",
 		e.acs.URL(), e.acs.URL(), e.graph.URL(), len(e.dir.Users()))
-	fmt.Fprintln(stderr, "point the other commands at them: copy the lines above, or run `tpe-provisioner emulate > emu.env &` and `export $(grep = emu.env)`; Ctrl-C stops")
+	fmt.Fprintln(stderr, "point the other commands at them: eval the lines above, or run `tpe-provisioner emulate --env-file emu.env &`, wait with `until [ -s emu.env ]; do sleep 0.2; done` and `. ./emu.env`; Ctrl-C stops")
 	<-ctx.Done()
 	if errors.Is(context.Cause(ctx), context.Canceled) {
 		return nil
 	}
 	return context.Cause(ctx)
+}
+
+// exportLines renders settings as shell export lines, each value single-quoted, so `eval`
+// or `.` sets them as they are (connection strings hold ';' and '=').
+func exportLines(kv [][2]string) string {
+	var b strings.Builder
+	for _, p := range kv {
+		fmt.Fprintf(&b, "export %s=%s\n", p[0], shellQuote(p[1]))
+	}
+	return b.String()
+}
+
+// shellQuote single-quotes s for a POSIX shell ('\” for each ').
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// writeFileAtomically writes data (mode 0600: the file holds the emulators' sample access
+// key) to a temporary file next to path and renames it over path, so a reader sees either
+// nothing or all of it.
+func writeFileAtomically(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.Write(data)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp.Name())
+	}
+	return err
 }

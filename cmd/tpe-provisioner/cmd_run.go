@@ -45,6 +45,9 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := c.Validate(needs{acs: true, clientIDs: true, graph: true, source: *source == "", clientState: true}); err != nil {
 		return err
 	}
+	if *source != "" && !setExplicitly(fs, "http-listen", "TPE_HTTP_LISTEN") {
+		c.HTTPListen = "off" // a one-shot replay serves no ops port unless asked for one
+	}
 	log := newLogger(stderr, c.LogFormat, c.LogLevel)
 	svc, err := newService(&c, log, nil)
 	if err != nil {
@@ -102,6 +105,14 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	return err
 }
 
+// setExplicitly says whether the setting was given as a flag or in the environment.
+func setExplicitly(fs *flag.FlagSet, flagName, env string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == flagName })
+	_, inEnv := lookupEnv(environ, env)
+	return set || inEnv
+}
+
 func sourceName(c *Config, source string) string {
 	if source != "" {
 		return source
@@ -127,11 +138,7 @@ func openSource(ctx context.Context, c *Config, source string, log *slog.Logger)
 			}
 			in, dlPath, closeIn = f, path+".deadletter.jsonl", func() { _ = f.Close() }
 		}
-		dl, err := os.Create(dlPath)
-		if err != nil {
-			closeIn()
-			return nil, nil, nil, fmt.Errorf("dead-letter file: %w", err)
-		}
+		dl := worker.NewDeadLetterFile(dlPath) // appended to, opened by the first dead letter
 		log.Info("reading messages from a file", "path", path, "dead_letters", dlPath)
 		return worker.NewFileSource(in, dl, worker.FileOptions{}), nil, func() { closeIn(); _ = dl.Close() }, nil
 	}
