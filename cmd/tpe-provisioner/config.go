@@ -83,7 +83,7 @@ var settings = []setting{
 	{groupWork, "TPE_CONCURRENCY", "concurrency", "16", "reconciles in flight", false, integer(func(c *Config) *int { return &c.Concurrency })},
 	{groupOps, "TPE_MESSAGE_TIMEOUT", "message-timeout", "2m", "bound on one message's work", false, duration(func(c *Config) *time.Duration { return &c.MessageTimeout })},
 	{groupOps, "TPE_SHUTDOWN_TIMEOUT", "shutdown-timeout", "30s", "drain bound after the first SIGTERM/SIGINT", false, duration(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
-	{groupOps, "TPE_HTTP_LISTEN", "http-listen", ":8080", "address of /healthz, /readyz and /metrics (off = no ops server)", false, str(func(c *Config) *string { return &c.HTTPListen })},
+	{groupOps, "TPE_HTTP_LISTEN", "http-listen", ":8080", "address of /healthz, /readyz and /metrics (off = no ops server; a one-shot `run --source file:` serves them only when this is set)", false, str(func(c *Config) *string { return &c.HTTPListen })},
 	{groupOps, "TPE_RESYNC_INTERVAL", "resync-interval", "24h", "scheduled full reconcile inside run (0 = none on a schedule; a lifecycle event saying notifications were lost still starts one)", false, duration(func(c *Config) *time.Duration { return &c.ResyncInterval })},
 	{groupOps, "TPE_RENEW_SUBSCRIPTIONS", "renew-subscriptions", "true", "create and renew the Graph subscriptions inside run (false when a scheduled `subscribe` does it once for all replicas; lifecycle events are answered either way)", false, boolean(func(c *Config) *bool { return &c.RenewSubscriptions })},
 	{groupBrake, "TPE_MAX_REVOKES", "max-revokes", "100", "brake: refuse (apply nothing of) a backfill/resync plan with more revokes than this (-1 = no count limit)", false, integer(func(c *Config) *int { return &c.MaxRevokes })},
