@@ -12,7 +12,6 @@ import (
 	"io"
 	"maps"
 	"os"
-	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -403,7 +402,7 @@ func (q *deadLetterQueue) peek(ctx context.Context, max int) ([]deadLetter, erro
 	for len(out) < max {
 		msgs, err := r.PeekMessages(ctx, min(250, max-len(out)), nil)
 		if err != nil {
-			return nil, fmt.Errorf("peek %s: %w", q.path(), explainSBError(err))
+			return nil, fmt.Errorf("peek %s: %w", q.path(), servicebus.Explain(err))
 		}
 		if len(msgs) == 0 {
 			break
@@ -451,7 +450,7 @@ func (q *deadLetterQueue) settle(ctx context.Context, selected []deadLetter, res
 		cancel()
 		if len(msgs) == 0 {
 			if err != nil && ctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) {
-				return done, fmt.Errorf("receive from %s: %w", q.path(), explainSBError(err))
+				return done, fmt.Errorf("receive from %s: %w", q.path(), servicebus.Explain(err))
 			}
 			return done, fmt.Errorf("%d selected dead letter(s) (sequence %s) could not be received from %s within %s: settled by someone else, or locked", len(want), joinSeqs(slices.Sorted(maps.Keys(want))), q.path(), deadLetterReceiveWait)
 		}
@@ -464,11 +463,11 @@ func (q *deadLetterQueue) settle(ctx context.Context, selected []deadLetter, res
 			if resubmit {
 				if err := sender.SendMessage(ctx, resubmitted(m, l.SequenceNumber), nil); err != nil {
 					held = append(held, m)
-					return done, fmt.Errorf("resubmit dead letter %d to %s: %w", l.SequenceNumber, q.queue, explainSBError(err))
+					return done, fmt.Errorf("resubmit dead letter %d to %s: %w", l.SequenceNumber, q.queue, servicebus.Explain(err))
 				}
 			}
 			if err := r.CompleteMessage(ctx, m, nil); err != nil {
-				return done, fmt.Errorf("remove dead letter %d (already resubmitted: %v): %w", l.SequenceNumber, resubmit, explainSBError(err))
+				return done, fmt.Errorf("remove dead letter %d (already resubmitted: %v): %w", l.SequenceNumber, resubmit, servicebus.Explain(err))
 			}
 			delete(want, l.SequenceNumber)
 			done = append(done, l)
@@ -499,36 +498,4 @@ func resubmitted(m *azservicebus.ReceivedMessage, seq int64) *azservicebus.Messa
 		SessionID:             m.SessionID,
 		ApplicationProperties: props,
 	}
-}
-
-// explainSBError adds what to check to the Service Bus errors an operator can fix.
-func explainSBError(err error) error {
-	var sbErr *azservicebus.Error
-	code := amqpCondition(err)
-	if errors.As(err, &sbErr) {
-		code = string(sbErr.Code)
-	}
-	switch code {
-	case string(azservicebus.CodeNotFound), "amqp:not-found":
-		return fmt.Errorf("%w (check SERVICEBUS_QUEUE: the queue does not exist in this namespace)", err)
-	case string(azservicebus.CodeUnauthorizedAccess), "amqp:unauthorized-access":
-		return fmt.Errorf("%w (the identity or key lacks Listen/Send rights on the queue)", err)
-	}
-	return err
-}
-
-// amqpCondition returns the AMQP error condition in err's chain ("" when none).
-// azservicebus returns some link refusals (an absent entity on peek) as its internal
-// go-amqp *Error, which has no exported type to errors.As against; its Condition field is
-// the protocol's own classification.
-func amqpCondition(err error) string {
-	for ; err != nil; err = errors.Unwrap(err) {
-		v := reflect.ValueOf(err)
-		if v.Kind() == reflect.Pointer && !v.IsNil() && v.Elem().Kind() == reflect.Struct {
-			if f := v.Elem().FieldByName("Condition"); f.IsValid() && f.Kind() == reflect.String {
-				return f.String()
-			}
-		}
-	}
-	return ""
 }

@@ -395,7 +395,7 @@ func (d *doctor) peek(ctx context.Context, client *azservicebus.Client, o *azser
 			return true
 		}
 	}
-	detail := servicebus.Redact(explainSBError(err), d.cfg.ServiceBusConnectionString).Error()
+	detail := servicebus.Redact(servicebus.Explain(err), d.cfg.ServiceBusConnectionString).Error()
 	if errors.Is(err, context.DeadlineExceeded) {
 		detail = "no answer within " + doctorCheckTimeout.String()
 	}

@@ -5,19 +5,43 @@ import (
 	"fmt"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+	"github.com/Azure/go-amqp"
 
 	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
 // This file is the one classification of the SDK's errors, for receiving and sending alike.
 
-// code returns the SDK's error code of err, or "" when err is not an *azservicebus.Error.
+// code returns the SDK's error code of err, or "" when it has none. Some link refusals (an
+// absent entity on peek, say) reach the caller as go-amqp's *amqp.Error rather than an
+// *azservicebus.Error; their AMQP condition is mapped to the SDK's code here.
 func code(err error) azservicebus.Code {
 	var sbErr *azservicebus.Error
 	if errors.As(err, &sbErr) {
 		return sbErr.Code
 	}
+	var amqpErr *amqp.Error
+	if errors.As(err, &amqpErr) {
+		switch amqpErr.Condition {
+		case amqp.ErrCondNotFound:
+			return azservicebus.CodeNotFound
+		case amqp.ErrCondUnauthorizedAccess:
+			return azservicebus.CodeUnauthorizedAccess
+		}
+	}
 	return ""
+}
+
+// Explain adds to an error an operator can fix what to check: a missing queue or missing
+// rights. Other errors are returned as they are.
+func Explain(err error) error {
+	switch code(err) {
+	case azservicebus.CodeNotFound:
+		return fmt.Errorf("%w (check SERVICEBUS_QUEUE: the queue does not exist in this namespace)", err)
+	case azservicebus.CodeUnauthorizedAccess:
+		return fmt.Errorf("%w (the identity or key lacks Listen/Send rights on the queue)", err)
+	}
+	return err
 }
 
 // isSystemic reports whether err means the queue cannot be used at all: the credentials are
