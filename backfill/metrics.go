@@ -1,9 +1,9 @@
 package backfill
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tpe-provisioner/tpe-provisioner/internal/promreg"
 )
 
 // backfillMetrics are the series of backfills and resyncs; counters only, no ids.
@@ -28,31 +28,16 @@ func newBackfillMetrics(reg prometheus.Registerer) *backfillMetrics {
 		reg = prometheus.NewRegistry()
 	}
 	return &backfillMetrics{
-		resyncRuns: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		resyncRuns: promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tpe_resync_runs_total", Help: "Resyncs run inside the worker, by outcome.",
 		}, []string{"outcome"})),
-		brakeTrips: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+		brakeTrips: promreg.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tpe_revoke_brake_trips_total",
 			Help: "Backfill or resync plans the revoke brake refused (in a dry run: would have refused).",
 		})),
-		withheld: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+		withheld: promreg.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tpe_revokes_withheld_total",
 			Help: "Revokes a tripped brake held back (none of its plan was applied).",
 		})),
 	}
-}
-
-// register registers c with reg, or returns the collector already registered under the
-// same description (a second backfill or resync in one process shares the series).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		panic(err) // a conflicting description is a programming error
-	}
-	return c
 }

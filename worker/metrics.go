@@ -1,11 +1,12 @@
 package worker
 
 import (
-	"errors"
 	"net/http"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tpe-provisioner/tpe-provisioner/internal/promreg"
 )
 
 // metrics are the worker's Prometheus series. No label holds an id or a secret: outcomes,
@@ -29,49 +30,34 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		reg = prometheus.NewRegistry()
 	}
 	return &metrics{
-		messages: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		messages: promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tpe_messages_total", Help: "Queue messages settled, by outcome.",
 		}, []string{"outcome"})),
-		reconciles: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		reconciles: promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tpe_reconciles_total", Help: "Principal reconciles, by action (error when one failed).",
 		}, []string{"action"})),
-		duration: register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
+		duration: promreg.Register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "tpe_reconcile_duration_seconds", Help: "Time to reconcile one principal.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
 		})),
-		inflight: register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+		inflight: promreg.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tpe_inflight_messages", Help: "Messages being worked on now.",
 		})),
-		circuitOpen: register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+		circuitOpen: promreg.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tpe_circuit_open", Help: "1 while a systemic fault has paused receiving.",
 		})),
-		deadLetters: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		deadLetters: promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tpe_dead_letters_total", Help: "Messages dead-lettered by the worker, by reason.",
 		}, []string{"reason"})),
-		unclassified: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+		unclassified: promreg.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tpe_unclassified_errors_total",
 			Help: "Errors that said neither temporary, systemic nor permanent (treated as temporary); a bug to look at.",
 		})),
-		fannedOut: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+		fannedOut: promreg.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tpe_fanned_out_principals_total",
 			Help: "Members of large groups handed back to the queue as one reconcile command each.",
 		})),
 	}
-}
-
-// register registers c on reg, or returns the collector already registered under the same
-// description (two workers in one process share their series).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		panic(err) // a conflicting description is a programming error
-	}
-	return c
 }
 
 // HTTPMetrics counts outgoing requests to ACS and Graph. Wrap each client's transport:
@@ -93,10 +79,10 @@ func NewHTTPMetrics(reg prometheus.Registerer) *HTTPMetrics {
 		reg = prometheus.NewRegistry()
 	}
 	return &HTTPMetrics{
-		acs: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		acs: promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tpe_acs_requests_total", Help: "Requests to the ACS assignments API, by method and status.",
 		}, []string{"method", "status"})),
-		graph: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		graph: promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tpe_graph_requests_total", Help: "Requests to Microsoft Graph, by status.",
 		}, []string{"status"})),
 	}
