@@ -306,24 +306,13 @@ func TestRunLeavesSubscriptionsToTheScheduledJobWhenRenewalIsOff(t *testing.T) {
 			dir := graphtest.Generate(10, 1, graphtest.DefaultMix)
 			gsrv := graphtest.NewServer(t, dir)
 			asrv := acstest.NewServer(t)
-			c, err := loadConfig(t, map[string]string{
+			ctx, bg, svc := startTestService(t, map[string]string{
 				"ACS_CONNECTION_STRING": asrv.ConnectionString(), "GRAPH_ENDPOINT": gsrv.URL(),
 				"TPE_TENANT_ID": dir.TenantID(), "TPE_CLIENT_IDS": localClientIDs, "TPE_SCOPE_GROUPS": localScopeGroup,
 				"TPE_CLIENT_STATE": localClientState, "TPE_RENEW_SUBSCRIPTIONS": fmt.Sprint(renew),
 				"TPE_EVENT_GRID": "azuresubscriptionid=11111111-2222-3333-4444-555555555555&resourcegroup=rg&partnertopic=graph&location=westeurope",
 			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			svc, err := newService(c, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			var bg sync.WaitGroup
-			defer bg.Wait()
-			defer cancel()
-			h, err := startKeeper(ctx, &bg, svc, nil)
+			h, err := startKeeper(ctx, bg, svc, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -359,23 +348,12 @@ func TestRunWithoutAScheduledResyncStillResyncsOnALifecycleEvent(t *testing.T) {
 	}
 	gsrv := graphtest.NewServer(t, dir)
 	asrv := acstest.NewServer(t)
-	c, err := loadConfig(t, map[string]string{
+	ctx, bg, svc := startTestService(t, map[string]string{
 		"ACS_CONNECTION_STRING": asrv.ConnectionString(), "GRAPH_ENDPOINT": gsrv.URL(),
 		"TPE_TENANT_ID": dir.TenantID(), "TPE_CLIENT_IDS": localClientIDs, "TPE_SCOPE_GROUPS": localScopeGroup,
 		"TPE_RESYNC_INTERVAL": "0",
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := newService(c, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var bg sync.WaitGroup
-	defer bg.Wait()
-	defer cancel()
-	h, err := startKeeper(ctx, &bg, svc, startResync(ctx, &bg, svc, false))
+	h, err := startKeeper(ctx, bg, svc, startResync(ctx, bg, svc, false))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -394,4 +372,25 @@ func TestRunWithoutAScheduledResyncStillResyncsOnALifecycleEvent(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// startTestService builds run's service from env, and a context for its background work that
+// the test's cleanup cancels, waiting for that work (the WaitGroup) to end.
+func startTestService(t *testing.T, env map[string]string) (context.Context, *sync.WaitGroup, *service) {
+	t.Helper()
+	c, err := loadConfig(t, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := newService(c, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	bg := &sync.WaitGroup{}
+	t.Cleanup(func() {
+		cancel()
+		bg.Wait()
+	})
+	return ctx, bg, svc
 }
