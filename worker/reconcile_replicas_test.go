@@ -73,7 +73,13 @@ func (a jitteredAssignments) Delete(ctx context.Context, id string) (string, err
 // policy wants: a stale write is repaired by the replica that made it.
 func TestReconcileReplicasLeaveNoStaleWrite(t *testing.T) {
 	t.Parallel()
-	for seed := uint64(1); seed <= 5; seed++ {
+	// tick scales every delay: the replicas' calls take 0–tick (one in eight 4–6 ticks
+	// more), notifications arrive 0–1.5 ticks late, and the two changes of a user are
+	// 0–0.75 tick apart. With the verifying read after a write removed from reconcile.go,
+	// ten seeds at 500 µs failed 10 runs in 10 (five seeds at 2 ms: 1 to 4 in 6), in a
+	// tenth of the time.
+	const tick = 500 * time.Microsecond
+	for seed := uint64(1); seed <= 10; seed++ {
 		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) {
 			t.Parallel()
 			rng := rand.New(rand.NewPCG(seed, 7))
@@ -88,7 +94,7 @@ func TestReconcileReplicasLeaveNoStaleWrite(t *testing.T) {
 			}
 			dir.SetGroup(rcScope, inScope...)
 			store := newFakeAssignments()
-			j := &jittered{rng: rand.New(rand.NewPCG(seed, 11)), max: 2 * time.Millisecond}
+			j := &jittered{rng: rand.New(rand.NewPCG(seed, 11)), max: tick}
 			replicas := make([]*Reconciler, 3)
 			for i := range replicas {
 				replicas[i] = NewReconciler(jitteredDirectory{dir, j}, jitteredAssignments{store, j}, p, ReconcilerOptions{})
@@ -106,9 +112,10 @@ func TestReconcileReplicasLeaveNoStaleWrite(t *testing.T) {
 					}
 				})
 			}
-			// Every user starts converged.
+			// Every user starts converged (no jitter: nothing races yet).
+			converge := NewReconciler(dir, store, p, ReconcilerOptions{})
 			for i := range users {
-				if _, err := replicas[0].Reconcile(context.Background(), Target{Principal: rtOID(i)}); err != nil {
+				if _, err := converge.Reconcile(context.Background(), Target{Principal: rtOID(i)}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -136,10 +143,10 @@ func TestReconcileReplicasLeaveNoStaleWrite(t *testing.T) {
 			}
 			for i := range users {
 				change(i)
-				notify(rtOID(i), time.Duration(rng.IntN(3000))*time.Microsecond, replicas[rng.IntN(3)])
-				time.Sleep(time.Duration(rng.IntN(1500)) * time.Microsecond)
+				notify(rtOID(i), time.Duration(rng.IntN(3000))*tick/2000, replicas[rng.IntN(3)])
+				time.Sleep(time.Duration(rng.IntN(1500)) * tick / 2000)
 				change(i)
-				notify(rtOID(i), time.Duration(rng.IntN(3000))*time.Microsecond, replicas[rng.IntN(3)])
+				notify(rtOID(i), time.Duration(rng.IntN(3000))*tick/2000, replicas[rng.IntN(3)])
 			}
 			wg.Wait()
 			for _, err := range errs {
