@@ -1,4 +1,4 @@
-package worker
+package worker_test
 
 import (
 	"context"
@@ -9,48 +9,46 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
-
 	clk "github.com/tpe-provisioner/tpe-provisioner/internal/clock"
+	wt "github.com/tpe-provisioner/tpe-provisioner/internal/workertest"
+	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
 // switchableACS answers every call with a 401 while broken, like ACS with a revoked key.
 type switchableACS struct {
-	*fakeAssignments
+	*wt.Assignments
 	broken atomic.Bool
 	probes atomic.Int32
 }
 
-var _ Assignments = (*switchableACS)(nil)
+var _ worker.Assignments = (*switchableACS)(nil)
 
-func errUnauthorized() error { return &fakeErr{status: 401, code: "Unauthorized", systemic: true} }
-
-func (s *switchableACS) Get(ctx context.Context, oid string) (Assignment, error) {
+func (s *switchableACS) Get(ctx context.Context, oid string) (worker.Assignment, error) {
 	if s.broken.Load() {
-		return Assignment{}, errUnauthorized()
+		return worker.Assignment{}, wt.ErrUnauthorized()
 	}
-	return s.fakeAssignments.Get(ctx, oid)
+	return s.Assignments.Get(ctx, oid)
 }
 
-func (s *switchableACS) Put(ctx context.Context, a Assignment) (Assignment, error) {
+func (s *switchableACS) Put(ctx context.Context, a worker.Assignment) (worker.Assignment, error) {
 	if s.broken.Load() {
-		return Assignment{}, errUnauthorized()
+		return worker.Assignment{}, wt.ErrUnauthorized()
 	}
-	return s.fakeAssignments.Put(ctx, a)
+	return s.Assignments.Put(ctx, a)
 }
 
 func (s *switchableACS) Delete(ctx context.Context, oid string) (string, error) {
 	if s.broken.Load() {
-		return "", errUnauthorized()
+		return "", wt.ErrUnauthorized()
 	}
-	return s.fakeAssignments.Delete(ctx, oid)
+	return s.Assignments.Delete(ctx, oid)
 }
 
 // probe is what cmd wires as Options.Probe: a GET that only a systemic fault fails.
 func (s *switchableACS) probe(ctx context.Context) error {
 	s.probes.Add(1)
-	_, err := s.Get(ctx, rtOID(0))
-	if IsNotFound(err) {
+	_, err := s.Get(ctx, wt.OID(0))
+	if worker.IsNotFound(err) {
 		return nil
 	}
 	return err
@@ -59,27 +57,27 @@ func (s *switchableACS) probe(ctx context.Context) error {
 func TestCircuitPausesOnSystemicFaultAndResumesAfterProbe(t *testing.T) {
 	t.Parallel()
 	const n = 6
-	e := newRTEnv()
-	acs := &switchableACS{fakeAssignments: e.acs}
+	e := wt.NewEnv()
+	acs := &switchableACS{Assignments: e.ACS}
 	acs.broken.Store(true)
-	e.rec = NewReconciler(e.dir, acs, rtPolicy, ReconcilerOptions{})
-	b := newFakeBroker(time.Minute)
+	e.Rec = worker.NewReconciler(e.Dir, acs, wt.Policy, worker.ReconcilerOptions{})
+	b := wt.NewBroker(time.Minute)
 	var delivered atomic.Int32
-	b.onReceive = func(*fakeMsg) { delivered.Add(1) }
+	b.OnReceive = func(*wt.Message) { delivered.Add(1) }
 	for i := range n {
-		e.dir.PutUser(rtTeamsUser(i + 1))
-		b.Send(rtOID(i+1), rtUserNote(rtOID(i+1)), nil)
+		e.Dir.PutUser(wt.TeamsUser(i + 1))
+		b.Send(wt.OID(i+1), wt.UserNote(wt.OID(i+1)), nil)
 	}
-	w := e.worker(t, b.source(), Options{Concurrency: 2,
+	w := e.Worker(t, b.Source(), worker.Options{Concurrency: 2,
 		Probe: acs.probe, ProbeBackoff: func(int) time.Duration { return 5 * time.Millisecond }})
-	stop := runInBackground(t, w)
+	stop := wt.RunInBackground(t, w)
 	defer stop()
 
 	clk.WaitUntil(t, "the circuit opens", func() bool {
 		err := w.Ready()
 		return err != nil && strings.Contains(err.Error(), "circuit open")
 	})
-	if got := testutil.ToFloat64(w.metrics.circuitOpen); got != 1 {
+	if got := wt.Metric(t, e.Reg, "tpe_circuit_open"); got != 1 {
 		t.Errorf("tpe_circuit_open = %v, want 1", got)
 	}
 	clk.WaitUntil(t, "probes fail a few times", func() bool { return acs.probes.Load() >= 3 })
@@ -90,24 +88,22 @@ func TestCircuitPausesOnSystemicFaultAndResumesAfterProbe(t *testing.T) {
 	}
 
 	acs.broken.Store(false) // the operator fixes the key
-	if !b.waitFor(10*time.Second, func(b *fakeBroker) bool { return len(b.completed) == n }) {
-		t.Fatalf("not every message completed after the fault was fixed; logs:\n%s", e.logs)
+	if !b.WaitFor(10*time.Second, func() bool { return len(b.Completed()) == n }) {
+		t.Fatalf("not every message completed after the fault was fixed; logs:\n%s", e.Logs)
 	}
 	clk.WaitUntil(t, "the worker is ready again", func() bool { return w.Ready() == nil })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	_, _, dead := b.counts()
+	_, _, dead := b.Counts()
 	if dead != 0 {
 		t.Errorf("dead letters = %d, want 0: the fault was not the messages'", dead)
 	}
 	for i := range n {
-		if !e.granted(rtOID(i + 1)) {
+		if !e.Granted(wt.OID(i + 1)) {
 			t.Errorf("user %d not granted after the circuit closed", i+1)
 		}
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	if d := delivered.Load(); d > 2*n {
 		t.Errorf("%d deliveries for %d messages: delivery counts were burnt while the circuit was open", d, n)
 	}
@@ -115,26 +111,26 @@ func TestCircuitPausesOnSystemicFaultAndResumesAfterProbe(t *testing.T) {
 
 func TestCircuitOpensWhenTheQueueConnectionIsLost(t *testing.T) {
 	t.Parallel()
-	u := rtTeamsUser(1)
-	e := newRTEnv(u)
-	b := newFakeBroker(time.Minute)
+	u := wt.TeamsUser(1)
+	e := wt.NewEnv(u)
+	b := wt.NewBroker(time.Minute)
 	// what the Service Bus source reports when the SDK gave up on the connection
-	b.receiveErrs = []error{SourceError("service bus receive", errors.New("connection lost"), true)}
-	b.Send("m1", rtUserNote(u.ID), nil)
+	b.FailReceive(worker.SourceError("service bus receive", errors.New("connection lost"), true))
+	b.Send("m1", wt.UserNote(u.ID), nil)
 	var probed atomic.Int32
-	w := e.worker(t, b.source(), Options{
+	w := e.Worker(t, b.Source(), worker.Options{
 		Probe:        func(context.Context) error { probed.Add(1); return nil },
 		ProbeBackoff: func(int) time.Duration { return time.Millisecond }})
-	stop := runInBackground(t, w)
-	ok := b.waitFor(10*time.Second, func(b *fakeBroker) bool { return len(b.completed) == 1 })
+	stop := wt.RunInBackground(t, w)
+	ok := b.WaitFor(10*time.Second, func() bool { return len(b.Completed()) == 1 })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	if !ok || probed.Load() == 0 {
-		t.Fatalf("completed %v, probes %d; want the circuit to open, probe, and resume\n%s", ok, probed.Load(), e.logs)
+		t.Fatalf("completed %v, probes %d; want the circuit to open, probe, and resume\n%s", ok, probed.Load(), e.Logs)
 	}
-	if !strings.Contains(e.logs.String(), "circuit opened") || !strings.Contains(e.logs.String(), "circuit closed") {
-		t.Errorf("circuit transitions not logged:\n%s", e.logs)
+	if !strings.Contains(e.Logs.String(), "circuit opened") || !strings.Contains(e.Logs.String(), "circuit closed") {
+		t.Errorf("circuit transitions not logged:\n%s", e.Logs)
 	}
 	// That the Service Bus source replaces its receiver after a lost connection is asserted
 	// by TestServiceBusSourceClassifiesReceiveErrors (worker/servicebus).
@@ -147,8 +143,8 @@ func TestDefaultProbeBackoffDoublesToAMinute(t *testing.T) {
 		want    time.Duration
 	}{{0, time.Second}, {1, 2 * time.Second}, {5, 32 * time.Second}, {6, time.Minute}, {60, time.Minute}}
 	for _, tt := range tests {
-		if got := defaultProbeBackoff(tt.attempt); got != tt.want {
-			t.Errorf("defaultProbeBackoff(%d) = %v, want %v", tt.attempt, got, tt.want)
+		if got := worker.DefaultProbeBackoff(tt.attempt); got != tt.want {
+			t.Errorf("worker.DefaultProbeBackoff(%d) = %v, want %v", tt.attempt, got, tt.want)
 		}
 	}
 }
@@ -156,17 +152,15 @@ func TestDefaultProbeBackoffDoublesToAMinute(t *testing.T) {
 // putRefusedACS refuses only writes while broken, like ACS answering 403 to PUT alone: a
 // probe that reads an assignment passes, the work does not.
 type putRefusedACS struct {
-	*fakeAssignments
+	*wt.Assignments
 	broken atomic.Bool
 }
 
-func errForbidden() error { return &fakeErr{status: 403, code: "Forbidden", systemic: true} }
-
-func (s *putRefusedACS) Put(ctx context.Context, a Assignment) (Assignment, error) {
+func (s *putRefusedACS) Put(ctx context.Context, a worker.Assignment) (worker.Assignment, error) {
 	if s.broken.Load() {
-		return Assignment{}, errForbidden()
+		return worker.Assignment{}, wt.ErrForbidden()
 	}
-	return s.fakeAssignments.Put(ctx, a)
+	return s.Assignments.Put(ctx, a)
 }
 
 // An outage of hours in an operation the probe cannot see (ACS refuses PUT only; the probe
@@ -176,31 +170,31 @@ func (s *putRefusedACS) Put(ctx context.Context, a Assignment) (Assignment, erro
 func TestCircuitHoursOfOutageInAnOperationTheProbeCannotSee(t *testing.T) {
 	t.Parallel()
 	const n = 6
-	e := newRTEnv()
-	acs := &putRefusedACS{fakeAssignments: e.acs}
+	e := wt.NewEnv()
+	acs := &putRefusedACS{Assignments: e.ACS}
 	acs.broken.Store(true)
-	e.rec = NewReconciler(e.dir, acs, rtPolicy, ReconcilerOptions{})
+	e.Rec = worker.NewReconciler(e.Dir, acs, wt.Policy, worker.ReconcilerOptions{})
 	clock := clk.NewFake()
-	b := newFakeBroker(5 * time.Minute)
-	b.clock = clock
+	b := wt.NewBroker(5 * time.Minute)
+	b.Clock = clock
 	var (
 		mu       sync.Mutex
 		maxCount = map[string]uint32{}
 	)
-	b.onReceive = func(m *fakeMsg) {
+	b.OnReceive = func(m *wt.Message) {
 		mu.Lock()
 		defer mu.Unlock()
 		maxCount[m.MessageID] = max(maxCount[m.MessageID], m.DeliveryCount)
 	}
 	for i := range n {
-		e.dir.PutUser(rtTeamsUser(i + 1))
-		b.Send(rtOID(i+1), rtUserNote(rtOID(i+1)), nil)
+		e.Dir.PutUser(wt.TeamsUser(i + 1))
+		b.Send(wt.OID(i+1), wt.UserNote(wt.OID(i+1)), nil)
 	}
 	var probes atomic.Int32
 	probe := func(ctx context.Context) error { // reads pass: the probe is blind to the fault
 		probes.Add(1)
-		_, err := acs.Get(ctx, rtOID(0))
-		if IsNotFound(err) {
+		_, err := acs.Get(ctx, wt.OID(0))
+		if worker.IsNotFound(err) {
 			return nil
 		}
 		return err
@@ -208,37 +202,37 @@ func TestCircuitHoursOfOutageInAnOperationTheProbeCannotSee(t *testing.T) {
 	// The probe backoff is a duration no other wait has, so the test can tell when the
 	// prober has parked again (stopped lock renewals leave their waits on the fake clock).
 	const probeWait = time.Minute - time.Millisecond
-	w := e.worker(t, b.source(), Options{Concurrency: 3, Clock: clock, Probe: probe,
+	w := e.Worker(t, b.Source(), worker.Options{Concurrency: 3, Clock: clock, Probe: probe,
 		ProbeBackoff: func(int) time.Duration { return probeWait }})
-	stop := runInBackground(t, w)
+	stop := wt.RunInBackground(t, w)
 	defer stop()
 	settled := func() bool { return clock.Waiting(probeWait) }
 	clk.WaitUntil(t, "the circuit opens and the prober waits", func() bool {
-		open, _ := w.circuit.state()
+		open, _ := w.CircuitState()
 		return open && settled()
 	})
 	for clock.Now().Sub(clk.Epoch) < 3*time.Hour {
 		before := probes.Load()
 		clock.Advance(time.Minute)
 		clk.WaitUntil(t, "a probe and its retry of the held message", func() bool { return probes.Load() > before && settled() })
-		if _, _, dead := b.counts(); dead != 0 {
-			t.Fatalf("after %s of outage %d message(s) dead-lettered: %+v", clock.Now().Sub(clk.Epoch), dead, b.dead)
+		if _, _, dead := b.Counts(); dead != 0 {
+			t.Fatalf("after %s of outage %d message(s) dead-lettered: %+v", clock.Now().Sub(clk.Epoch), dead, b.Dead())
 		}
 	}
-	if open, _ := w.circuit.state(); !open {
+	if open, _ := w.CircuitState(); !open {
 		t.Fatal("the circuit closed while the fault lasted")
 	}
-	if c, _, _ := b.counts(); c != 0 {
+	if c, _, _ := b.Counts(); c != 0 {
 		t.Fatalf("%d message(s) completed while every PUT was refused", c)
 	}
 
 	acs.broken.Store(false) // the operator grants the missing permission
 	for i := 0; ; i++ {
-		if c, _, _ := b.counts(); c == n {
+		if c, _, _ := b.Counts(); c == n {
 			break
 		}
 		if i > 100 {
-			t.Fatalf("not every message completed after the fault cleared; logs:\n%s", e.logs)
+			t.Fatalf("not every message completed after the fault cleared; logs:\n%s", e.Logs)
 		}
 		clock.Advance(time.Minute)
 		time.Sleep(5 * time.Millisecond)
@@ -246,7 +240,7 @@ func TestCircuitHoursOfOutageInAnOperationTheProbeCannotSee(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, dead := b.counts(); dead != 0 {
+	if _, _, dead := b.Counts(); dead != 0 {
 		t.Errorf("dead letters = %d, want 0", dead)
 	}
 	mu.Lock()
@@ -257,7 +251,7 @@ func TestCircuitHoursOfOutageInAnOperationTheProbeCannotSee(t *testing.T) {
 		}
 	}
 	for i := range n {
-		if !e.granted(rtOID(i + 1)) {
+		if !e.Granted(wt.OID(i + 1)) {
 			t.Errorf("user %d not granted after the fault cleared", i+1)
 		}
 	}
@@ -268,19 +262,19 @@ func TestCircuitHoursOfOutageInAnOperationTheProbeCannotSee(t *testing.T) {
 // says so without the fault's text, which names the principal and echoes ACS's answer.
 func TestReadyNamesNoPrincipalWhileTheCircuitIsOpen(t *testing.T) {
 	t.Parallel()
-	u := rtTeamsUser(7)
-	e := newRTEnv(u)
-	acs := &putRefusedACS{fakeAssignments: e.acs}
+	u := wt.TeamsUser(7)
+	e := wt.NewEnv(u)
+	acs := &putRefusedACS{Assignments: e.ACS}
 	acs.broken.Store(true)
-	e.rec = NewReconciler(e.dir, acs, rtPolicy, ReconcilerOptions{})
-	b := newFakeBroker(time.Minute)
-	b.Send("m1", rtUserNote(u.ID), nil)
-	w := e.worker(t, b.source(), Options{
+	e.Rec = worker.NewReconciler(e.Dir, acs, wt.Policy, worker.ReconcilerOptions{})
+	b := wt.NewBroker(time.Minute)
+	b.Send("m1", wt.UserNote(u.ID), nil)
+	w := e.Worker(t, b.Source(), worker.Options{
 		ProbeBackoff: func(int) time.Duration { return time.Hour }})
-	stop := runInBackground(t, w)
+	stop := wt.RunInBackground(t, w)
 	defer stop()
-	clk.WaitUntil(t, "the circuit opens", func() bool { open, _ := w.circuit.state(); return open })
-	_, cause := w.circuit.state()
+	clk.WaitUntil(t, "the circuit opens", func() bool { open, _ := w.CircuitState(); return open })
+	_, cause := w.CircuitState()
 	if !strings.Contains(cause, u.ID) {
 		t.Fatalf("the fault %q does not name the principal; the test proves nothing", cause)
 	}

@@ -1,8 +1,10 @@
-package worker
+package worker_test
 
 import (
 	"strings"
 	"testing"
+
+	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
 func TestExplain(t *testing.T) {
@@ -12,68 +14,68 @@ func TestExplain(t *testing.T) {
 		groupA = "aaaaaaaa-0000-4000-8000-000000000001"
 		groupB = "bbbbbbbb-0000-4000-8000-000000000002"
 	)
-	with := func(u User, change func(*User)) *User { change(&u); return &u }
-	scoped := Policy{ScopeGroups: []string{groupA, groupB}}
+	with := func(u worker.User, change func(*worker.User)) *worker.User { change(&u); return &u }
+	scoped := worker.Policy{ScopeGroups: []string{groupA, groupB}}
 	tests := []struct {
 		name     string
-		user     *User
+		user     *worker.User
 		memberOf []string
-		policy   Policy
-		want     Verdict
+		policy   worker.Policy
+		want     worker.Verdict
 		// rules maps a rule name prefix to the outcome it must have; decisive lists the
 		// prefixes of the rules that must be marked decisive, and no other may be.
-		rules    map[string]RuleOutcome
+		rules    map[string]worker.RuleOutcome
 		decisive []string
 	}{
-		{"absent user", nil, nil, Policy{}, Verdict{Reason: reasonNotFound},
-			map[string]RuleOutcome{"in directory": RuleFail}, []string{"in directory"}},
-		{"eligible teams user, whole tenant", refUser(fxTeamsUser(id)), nil, Policy{}, Verdict{PrincipalUser, reasonTeamsPlanEnabled},
-			map[string]RuleOutcome{"scope": RuleNotApplied, "account enabled": RulePass, "guest": RulePass,
-				"teams plan TEAMS1": RulePass, "resource account": RuleFail},
+		{"absent user", nil, nil, worker.Policy{}, worker.Verdict{Reason: "not found in directory"},
+			map[string]worker.RuleOutcome{"in directory": worker.RuleFail}, []string{"in directory"}},
+		{"eligible teams user, whole tenant", refUser(fxTeamsUser(id)), nil, worker.Policy{}, worker.Verdict{worker.PrincipalUser, "teams plan enabled"},
+			map[string]worker.RuleOutcome{"scope": worker.RuleNotApplied, "account enabled": worker.RulePass, "guest": worker.RulePass,
+				"teams plan TEAMS1": worker.RulePass, "resource account": worker.RuleFail},
 			[]string{"teams plan TEAMS1"}},
 		{"member of the second scope group only", refUser(fxTeamsUser(id)), []string{strings.ToUpper(groupB)}, scoped,
-			Verdict{PrincipalUser, reasonTeamsPlanEnabled},
-			map[string]RuleOutcome{"scope group " + groupA: RuleFail, "scope group " + groupB: RulePass},
+			worker.Verdict{worker.PrincipalUser, "teams plan enabled"},
+			map[string]worker.RuleOutcome{"scope group " + groupA: worker.RuleFail, "scope group " + groupB: worker.RulePass},
 			[]string{"teams plan TEAMS1"}},
-		{"out of scope names every group", refUser(fxTeamsUser(id)), nil, scoped, Verdict{Reason: reasonOutOfScope},
-			map[string]RuleOutcome{"scope group " + groupA: RuleFail, "scope group " + groupB: RuleFail, "teams plan TEAMS1": RulePass},
+		{"out of scope names every group", refUser(fxTeamsUser(id)), nil, scoped, worker.Verdict{Reason: "out of scope"},
+			map[string]worker.RuleOutcome{"scope group " + groupA: worker.RuleFail, "scope group " + groupB: worker.RuleFail, "teams plan TEAMS1": worker.RulePass},
 			[]string{"scope group " + groupA, "scope group " + groupB}},
-		{"disabled user", with(fxTeamsUser(id), func(u *User) { u.AccountEnabled = false }), nil, Policy{},
-			Verdict{Reason: reasonAccountDisabled},
-			map[string]RuleOutcome{"account enabled": RuleFail, "teams plan TEAMS1": RulePass}, []string{"account enabled"}},
-		{"guest refused", with(fxTeamsUser(id), func(u *User) { u.UserType = "Guest" }), nil, Policy{},
-			Verdict{Reason: reasonGuest}, map[string]RuleOutcome{"guest": RuleFail}, []string{"guest"}},
-		{"guest allowed", with(fxTeamsUser(id), func(u *User) { u.UserType = "Guest" }), nil, Policy{AllowGuests: true},
-			Verdict{PrincipalUser, reasonTeamsPlanEnabled}, map[string]RuleOutcome{"guest": RulePass}, []string{"teams plan TEAMS1"}},
-		{"suspended plan next to a deleted one: both listed", with(fxTeamsUser(id), func(u *User) {
-			u.Plans = []AssignedPlan{{ServicePlanID: teams1, CapabilityStatus: "Suspended"},
+		{"disabled user", with(fxTeamsUser(id), func(u *worker.User) { u.AccountEnabled = false }), nil, worker.Policy{},
+			worker.Verdict{Reason: "account disabled"},
+			map[string]worker.RuleOutcome{"account enabled": worker.RuleFail, "teams plan TEAMS1": worker.RulePass}, []string{"account enabled"}},
+		{"guest refused", with(fxTeamsUser(id), func(u *worker.User) { u.UserType = "Guest" }), nil, worker.Policy{},
+			worker.Verdict{Reason: "guest"}, map[string]worker.RuleOutcome{"guest": worker.RuleFail}, []string{"guest"}},
+		{"guest allowed", with(fxTeamsUser(id), func(u *worker.User) { u.UserType = "Guest" }), nil, worker.Policy{AllowGuests: true},
+			worker.Verdict{worker.PrincipalUser, "teams plan enabled"}, map[string]worker.RuleOutcome{"guest": worker.RulePass}, []string{"teams plan TEAMS1"}},
+		{"suspended plan next to a deleted one: both listed", with(fxTeamsUser(id), func(u *worker.User) {
+			u.Plans = []worker.AssignedPlan{{ServicePlanID: teams1, CapabilityStatus: "Suspended"},
 				{ServicePlanID: "4fa4026d-ce74-4962-a151-8e96d57ea8e4", CapabilityStatus: "Deleted"}}
-		}), nil, Policy{}, Verdict{Reason: reasonTeamsPlanSuspended},
-			map[string]RuleOutcome{"teams plan TEAMS1": RuleFail, "teams plan TEAMS_FREE": RuleFail},
+		}), nil, worker.Policy{}, worker.Verdict{Reason: "teams plan suspended"},
+			map[string]worker.RuleOutcome{"teams plan TEAMS1": worker.RuleFail, "teams plan TEAMS_FREE": worker.RuleFail},
 			[]string{"teams plan TEAMS1", "teams plan TEAMS_FREE"}},
-		{"no teams plan", with(fxTeamsUser(id), func(u *User) { u.Plans = nil }), nil, Policy{},
-			Verdict{Reason: reasonNoTeamsPlan}, map[string]RuleOutcome{"teams plan": RuleFail}, []string{"teams plan"}},
-		{"resource account: disabled by design, account rules not applied", refUser(fxResourceAccount(id)), nil, Policy{},
-			Verdict{PrincipalResourceAccount, reasonResourceAccount},
-			map[string]RuleOutcome{"resource account": RulePass, "account enabled": RuleNotApplied, "guest": RuleNotApplied,
-				"teams plan": RuleNotApplied, "department": RuleInfo},
+		{"no teams plan", with(fxTeamsUser(id), func(u *worker.User) { u.Plans = nil }), nil, worker.Policy{},
+			worker.Verdict{Reason: "no teams plan"}, map[string]worker.RuleOutcome{"teams plan": worker.RuleFail}, []string{"teams plan"}},
+		{"resource account: disabled by design, account rules not applied", refUser(fxResourceAccount(id)), nil, worker.Policy{},
+			worker.Verdict{worker.PrincipalResourceAccount, "resource account licence"},
+			map[string]worker.RuleOutcome{"resource account": worker.RulePass, "account enabled": worker.RuleNotApplied, "guest": worker.RuleNotApplied,
+				"teams plan": worker.RuleNotApplied, "department": worker.RuleInfo},
 			[]string{"resource account"}},
-		{"resource account by an enabled plan", with(fxResourceAccount(id), func(u *User) {
-			u.SKUs, u.Plans = nil, []AssignedPlan{fxEnabled(raPlan)}
-		}), nil, Policy{}, Verdict{PrincipalResourceAccount, reasonResourceAccount},
-			map[string]RuleOutcome{"resource account": RulePass}, []string{"resource account"}},
-		{"suspended resource-account plan and the department alone make no resource account", with(fxResourceAccount(id), func(u *User) {
-			u.SKUs, u.Plans = nil, []AssignedPlan{{ServicePlanID: raPlan, CapabilityStatus: "Suspended"}}
-		}), nil, Policy{}, Verdict{Reason: reasonAccountDisabled},
-			map[string]RuleOutcome{"resource account": RuleFail, "department": RuleInfo, "account enabled": RuleFail},
+		{"resource account by an enabled plan", with(fxResourceAccount(id), func(u *worker.User) {
+			u.SKUs, u.Plans = nil, []worker.AssignedPlan{fxEnabled(raPlan)}
+		}), nil, worker.Policy{}, worker.Verdict{worker.PrincipalResourceAccount, "resource account licence"},
+			map[string]worker.RuleOutcome{"resource account": worker.RulePass}, []string{"resource account"}},
+		{"suspended resource-account plan and the department alone make no resource account", with(fxResourceAccount(id), func(u *worker.User) {
+			u.SKUs, u.Plans = nil, []worker.AssignedPlan{{ServicePlanID: raPlan, CapabilityStatus: "Suspended"}}
+		}), nil, worker.Policy{}, worker.Verdict{Reason: "account disabled"},
+			map[string]worker.RuleOutcome{"resource account": worker.RuleFail, "department": worker.RuleInfo, "account enabled": worker.RuleFail},
 			[]string{"account enabled"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got := Explain(tt.user, tt.memberOf, tt.policy)
+			got := worker.Explain(tt.user, tt.memberOf, tt.policy)
 			inScope := len(tt.policy.ScopeGroups) == 0 || len(tt.memberOf) > 0
-			if want := Eligibility(tt.user, inScope, tt.policy); got.Verdict != want {
+			if want := worker.Eligibility(tt.user, inScope, tt.policy); got.Verdict != want {
 				t.Errorf("Explain verdict %+v differs from Eligibility's %+v", got.Verdict, want)
 			}
 			if got.Verdict != tt.want {
@@ -108,11 +110,11 @@ func TestExplain(t *testing.T) {
 	}
 }
 
-func findRule(rules []Rule, prefix string) (Rule, bool) {
+func findRule(rules []worker.Rule, prefix string) (worker.Rule, bool) {
 	for _, r := range rules {
 		if strings.HasPrefix(r.Name, prefix) {
 			return r, true
 		}
 	}
-	return Rule{}, false
+	return worker.Rule{}, false
 }

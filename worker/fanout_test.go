@@ -1,4 +1,4 @@
-package worker
+package worker_test
 
 import (
 	"context"
@@ -9,7 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	wt "github.com/tpe-provisioner/tpe-provisioner/internal/workertest"
+	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
 // fanOutQueue records what the worker hands to Options.FanOut, and can fail a call.
@@ -17,20 +18,20 @@ type fanOutQueue struct {
 	mu      sync.Mutex
 	calls   int
 	keys    []string
-	targets []Target
+	targets []worker.Target
 	failAt  int   // the call (1-based) that fails; 0: none
 	err     error // what it fails with
 }
 
-func (q *fanOutQueue) send(_ context.Context, key string, targets []Target) error {
+func (q *fanOutQueue) send(_ context.Context, key string, targets []worker.Target) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.calls++
 	if q.calls == q.failAt {
 		return q.err
 	}
-	if len(targets) > fanOutBatch {
-		return errors.New("batch larger than fanOutBatch")
+	if len(targets) > worker.FanOutBatch {
+		return errors.New("batch larger than worker.FanOutBatch")
 	}
 	q.keys = append(q.keys, key)
 	q.targets = append(q.targets, targets...)
@@ -43,21 +44,21 @@ func (q *fanOutQueue) commands() [][]byte {
 	defer q.mu.Unlock()
 	out := make([][]byte, len(q.targets))
 	for i, tg := range q.targets {
-		out[i] = rtCommand(string(tg.Command), tg.Principal)
+		out[i] = worker.EncodeCommand(tg.Command, tg.Principal, "")
 	}
 	return out
 }
 
-func groupEnv(t *testing.T, members int) (*rtEnv, []string) {
+func groupEnv(t *testing.T, members int) (*wt.Env, []string) {
 	t.Helper()
-	users := make([]User, members)
+	users := make([]worker.User, members)
 	ids := make([]string, members)
 	for i := range users {
-		users[i] = rtTeamsUser(i + 1)
+		users[i] = wt.TeamsUser(i + 1)
 		ids[i] = users[i].ID
 	}
-	e := newRTEnv(users...)
-	e.dir.SetGroup(fxGroup, ids...)
+	e := wt.NewEnv(users...)
+	e.Dir.SetGroup(fxGroup, ids...)
 	return e, ids
 }
 
@@ -68,20 +69,20 @@ func TestWorkerFansOutALargeGroupToTheQueue(t *testing.T) {
 	t.Parallel()
 	e, ids := groupEnv(t, 250)
 	q := &fanOutQueue{}
-	src := NewMemorySource([][]byte{readFixture(t, "eg_group_updated_nodelta.json")}, FileOptions{})
-	w := e.worker(t, src, Options{FanOut: q.send})
-	runToEnd(t, w)
+	src := worker.NewMemorySource([][]byte{readFixture(t, "eg_group_updated_nodelta.json")}, worker.FileOptions{})
+	w := e.Worker(t, src, worker.Options{FanOut: q.send})
+	wt.RunToEnd(t, w)
 
 	if src.Completed() != 1 || len(src.DeadLetters()) != 0 {
 		t.Fatalf("completed %d, dead-lettered %v; want the message completed", src.Completed(), src.DeadLetters())
 	}
-	if n := e.acs.Calls("Get") + e.acs.Calls("Put"); n != 0 {
+	if n := e.ACS.Calls("Get") + e.ACS.Calls("Put"); n != 0 {
 		t.Errorf("the fanning message made %d ACS calls, want 0: members are reconciled from the queue", n)
 	}
 	got := make([]string, len(q.targets))
 	for i, tg := range q.targets {
 		got[i] = tg.Principal
-		if tg.Command != CommandReconcile {
+		if tg.Command != worker.CommandReconcile {
 			t.Errorf("handed over %s for %s, want reconcile", tg.Command, tg.Principal)
 		}
 	}
@@ -90,20 +91,20 @@ func TestWorkerFansOutALargeGroupToTheQueue(t *testing.T) {
 		t.Fatalf("handed over %d principals, want each of the %d members once", len(got), len(ids))
 	}
 	if q.calls != 3 {
-		t.Errorf("FanOut called %d times for 250 members, want 3 (batches of at most %d)", q.calls, fanOutBatch)
+		t.Errorf("FanOut called %d times for 250 members, want 3 (batches of at most %d)", q.calls, worker.FanOutBatch)
 	}
 	for _, k := range q.keys {
 		if k != q.keys[0] {
 			t.Errorf("keys %q and %q differ within one group of one message", q.keys[0], k)
 		}
 	}
-	if v := testutil.ToFloat64(w.metrics.fannedOut); v != 250 {
+	if v := wt.Metric(t, e.Reg, "tpe_fanned_out_principals_total"); v != 250 {
 		t.Errorf("tpe_fanned_out_principals_total = %v, want 250", v)
 	}
 
-	runToEnd(t, e.worker(t, NewMemorySource(q.commands(), FileOptions{}), Options{Concurrency: 8}))
+	wt.RunToEnd(t, e.Worker(t, worker.NewMemorySource(q.commands(), worker.FileOptions{}), worker.Options{Concurrency: 8}))
 	for _, id := range ids {
-		if !e.granted(id) {
+		if !e.Granted(id) {
 			t.Fatalf("member %s not granted after the fanned-out commands ran", id)
 		}
 	}
@@ -123,16 +124,16 @@ func TestWorkerReconcilesASmallGroupInline(t *testing.T) {
 	} {
 		e, ids := groupEnv(t, tc.members)
 		q := &fanOutQueue{}
-		o := Options{}
+		o := worker.Options{}
 		if tc.fanOut {
 			o.FanOut = q.send
 		}
-		runToEnd(t, e.worker(t, NewMemorySource([][]byte{readFixture(t, "eg_group_updated_nodelta.json")}, FileOptions{}), o))
+		wt.RunToEnd(t, e.Worker(t, worker.NewMemorySource([][]byte{readFixture(t, "eg_group_updated_nodelta.json")}, worker.FileOptions{}), o))
 		if q.calls != 0 {
 			t.Errorf("%s: FanOut called %d times, want none", tc.name, q.calls)
 		}
 		for _, id := range ids {
-			if !e.granted(id) {
+			if !e.Granted(id) {
 				t.Fatalf("%s: member %s not granted in the message", tc.name, id)
 			}
 		}
@@ -146,16 +147,16 @@ func TestWorkerRetriesAFailedFanOut(t *testing.T) {
 	t.Parallel()
 	e, ids := groupEnv(t, 250)
 	q := &fanOutQueue{failAt: 2, err: errors.New("send batch: connection reset")}
-	src := NewMemorySource([][]byte{readFixture(t, "eg_group_updated_nodelta.json")}, FileOptions{Backoff: func(int) time.Duration { return 0 }})
-	w := e.worker(t, src, Options{FanOut: q.send})
-	runToEnd(t, w)
+	src := worker.NewMemorySource([][]byte{readFixture(t, "eg_group_updated_nodelta.json")}, worker.FileOptions{Backoff: func(int) time.Duration { return 0 }})
+	w := e.Worker(t, src, worker.Options{FanOut: q.send})
+	wt.RunToEnd(t, w)
 	if src.Completed() != 1 || len(src.DeadLetters()) != 0 {
 		t.Fatalf("completed %d, dead-lettered %v; want completed on the second delivery", src.Completed(), src.DeadLetters())
 	}
-	if s := w.Stats(); s.Messages[OutcomeAbandoned] != 1 {
+	if s := w.Stats(); s.Messages[worker.OutcomeAbandoned] != 1 {
 		t.Errorf("messages = %v, want one abandon before the completion", s.Messages)
 	}
-	if v := testutil.ToFloat64(w.metrics.unclassified); v != 0 {
+	if v := wt.Metric(t, e.Reg, "tpe_unclassified_errors_total"); v != 0 {
 		t.Errorf("a failed send counted as %v unclassified errors, want it taken as temporary", v)
 	}
 	seen := map[string]bool{}
@@ -178,12 +179,16 @@ func TestWorkerFanOutKeysDifferPerNotification(t *testing.T) {
 	t.Parallel()
 	e, _ := groupEnv(t, 30)
 	q := &fanOutQueue{}
-	w := e.worker(t, NewMemorySource(nil, FileOptions{}), Options{FanOut: q.send})
+	b := wt.NewBroker(time.Minute)
 	body := readFixture(t, "eg_group_updated_nodelta.json")
 	other := []byte(strings.Replace(string(body), `"id"`, `"id" `, 1)) // same group, another event
-	for _, b := range [][]byte{body, body, other} {
-		tl := &tally{w: w}
-		w.groupTargets(context.Background(), &Delivery{Body: b}, fxGroup, tl, e.logger())
+	for _, m := range [][]byte{body, body, other} {
+		b.Send("", m, nil) // no message id
+	}
+	stop := wt.RunInBackground(t, e.Worker(t, b.Source(), worker.Options{FanOut: q.send, Concurrency: 1}))
+	ok := b.WaitFor(10*time.Second, func() bool { return len(b.Completed()) == 3 })
+	if err := stop(); err != nil || !ok {
+		t.Fatalf("Run = %v, all three completed %v", err, ok)
 	}
 	if len(q.keys) != 3 || q.keys[0] != q.keys[1] || q.keys[0] == q.keys[2] {
 		t.Errorf("keys = %q; want the same for a redelivered body and another for a different notification", q.keys)

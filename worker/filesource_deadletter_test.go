@@ -1,4 +1,4 @@
-package worker
+package worker_test
 
 import (
 	"context"
@@ -9,10 +9,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
 // drainFileSource dead-letters every message of src and returns when it is read to the end.
-func drainFileSource(t *testing.T, src *FileSource) {
+func drainFileSource(t *testing.T, src *worker.FileSource) {
 	t.Helper()
 	ctx := context.Background()
 	for {
@@ -34,7 +36,7 @@ func drainFileSource(t *testing.T, src *FileSource) {
 func TestDeadLetterFileIsCreatedOnlyByTheFirstDeadLetter(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "events.jsonl.deadletter.jsonl")
-	dl := NewDeadLetterFile(path)
+	dl := worker.NewDeadLetterFile(path)
 	if err := dl.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -51,8 +53,8 @@ func TestDeadLetterFileAppendsToThePreviousRunsDeadLetters(t *testing.T) {
 		t.Fatal(err)
 	}
 	for run := 0; run < 2; run++ {
-		dl := NewDeadLetterFile(path)
-		drainFileSource(t, NewFileSource(strings.NewReader("not json\n"), dl, FileOptions{}))
+		dl := worker.NewDeadLetterFile(path)
+		drainFileSource(t, worker.NewFileSource(strings.NewReader("not json\n"), dl, worker.FileOptions{}))
 		if err := dl.Close(); err != nil {
 			t.Fatal(err)
 		}

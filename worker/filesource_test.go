@@ -1,4 +1,4 @@
-package worker
+package worker_test
 
 import (
 	"bytes"
@@ -10,33 +10,36 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	wt "github.com/tpe-provisioner/tpe-provisioner/internal/workertest"
+	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
 func TestFileSourceEndToEndWithADeadLetterFile(t *testing.T) {
 	t.Parallel()
-	a, b, gone := rtTeamsUser(1), rtTeamsUser(2), rtTeamsUser(3)
-	e := newRTEnv(a, b)
-	e.acs.Set(Assignment{ObjectID: gone.ID, PrincipalType: PrincipalUser, ClientIDs: []string{rtApp}})
-	forged := strings.ReplaceAll(string(rtUserNote(b.ID)), fxClientState, "guessed")
+	a, b, gone := wt.TeamsUser(1), wt.TeamsUser(2), wt.TeamsUser(3)
+	e := wt.NewEnv(a, b)
+	e.ACS.Set(worker.Assignment{ObjectID: gone.ID, PrincipalType: worker.PrincipalUser, ClientIDs: []string{wt.App}})
+	forged := strings.ReplaceAll(string(wt.UserNote(b.ID)), wt.ClientState, "guessed")
 	input := strings.Join([]string{
-		string(rtUserNote(a.ID)), // line 1: onboard a
-		"",                       // line 2: blank, skipped
-		`{"value":[`,             // line 3: malformed
-		forged,                   // line 4: untrusted
-		"   ",                    // line 5: blank, skipped
-		string(rtCommand("revoke", gone.ID)) + "\r", // line 6: offboard, CRLF
+		string(wt.UserNote(a.ID)), // line 1: onboard a
+		"",                        // line 2: blank, skipped
+		`{"value":[`,              // line 3: malformed
+		forged,                    // line 4: untrusted
+		"   ",                     // line 5: blank, skipped
+		string(worker.EncodeCommand(worker.CommandRevoke, gone.ID, "")) + "\r", // line 6: offboard, CRLF
 	}, "\n")
 	var dlq bytes.Buffer
-	src := NewFileSource(strings.NewReader(input), &dlq, FileOptions{})
-	obs := &recordingObserver{}
-	runToEnd(t, e.worker(t, src, Options{Observer: obs, Trust: Trust{QueueOverrides: true}}))
+	src := worker.NewFileSource(strings.NewReader(input), &dlq, worker.FileOptions{})
+	obs := &wt.Observer{}
+	wt.RunToEnd(t, e.Worker(t, src, worker.Options{Observer: obs, Trust: worker.Trust{QueueOverrides: true}}))
 
-	if !e.granted(a.ID) || e.granted(b.ID) || e.granted(gone.ID) {
-		t.Errorf("granted a=%v b=%v gone=%v, want true false false", e.granted(a.ID), e.granted(b.ID), e.granted(gone.ID))
+	if !e.Granted(a.ID) || e.Granted(b.ID) || e.Granted(gone.ID) {
+		t.Errorf("granted a=%v b=%v gone=%v, want true false false", e.Granted(a.ID), e.Granted(b.ID), e.Granted(gone.ID))
 	}
 	var ids []string
-	for _, s := range obs.settled() {
-		ids = append(ids, s.id)
+	for _, s := range obs.Settlements() {
+		ids = append(ids, s.ID)
 	}
 	slices.Sort(ids)
 	if want := []string{"line-1", "line-3", "line-4", "line-6"}; !slices.Equal(ids, want) {
@@ -60,7 +63,7 @@ func TestFileSourceEndToEndWithADeadLetterFile(t *testing.T) {
 		got = append(got, r)
 	}
 	slices.SortFunc(got, func(x, y record) int { return x.Line - y.Line })
-	if len(got) != 2 || got[0].Line != 3 || got[0].Reason != ReasonMalformed || got[1].Line != 4 || got[1].Reason != ReasonUntrusted {
+	if len(got) != 2 || got[0].Line != 3 || got[0].Reason != worker.ReasonMalformed || got[1].Line != 4 || got[1].Reason != worker.ReasonUntrusted {
 		t.Fatalf("dead letters = %+v, want line 3 malformed, line 4 untrusted", got)
 	}
 	if got[0].Description == "" {
@@ -73,7 +76,7 @@ func TestFileSourceEndToEndWithADeadLetterFile(t *testing.T) {
 	if !json.Valid(got[1].Body) || got[1].Body[0] != '{' {
 		t.Errorf("untrusted body = %s, want the JSON object", got[1].Body)
 	}
-	if strings.Contains(dlq.String(), fxClientState) {
+	if strings.Contains(dlq.String(), wt.ClientState) {
 		t.Error("the dead-letter file holds the configured clientState")
 	}
 }
@@ -81,7 +84,7 @@ func TestFileSourceEndToEndWithADeadLetterFile(t *testing.T) {
 func TestLocalQueueRedeliversAbandonedMessagesLikeTheBroker(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	src := NewMemorySource([][]byte{[]byte("one")}, FileOptions{MaxDeliveryCount: 3, Backoff: noBackoff})
+	src := worker.NewMemorySource([][]byte{[]byte("one")}, worker.FileOptions{MaxDeliveryCount: 3, Backoff: wt.NoBackoff})
 	var counts []uint32
 	for {
 		ds, err := src.Receive(ctx, 5)
@@ -102,8 +105,8 @@ func TestLocalQueueRedeliversAbandonedMessagesLikeTheBroker(t *testing.T) {
 		t.Errorf("delivery counts = %v, want [1 2 3]", counts)
 	}
 	dead := src.DeadLetters()
-	if len(dead) != 1 || dead[0].Reason != ReasonMaxDeliveryCount || dead[0].MessageID != "msg-1" {
-		t.Errorf("dead letters = %+v, want msg-1 %s", dead, ReasonMaxDeliveryCount)
+	if len(dead) != 1 || dead[0].Reason != worker.ReasonMaxDeliveryCount || dead[0].MessageID != "msg-1" {
+		t.Errorf("dead letters = %+v, want msg-1 %s", dead, worker.ReasonMaxDeliveryCount)
 	}
 }
 
@@ -111,7 +114,7 @@ func TestLocalQueueWaitsOutTheBackoffBeforeRedelivery(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	const backoff = 40 * time.Millisecond
-	src := NewMemorySource([][]byte{[]byte("one")}, FileOptions{Backoff: func(int) time.Duration { return backoff }})
+	src := worker.NewMemorySource([][]byte{[]byte("one")}, worker.FileOptions{Backoff: func(int) time.Duration { return backoff }})
 	ds, err := src.Receive(ctx, 1)
 	if err != nil || len(ds) != 1 {
 		t.Fatalf("Receive = %d, %v", len(ds), err)
@@ -137,13 +140,13 @@ func TestLocalQueueWaitsOutTheBackoffBeforeRedelivery(t *testing.T) {
 
 func TestFileSourceCutsHugeLines(t *testing.T) {
 	t.Parallel()
-	huge := `{"command":"reconcile","principal":"` + strings.Repeat("x", MaxBodyBytes) + `"}`
-	e := newRTEnv()
-	src := NewFileSource(strings.NewReader(huge+"\n"+string(rtCommand("reconcile", rtOID(1)))), nil, FileOptions{})
-	runToEnd(t, e.worker(t, src, Options{}))
+	huge := `{"command":"reconcile","principal":"` + strings.Repeat("x", worker.MaxBodyBytes) + `"}`
+	e := wt.NewEnv()
+	src := worker.NewFileSource(strings.NewReader(huge+"\n"+string(worker.EncodeCommand(worker.CommandReconcile, wt.OID(1), ""))), nil, worker.FileOptions{})
+	wt.RunToEnd(t, e.Worker(t, src, worker.Options{}))
 	dead := src.DeadLetters()
-	if len(dead) != 1 || dead[0].Reason != ReasonTooLarge || dead[0].Line != 1 || len(dead[0].Body) != MaxBodyBytes+1 {
-		t.Fatalf("dead letters: %d, want line 1 %s cut to %d bytes", len(dead), ReasonTooLarge, MaxBodyBytes+1)
+	if len(dead) != 1 || dead[0].Reason != worker.ReasonTooLarge || dead[0].Line != 1 || len(dead[0].Body) != worker.MaxBodyBytes+1 {
+		t.Fatalf("dead letters: %d, want line 1 %s cut to %d bytes", len(dead), worker.ReasonTooLarge, worker.MaxBodyBytes+1)
 	}
 	if src.Completed() != 1 {
 		t.Errorf("completed = %d, want the line after the huge one", src.Completed())
@@ -154,7 +157,7 @@ func TestFileSourceReceiveStopsWithTheContext(t *testing.T) {
 	t.Parallel()
 	pr, pw := io.Pipe() // input that never ends, like an idle stdin
 	defer pw.Close()
-	src := NewFileSource(pr, nil, FileOptions{})
+	src := worker.NewFileSource(pr, nil, worker.FileOptions{})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	if _, err := src.Receive(ctx, 1); !errors.Is(err, context.DeadlineExceeded) {

@@ -1,4 +1,4 @@
-package worker
+package worker_test
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"time"
 
 	clk "github.com/tpe-provisioner/tpe-provisioner/internal/clock"
+	wt "github.com/tpe-provisioner/tpe-provisioner/internal/workertest"
+	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
 // The property: whatever order, duplication and temporary faults the notifications meet,
@@ -24,34 +26,34 @@ const (
 	propTeamsPlan = "57ff2da0-773e-42df-b2af-ffb7a2317929" // TEAMS1
 )
 
-var propPolicy = Policy{ClientIDs: []string{rtApp}, ScopeGroups: []string{propScope}, ManageResourceAccounts: true}
+var propPolicy = worker.Policy{ClientIDs: []string{wt.App}, ScopeGroups: []string{propScope}, ManageResourceAccounts: true}
 
 // propWorld is the directory a property run mutates, and the notifications its changes owe.
 type propWorld struct {
 	rng     *rand.Rand
-	dir     *fakeDirectory
+	dir     *wt.Directory
 	n       int
 	members map[string]bool // scope group membership
 	deleted map[string]bool
 }
 
 // randomUser returns one of the shapes the policy distinguishes.
-func (w *propWorld) randomUser(i int) User {
-	u := User{ID: rtOID(i), UPN: fmt.Sprintf("p%d@example.com", i), AccountEnabled: true, UserType: "Member"}
+func (w *propWorld) randomUser(i int) worker.User {
+	u := worker.User{ID: wt.OID(i), UPN: fmt.Sprintf("p%d@example.com", i), AccountEnabled: true, UserType: "Member"}
 	switch w.rng.IntN(6) {
 	case 0, 1: // Teams user
-		u.Plans = []AssignedPlan{{ServicePlanID: propTeamsPlan, CapabilityStatus: "Enabled"}}
+		u.Plans = []worker.AssignedPlan{{ServicePlanID: propTeamsPlan, CapabilityStatus: "Enabled"}}
 	case 2: // disabled Teams user
 		u.AccountEnabled = false
-		u.Plans = []AssignedPlan{{ServicePlanID: propTeamsPlan, CapabilityStatus: "Enabled"}}
+		u.Plans = []worker.AssignedPlan{{ServicePlanID: propTeamsPlan, CapabilityStatus: "Enabled"}}
 	case 3: // suspended plan
-		u.Plans = []AssignedPlan{{ServicePlanID: propTeamsPlan, CapabilityStatus: "Suspended"}}
+		u.Plans = []worker.AssignedPlan{{ServicePlanID: propTeamsPlan, CapabilityStatus: "Suspended"}}
 	case 4: // resource account: disabled by design
 		u.AccountEnabled = false
 		u.SKUs = []string{propRASKU}
 	case 5: // guest with Teams
 		u.UserType = "Guest"
-		u.Plans = []AssignedPlan{{ServicePlanID: propTeamsPlan, CapabilityStatus: "Enabled"}}
+		u.Plans = []worker.AssignedPlan{{ServicePlanID: propTeamsPlan, CapabilityStatus: "Enabled"}}
 	}
 	return u
 }
@@ -76,7 +78,7 @@ func (w *propWorld) mutate() [][]byte {
 		if w.rng.IntN(3) != 0 {
 			continue
 		}
-		id := rtOID(i)
+		id := wt.OID(i)
 		switch w.rng.IntN(4) {
 		case 0: // soft-delete or restore
 			if w.deleted[id] {
@@ -85,7 +87,7 @@ func (w *propWorld) mutate() [][]byte {
 				w.dir.SoftDelete(id, time.Now())
 			}
 			w.deleted[id] = !w.deleted[id]
-			notes = append(notes, rtUserNote(id))
+			notes = append(notes, wt.UserNote(id))
 		case 1: // leave or join the scope group
 			w.members[id] = !w.members[id]
 			if w.members[id] {
@@ -96,7 +98,7 @@ func (w *propWorld) mutate() [][]byte {
 		default: // licence, plan or account change
 			if !w.deleted[id] {
 				w.dir.PutUser(w.randomUser(i))
-				notes = append(notes, rtUserNote(id))
+				notes = append(notes, wt.UserNote(id))
 			}
 		}
 	}
@@ -117,7 +119,7 @@ func propGroupNote(added, removed []string) []byte {
 	}
 	return fmt.Appendf(nil, `{"value":[{"subscriptionId":%q,"changeType":"updated","resource":"Groups/%s",`+
 		`"resourceData":{"@odata.type":"#Microsoft.Graph.Group","id":%q,"organizationId":%q,"members@delta":[%s]},`+
-		`"clientState":%q,"tenantId":%q}]}`, fxSub, propScope, propScope, fxTenant, strings.Join(delta, ","), fxClientState, fxTenant)
+		`"clientState":%q,"tenantId":%q}]}`, wt.SubscriptionID, propScope, propScope, wt.TenantID, strings.Join(delta, ","), wt.ClientState, wt.TenantID)
 }
 
 // deliver duplicates and shuffles notes as Graph and Event Grid do, sometimes adds a
@@ -130,35 +132,35 @@ func (w *propWorld) deliver(notes [][]byte) [][]byte {
 		}
 	}
 	for range 5 {
-		out = append(out, rtUserNote(rtOID(1+w.rng.IntN(w.n))))
+		out = append(out, wt.UserNote(wt.OID(1+w.rng.IntN(w.n))))
 	}
 	if w.rng.IntN(4) == 0 {
 		out = append(out, fmt.Appendf(nil, `{"value":[{"subscriptionId":%q,"changeType":"updated","resource":"Groups/%s",`+
-			`"resourceData":{"id":%q},"clientState":%q,"tenantId":%q}]}`, fxSub, propScope, propScope, fxClientState, fxTenant))
+			`"resourceData":{"id":%q},"clientState":%q,"tenantId":%q}]}`, wt.SubscriptionID, propScope, propScope, wt.ClientState, wt.TenantID))
 	}
 	w.rng.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
 	return out
 }
 
 // injectFaults scripts bursts of temporary failures for about one principal in ten.
-func (w *propWorld) injectFaults(acs *fakeAssignments) {
+func (w *propWorld) injectFaults(acs *wt.Assignments) {
 	for i := 1; i <= w.n; i++ {
 		if w.rng.IntN(10) != 0 {
 			continue
 		}
-		id := rtOID(i)
+		id := wt.OID(i)
 		kind := w.rng.IntN(4)
 		// Bursts longer than the in-process retries make messages go back to the queue.
 		for range 1 + w.rng.IntN(5) {
 			switch kind {
 			case 0:
-				acs.FailNext("Get", id, errThrottled(time.Second))
+				acs.FailNext("Get", id, wt.ErrThrottled(time.Second))
 			case 1:
-				acs.FailNext("Put", id, errUnavailable())
+				acs.FailNext("Put", id, wt.ErrUnavailable())
 			case 2:
-				w.dir.FailNext("User", id, errThrottled(0))
+				w.dir.FailNext("User", id, wt.ErrThrottled(0))
 			case 3:
-				w.dir.FailNext("MemberOf", id, errUnavailable())
+				w.dir.FailNext("MemberOf", id, wt.ErrUnavailable())
 			}
 		}
 	}
@@ -175,38 +177,38 @@ func TestPropertyAssignmentsConvergeToThePolicy(t *testing.T) {
 }
 
 func checkConvergence(t *testing.T, seed uint64, n, rounds int) {
-	w := &propWorld{rng: rand.New(rand.NewPCG(seed, seed^0x5eed)), dir: newFakeDirectory(), n: n,
+	w := &propWorld{rng: rand.New(rand.NewPCG(seed, seed^0x5eed)), dir: wt.NewDirectory(), n: n,
 		members: map[string]bool{}, deleted: map[string]bool{}}
-	acs := newFakeAssignments()
+	acs := wt.NewAssignments()
 	others := map[string]bool{} // principals holding another application's id: never ours to remove
 	var first [][]byte
 	for i := 1; i <= n; i++ {
-		id := rtOID(i)
+		id := wt.OID(i)
 		w.dir.PutUser(w.randomUser(i))
 		w.members[id] = w.rng.IntN(4) != 0
 		switch w.rng.IntN(5) { // whatever ACS holds before the worker ever ran
 		case 1:
-			acs.Set(Assignment{ObjectID: id, PrincipalType: PrincipalUser, ClientIDs: []string{rtApp}})
+			acs.Set(worker.Assignment{ObjectID: id, PrincipalType: worker.PrincipalUser, ClientIDs: []string{wt.App}})
 		case 2:
-			acs.Set(Assignment{ObjectID: id, PrincipalType: PrincipalUser, ClientIDs: []string{propOtherApp}})
+			acs.Set(worker.Assignment{ObjectID: id, PrincipalType: worker.PrincipalUser, ClientIDs: []string{propOtherApp}})
 			others[id] = true
 		case 3:
-			acs.Set(Assignment{ObjectID: id, PrincipalType: PrincipalUser, ClientIDs: []string{rtApp, propOtherApp}})
+			acs.Set(worker.Assignment{ObjectID: id, PrincipalType: worker.PrincipalUser, ClientIDs: []string{wt.App, propOtherApp}})
 			others[id] = true
 		case 4:
-			acs.Set(Assignment{ObjectID: id, PrincipalType: PrincipalResourceAccount})
+			acs.Set(worker.Assignment{ObjectID: id, PrincipalType: worker.PrincipalResourceAccount})
 		}
-		first = append(first, rtUserNote(id)) // the first resync names everyone
+		first = append(first, wt.UserNote(id)) // the first resync names everyone
 	}
 	w.setScope()
 
-	rec := NewReconciler(w.dir, acs, propPolicy, ReconcilerOptions{})
-	var dead []DeadLetter
+	rec := worker.NewReconciler(w.dir, acs, propPolicy, worker.ReconcilerOptions{})
+	var dead []worker.DeadLetter
 	notes := first
 	for round := range rounds {
 		w.injectFaults(acs)
-		src := NewMemorySource(w.deliver(notes), FileOptions{MaxDeliveryCount: 50, Backoff: noBackoff})
-		wk, err := New(src, rec, w.dir, Options{Concurrency: 16, Trust: fxTrust, Clock: clk.NewInstant()})
+		src := worker.NewMemorySource(w.deliver(notes), worker.FileOptions{MaxDeliveryCount: 50, Backoff: wt.NoBackoff})
+		wk, err := worker.New(src, rec, w.dir, worker.Options{Concurrency: 16, Trust: wt.Trust, Clock: clk.NewInstant()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -233,24 +235,24 @@ func checkConvergence(t *testing.T, seed uint64, n, rounds int) {
 	}
 
 	for i := 1; i <= n; i++ {
-		id := rtOID(i)
+		id := wt.OID(i)
 		u := w.finalUser(t, id)
-		v := Eligibility(u, u != nil && w.members[id], propPolicy)
-		var cur *Assignment
+		v := worker.Eligibility(u, u != nil && w.members[id], propPolicy)
+		var cur *worker.Assignment
 		if a, ok := acs.Lookup(id); ok {
 			cur = &a
 		}
-		if plan := Decide(v, CommandReconcile, cur, propPolicy); plan.Put != nil || plan.Delete {
+		if plan := worker.Decide(v, worker.CommandReconcile, cur, propPolicy); plan.Put != nil || plan.Delete {
 			t.Errorf("%s (%s): assignment %+v not converged; the policy still plans %s", id, v.Reason, cur, plan.Action)
 			continue
 		}
-		hasOurs := cur != nil && slices.Contains(cur.ClientIDs, rtApp)
+		hasOurs := cur != nil && slices.Contains(cur.ClientIDs, wt.App)
 		switch {
-		case v.Type == PrincipalUser && cur != nil && cur.PrincipalType == PrincipalUser && !hasOurs:
+		case v.Type == worker.PrincipalUser && cur != nil && cur.PrincipalType == worker.PrincipalUser && !hasOurs:
 			t.Errorf("%s: eligible user without our client id: %+v", id, cur)
 		case v.Type == "" && hasOurs:
 			t.Errorf("%s (%s): not eligible but holds our client id", id, v.Reason)
-		case v.Type == PrincipalResourceAccount && cur == nil:
+		case v.Type == worker.PrincipalResourceAccount && cur == nil:
 			t.Errorf("%s: resource account without its assignment", id)
 		}
 		if others[id] && (cur == nil || !slices.Contains(cur.ClientIDs, propOtherApp)) {
@@ -261,13 +263,13 @@ func checkConvergence(t *testing.T, seed uint64, n, rounds int) {
 
 // finalUser reads a user as the directory holds it now, past any scripted fault left over
 // (nil when it does not exist).
-func (w *propWorld) finalUser(t *testing.T, id string) *User {
+func (w *propWorld) finalUser(t *testing.T, id string) *worker.User {
 	for range 100 {
 		u, err := w.dir.User(context.Background(), id)
 		switch {
 		case err == nil:
 			return &u
-		case IsNotFound(err):
+		case worker.IsNotFound(err):
 			return nil
 		}
 	}

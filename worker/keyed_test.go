@@ -103,7 +103,7 @@ func TestKeyedNeverRunsOnePrincipalTwiceAtOnce(t *testing.T) {
 		i := rng.IntN(keys)
 		cmd := []Command{CommandReconcile, CommandGrant}[rng.IntN(2)]
 		wg.Go(func() {
-			tg := Target{Principal: rtOID(i), Command: cmd}
+			tg := Target{Principal: fmt.Sprint("principal-", i), Command: cmd}
 			_, _, err := k.Do(context.Background(), tg, func(context.Context) (Result, error) {
 				if active[i].Add(1) > 1 {
 					overlap.Add(1)
@@ -133,7 +133,7 @@ func TestKeyedNeverRunsOnePrincipalTwiceAtOnce(t *testing.T) {
 func TestKeyedQueuesDifferentCommandsInOrder(t *testing.T) {
 	t.Parallel()
 	k := newKeyed()
-	oid := rtOID(1)
+	oid := "principal-1"
 	gate := make(chan struct{})
 	var mu sync.Mutex
 	var order []Command
@@ -177,7 +177,7 @@ func TestKeyedQueuesDifferentCommandsInOrder(t *testing.T) {
 func TestKeyedFollowerRunsAgainWhenItsStarterWasCancelled(t *testing.T) {
 	t.Parallel()
 	k := newKeyed()
-	tg := Target{Principal: rtOID(1)}
+	tg := Target{Principal: "principal-1"}
 	gate := make(chan struct{})
 	var runs atomic.Int32
 	fn := func(ctx context.Context) (Result, error) {

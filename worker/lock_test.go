@@ -1,68 +1,67 @@
-package worker
+package worker_test
 
 import (
 	"strings"
 	"testing"
 	"time"
+
+	wt "github.com/tpe-provisioner/tpe-provisioner/internal/workertest"
+	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
 func TestWorkerRenewsTheLockOfASlowReconcile(t *testing.T) {
 	t.Parallel()
-	u := rtTeamsUser(1)
-	b := newFakeBroker(100 * time.Millisecond)
-	b.Send("m1", rtUserNote(u.ID), nil)
-	e := newRTEnv(u)
-	g := e.gated()
-	w := e.worker(t, b.source(), Options{})
-	stop := runInBackground(t, w)
-	<-g.entered
+	u := wt.TeamsUser(1)
+	b := wt.NewBroker(100 * time.Millisecond)
+	b.Send("m1", wt.UserNote(u.ID), nil)
+	e := wt.NewEnv(u)
+	g := e.Gated()
+	w := e.Worker(t, b.Source(), worker.Options{})
+	stop := wt.RunInBackground(t, w)
+	<-g.Entered
 	// Hold the reconcile for several lock durations; the renewals keep the lock.
-	b.waitFor(5*time.Second, func(b *fakeBroker) bool { return b.renewals["m1"] >= 4 })
-	close(g.gate)
-	ok := b.waitFor(5*time.Second, func(b *fakeBroker) bool { return len(b.completed) == 1 })
+	b.WaitFor(5*time.Second, func() bool { return b.Renewals("m1") >= 4 })
+	close(g.Gate)
+	ok := b.WaitFor(5*time.Second, func() bool { return len(b.Completed()) == 1 })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	if !ok || !e.granted(u.ID) {
-		t.Fatalf("completed %v, granted %v; logs:\n%s", ok, e.granted(u.ID), e.logs)
+	if !ok || !e.Granted(u.ID) {
+		t.Fatalf("completed %v, granted %v; logs:\n%s", ok, e.Granted(u.ID), e.Logs)
 	}
-	if strings.Contains(e.logs.String(), "lock lost") || strings.Contains(e.logs.String(), "expired") {
-		t.Errorf("the lock was lost despite renewals:\n%s", e.logs)
+	if strings.Contains(e.Logs.String(), "lock lost") || strings.Contains(e.Logs.String(), "expired") {
+		t.Errorf("the lock was lost despite renewals:\n%s", e.Logs)
 	}
-	b.mu.Lock()
-	renewals := b.renewals["m1"]
-	b.mu.Unlock()
+	renewals := b.Renewals("m1")
 	time.Sleep(150 * time.Millisecond)
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.renewals["m1"] != renewals {
+	if b.Renewals("m1") != renewals {
 		t.Error("the lock was still renewed after the message was settled")
 	}
 }
 
 func TestWorkerLogsLockLostOnSettleAndMovesOn(t *testing.T) {
 	t.Parallel()
-	b := newFakeBroker(time.Minute)
-	b.settleErrs["m1"] = ErrLockLost // as the Service Bus source reports a lost lock
-	b.Send("m1", rtUserNote(rtOID(1)), nil)
-	b.Send("m2", rtUserNote(rtOID(2)), nil)
-	e := newRTEnv(rtTeamsUser(1), rtTeamsUser(2))
-	obs := &recordingObserver{}
-	w := e.worker(t, b.source(), Options{Concurrency: 1, Observer: obs})
-	stop := runInBackground(t, w)
-	ok := b.waitFor(5*time.Second, func(b *fakeBroker) bool { return len(b.completed) == 1 })
+	b := wt.NewBroker(time.Minute)
+	b.FailSettle("m1", worker.ErrLockLost) // as the Service Bus source reports a lost lock
+	b.Send("m1", wt.UserNote(wt.OID(1)), nil)
+	b.Send("m2", wt.UserNote(wt.OID(2)), nil)
+	e := wt.NewEnv(wt.TeamsUser(1), wt.TeamsUser(2))
+	obs := &wt.Observer{}
+	w := e.Worker(t, b.Source(), worker.Options{Concurrency: 1, Observer: obs})
+	stop := wt.RunInBackground(t, w)
+	ok := b.WaitFor(5*time.Second, func() bool { return len(b.Completed()) == 1 })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	if !ok {
-		t.Fatalf("m2 not completed after m1's lock was lost; logs:\n%s", e.logs)
+		t.Fatalf("m2 not completed after m1's lock was lost; logs:\n%s", e.Logs)
 	}
-	got := obs.settled()
-	if len(got) != 2 || got[0].outcome != OutcomeReleased || got[1].outcome != OutcomeCompleted {
+	got := obs.Settlements()
+	if len(got) != 2 || got[0].Outcome != worker.OutcomeReleased || got[1].Outcome != worker.OutcomeCompleted {
 		t.Errorf("settled = %+v, want m1 released, m2 completed", got)
 	}
-	if !strings.Contains(e.logs.String(), "lock lost") {
-		t.Errorf("lock loss not logged:\n%s", e.logs)
+	if !strings.Contains(e.Logs.String(), "lock lost") {
+		t.Errorf("lock loss not logged:\n%s", e.Logs)
 	}
 }
 
@@ -71,51 +70,47 @@ func TestWorkerShutdownNeverCompletesUnfinishedWork(t *testing.T) {
 	tests := []struct {
 		name          string
 		releaseInTime bool
-		want          Outcome
+		want          worker.Outcome
 	}{
-		{"in-flight work that finishes within the drain is completed", true, OutcomeCompleted},
-		{"in-flight work still running at the drain timeout is abandoned", false, OutcomeAbandoned},
+		{"in-flight work that finishes within the drain is completed", true, worker.OutcomeCompleted},
+		{"in-flight work still running at the drain timeout is abandoned", false, worker.OutcomeAbandoned},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			slow := rtTeamsUser(2)
-			b := newFakeBroker(time.Minute)
-			e := newRTEnv(slow)
-			g := e.gated()
-			obs := &recordingObserver{}
+			slow := wt.TeamsUser(2)
+			b := wt.NewBroker(time.Minute)
+			e := wt.NewEnv(slow)
+			g := e.Gated()
+			obs := &wt.Observer{}
 			drain := 100 * time.Millisecond
 			if tt.releaseInTime {
 				drain = 10 * time.Second
 			}
-			w := e.worker(t, b.source(),
-				Options{Concurrency: 2, DrainTimeout: drain, Observer: obs})
-			b.Send("slow", rtUserNote(slow.ID), nil)
-			stop := runInBackground(t, w)
-			<-g.entered // the slow reconcile is running
+			w := e.Worker(t, b.Source(),
+				worker.Options{Concurrency: 2, DrainTimeout: drain, Observer: obs})
+			b.Send("slow", wt.UserNote(slow.ID), nil)
+			stop := wt.RunInBackground(t, w)
+			<-g.Entered // the slow reconcile is running
 
 			stopped := make(chan error, 1)
 			go func() { stopped <- stop() }()
 			if tt.releaseInTime {
 				time.Sleep(20 * time.Millisecond)
-				close(g.gate)
+				close(g.Gate)
 			}
 			if err := <-stopped; err != nil {
 				t.Fatal(err)
 			}
-			got := obs.settled()
-			if len(got) != 1 || got[0].id != "slow" || got[0].outcome != tt.want {
+			got := obs.Settlements()
+			if len(got) != 1 || got[0].ID != "slow" || got[0].Outcome != tt.want {
 				t.Fatalf("settled = %+v, want slow %s", got, tt.want)
 			}
-			if e.granted(slow.ID) != tt.releaseInTime {
-				t.Errorf("granted = %v, want %v", e.granted(slow.ID), tt.releaseInTime)
+			if e.Granted(slow.ID) != tt.releaseInTime {
+				t.Errorf("granted = %v, want %v", e.Granted(slow.ID), tt.releaseInTime)
 			}
-			b.mu.Lock()
-			defer b.mu.Unlock()
-			for _, r := range b.receivers {
-				if !r.isClosed() {
-					t.Error("a receiver was left open after Run returned")
-				}
+			if !b.LinksClosed() {
+				t.Error("a receiver was left open after Run returned")
 			}
 		})
 	}

@@ -1,8 +1,10 @@
-package worker
+package worker_test
 
 import (
 	"testing"
 	"time"
+
+	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
 // The encoders write what the decoder reads: a user notification, a group member delta and
@@ -15,11 +17,11 @@ func TestEncodeNotificationRoundTrip(t *testing.T) {
 		member = "00000000-0000-4000-8000-000000000002"
 		group  = "00000000-0000-4000-8000-000000000003"
 	)
-	trust := Trust{TenantID: tenant, ClientState: secret}
-	user := Notification{SubscriptionID: "s", ChangeType: "updated", ID: oid, ClientState: secret, TenantID: tenant,
+	trust := worker.Trust{TenantID: tenant, ClientState: secret}
+	user := worker.Notification{SubscriptionID: "s", ChangeType: "updated", ID: oid, ClientState: secret, TenantID: tenant,
 		Expiration: time.Date(2026, 12, 20, 11, 0, 0, 0, time.UTC)}
-	grp := Notification{SubscriptionID: "s", ChangeType: "updated", Group: true, ID: group, ClientState: secret,
-		TenantID: tenant, Members: []MemberDelta{{ID: member, Removed: true}}}
+	grp := worker.Notification{SubscriptionID: "s", ChangeType: "updated", Group: true, ID: group, ClientState: secret,
+		TenantID: tenant, Members: []worker.MemberDelta{{ID: member, Removed: true}}}
 	deleted := user
 	deleted.ChangeType = "deleted"
 	forged := user
@@ -29,14 +31,14 @@ func TestEncodeNotificationRoundTrip(t *testing.T) {
 		body []byte
 		want string // the one target's principal, "" for a rejection
 	}{
-		{"user webhook", EncodeNotifications(user), oid},
-		{"group delta", EncodeNotifications(grp), member},
-		{"cloud event", EncodeCloudEvent(CloudEvent{Type: "Microsoft.Graph.UserDeleted", ID: "e1",
+		{"user webhook", worker.EncodeNotifications(user), oid},
+		{"group delta", worker.EncodeNotifications(grp), member},
+		{"cloud event", worker.EncodeCloudEvent(worker.CloudEvent{Type: "Microsoft.Graph.UserDeleted", ID: "e1",
 			Source: "/tenants/" + tenant + "/applications/x", Time: time.Now()}, deleted), oid},
-		{"forged clientState", EncodeNotifications(forged), ""},
+		{"forged clientState", worker.EncodeNotifications(forged), ""},
 	}
 	for _, c := range cases {
-		d, err := Decode(c.body, nil, trust)
+		d, err := worker.Decode(c.body, nil, trust)
 		if err != nil {
 			t.Errorf("%s: %s: %v", c.name, c.body, err)
 			continue

@@ -1,4 +1,4 @@
-package worker
+package worker_test
 
 import (
 	"errors"
@@ -8,6 +8,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	wt "github.com/tpe-provisioner/tpe-provisioner/internal/workertest"
+	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
 // FuzzDecode feeds Decode arbitrary bodies (seeded with every fixture and the corpus in
@@ -27,9 +30,9 @@ func FuzzDecode(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		got, err := Decode(body, nil, fxTrust)
+		got, err := worker.Decode(body, nil, wt.Trust)
 		if err != nil {
-			var perm *PermanentError
+			var perm *worker.PermanentError
 			if !errors.As(err, &perm) || !slices.Contains(knownReasons, perm.Reason) || perm.Description == "" {
 				t.Fatalf("Decode error %#v is not a *PermanentError with a known reason and a description", err)
 			}
@@ -44,22 +47,22 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("probe carries work: %+v", got)
 		}
 		for _, p := range got.Principals {
-			guid := isObjectID(p.Principal) && p.Principal == strings.ToLower(p.Principal)
-			if !guid && !looksLikeUPN(p.Principal) || p.Command == "" || p.Source == "" {
+			guid := worker.IsObjectID(p.Principal) && p.Principal == strings.ToLower(p.Principal)
+			if !guid && !worker.LooksLikeUPN(p.Principal) || p.Command == "" || p.Source == "" {
 				t.Fatalf("principal %+v is not actionable", p)
 			}
 		}
 		for _, g := range got.Groups {
-			if !isObjectID(g) || g != strings.ToLower(g) {
+			if !worker.IsObjectID(g) || g != strings.ToLower(g) {
 				t.Fatalf("group %q is not a lower-case object id", g)
 			}
 		}
-		again, _ := Decode(body, nil, fxTrust)
+		again, _ := worker.Decode(body, nil, wt.Trust)
 		if !reflect.DeepEqual(got, again) {
 			t.Fatalf("Decode is not deterministic:\n%+v\n%+v", got, again)
 		}
 	})
 }
 
-var knownReasons = []string{ReasonMalformed, ReasonTooLarge, ReasonUntrusted, ReasonUnknownShape,
-	ReasonNotAUser, ReasonBadPrincipal, ReasonRejected}
+var knownReasons = []string{worker.ReasonMalformed, worker.ReasonTooLarge, worker.ReasonUntrusted, worker.ReasonUnknownShape,
+	worker.ReasonNotAUser, worker.ReasonBadPrincipal, worker.ReasonRejected}

@@ -1,4 +1,4 @@
-package worker
+package worker_test
 
 import (
 	"net/http"
@@ -8,15 +8,18 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	wt "github.com/tpe-provisioner/tpe-provisioner/internal/workertest"
+	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
 func TestWorkerMetrics(t *testing.T) {
 	t.Parallel()
-	a := rtTeamsUser(1)
-	e := newRTEnv(a)
-	bodies := [][]byte{rtUserNote(a.ID), []byte("not json"), readFixture(t, "forged_clientstate.json")}
-	w := e.worker(t, NewMemorySource(bodies, FileOptions{}), Options{})
-	runToEnd(t, w)
+	a := wt.TeamsUser(1)
+	e := wt.NewEnv(a)
+	bodies := [][]byte{wt.UserNote(a.ID), []byte("not json"), readFixture(t, "forged_clientstate.json")}
+	w := e.Worker(t, worker.NewMemorySource(bodies, worker.FileOptions{}), worker.Options{})
+	wt.RunToEnd(t, w)
 
 	want := `
 # HELP tpe_messages_total Queue messages settled, by outcome.
@@ -38,20 +41,20 @@ tpe_inflight_messages 0
 tpe_circuit_open 0
 `
 	names := []string{"tpe_messages_total", "tpe_dead_letters_total", "tpe_reconciles_total", "tpe_inflight_messages", "tpe_circuit_open"}
-	if err := testutil.GatherAndCompare(e.reg, strings.NewReader(want), names...); err != nil {
+	if err := testutil.GatherAndCompare(e.Reg, strings.NewReader(want), names...); err != nil {
 		t.Error(err)
 	}
-	if n := testutil.CollectAndCount(e.reg, "tpe_reconcile_duration_seconds"); n != 1 {
+	if n := testutil.CollectAndCount(e.Reg, "tpe_reconcile_duration_seconds"); n != 1 {
 		t.Errorf("tpe_reconcile_duration_seconds series = %d, want 1", n)
 	}
 }
 
 func TestTwoWorkersShareOneRegistry(t *testing.T) {
 	t.Parallel()
-	e := newRTEnv()
+	e := wt.NewEnv()
 	reg := prometheus.NewRegistry()
-	e.worker(t, NewMemorySource(nil, FileOptions{}), Options{Registerer: reg})
-	e.worker(t, NewMemorySource(nil, FileOptions{}), Options{Registerer: reg}) // must not panic
+	e.Worker(t, worker.NewMemorySource(nil, worker.FileOptions{}), worker.Options{Registerer: reg})
+	e.Worker(t, worker.NewMemorySource(nil, worker.FileOptions{}), worker.Options{Registerer: reg}) // must not panic
 }
 
 func TestHTTPMetricsCountRequestsWithoutIDs(t *testing.T) {
@@ -63,7 +66,7 @@ func TestHTTPMetricsCountRequestsWithoutIDs(t *testing.T) {
 	}))
 	defer srv.Close()
 	reg := prometheus.NewRegistry()
-	m := NewHTTPMetrics(reg)
+	m := worker.NewHTTPMetrics(reg)
 	acs := &http.Client{Transport: m.ACS(nil)}
 	graph := &http.Client{Transport: m.Graph(http.DefaultTransport)}
 	for _, req := range []struct {
@@ -71,10 +74,10 @@ func TestHTTPMetricsCountRequestsWithoutIDs(t *testing.T) {
 		method string
 		path   string
 	}{
-		{acs, http.MethodGet, "/assignments/" + rtOID(1)},
+		{acs, http.MethodGet, "/assignments/" + wt.OID(1)},
 		{acs, http.MethodGet, "/assignments/missing"},
-		{acs, http.MethodPut, "/assignments/" + rtOID(1)},
-		{graph, http.MethodGet, "/v1.0/users/" + rtOID(1)},
+		{acs, http.MethodPut, "/assignments/" + wt.OID(1)},
+		{graph, http.MethodGet, "/v1.0/users/" + wt.OID(1)},
 	} {
 		r, _ := http.NewRequest(req.method, srv.URL+req.path, nil)
 		resp, err := req.c.Do(r)

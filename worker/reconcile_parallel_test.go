@@ -1,34 +1,37 @@
-package worker
+package worker_test
 
 import (
 	"context"
 	"errors"
 	"testing"
 	"time"
+
+	wt "github.com/tpe-provisioner/tpe-provisioner/internal/workertest"
+	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
 // rendezvousDirectory answers a user read only once the assignment read has started (or
 // after a second, with an error): a reconcile that reads one after the other fails.
 type rendezvousDirectory struct {
-	directory
+	*wt.Directory
 	getStarted <-chan struct{}
 }
 
-func (d rendezvousDirectory) User(ctx context.Context, idOrUPN string) (User, error) {
+func (d rendezvousDirectory) User(ctx context.Context, idOrUPN string) (worker.User, error) {
 	select {
 	case <-d.getStarted:
-		return d.directory.User(ctx, idOrUPN)
+		return d.Directory.User(ctx, idOrUPN)
 	case <-time.After(time.Second):
-		return User{}, errors.New("the assignment read did not start while the user read was in flight")
+		return worker.User{}, errors.New("the assignment read did not start while the user read was in flight")
 	}
 }
 
 type signallingAssignments struct {
-	Assignments
+	worker.Assignments
 	started chan struct{}
 }
 
-func (a *signallingAssignments) Get(ctx context.Context, oid string) (Assignment, error) {
+func (a *signallingAssignments) Get(ctx context.Context, oid string) (worker.Assignment, error) {
 	select {
 	case a.started <- struct{}{}:
 	default:
@@ -40,12 +43,12 @@ func (a *signallingAssignments) Get(ctx context.Context, oid string) (Assignment
 // scope groups) instead of one per call.
 func TestReconcileReadsTheAssignmentBesideTheUser(t *testing.T) {
 	t.Parallel()
-	dir := newFakeDirectory(fxTeamsUser(rcAlice))
+	dir := wt.NewDirectory(fxTeamsUser(rcAlice))
 	started := make(chan struct{}, 1)
-	acs := &signallingAssignments{Assignments: newFakeAssignments(userAssignment(rcAlice, ourApp1)), started: started}
-	r := NewReconciler(rendezvousDirectory{directory: dir, getStarted: started}, acs, rcPolicy, ReconcilerOptions{})
-	got, err := r.Reconcile(context.Background(), Target{Principal: rcAlice})
-	if err != nil || got.Action != ActionNoop {
+	acs := &signallingAssignments{Assignments: wt.NewAssignments(userAssignment(rcAlice, ourApp1)), started: started}
+	r := worker.NewReconciler(rendezvousDirectory{Directory: dir, getStarted: started}, acs, rcPolicy, worker.ReconcilerOptions{})
+	got, err := r.Reconcile(context.Background(), worker.Target{Principal: rcAlice})
+	if err != nil || got.Action != worker.ActionNoop {
 		t.Fatalf("Reconcile() = %s, %v; want noop", got.Action, err)
 	}
 }
@@ -58,31 +61,34 @@ func TestReconcileSideBySideKeepsErrorsClassified(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name   string
-		script func(*fakeDirectory, *fakeAssignments)
+		script func(*wt.Directory, *wt.Assignments)
 		check  func(error) bool
 	}{
-		{"graph 503 and ACS 400: temporary, not rejected", func(d *fakeDirectory, a *fakeAssignments) {
-			d.FailNext("User", "", errUnavailable())
-			a.FailNext("Get", "", errBadRequest())
-		}, func(err error) bool { var p *PermanentError; return IsTemporary(err) && !errors.As(err, &p) }},
-		{"graph 403 and ACS not found: systemic", func(d *fakeDirectory, _ *fakeAssignments) {
-			d.FailNext("User", "", errSystemic())
-		}, IsSystemic},
-		{"user not found and ACS 503: temporary", func(d *fakeDirectory, a *fakeAssignments) {
+		{"graph 503 and ACS 400: temporary, not rejected", func(d *wt.Directory, a *wt.Assignments) {
+			d.FailNext("User", "", wt.ErrUnavailable())
+			a.FailNext("Get", "", wt.ErrBadRequest())
+		}, func(err error) bool {
+			var p *worker.PermanentError
+			return worker.IsTemporary(err) && !errors.As(err, &p)
+		}},
+		{"graph 403 and ACS not found: systemic", func(d *wt.Directory, _ *wt.Assignments) {
+			d.FailNext("User", "", wt.ErrSystemic())
+		}, worker.IsSystemic},
+		{"user not found and ACS 503: temporary", func(d *wt.Directory, a *wt.Assignments) {
 			d.PurgeUser(rcAlice)
-			a.FailNext("Get", "", errUnavailable())
-		}, IsTemporary},
-		{"user found and ACS throttled: temporary", func(_ *fakeDirectory, a *fakeAssignments) {
-			a.FailNext("Get", "", errThrottled(time.Second))
-		}, func(err error) bool { return IsTemporary(err) && RetryAfterOf(err) == time.Second }},
+			a.FailNext("Get", "", wt.ErrUnavailable())
+		}, worker.IsTemporary},
+		{"user found and ACS throttled: temporary", func(_ *wt.Directory, a *wt.Assignments) {
+			a.FailNext("Get", "", wt.ErrThrottled(time.Second))
+		}, func(err error) bool { return worker.IsTemporary(err) && worker.RetryAfterOf(err) == time.Second }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			dir := newFakeDirectory(withUser(fxTeamsUser(rcAlice), func(u *User) { u.AccountEnabled = false }))
-			acs := newFakeAssignments(userAssignment(rcAlice, ourApp1))
+			dir := wt.NewDirectory(withUser(fxTeamsUser(rcAlice), func(u *worker.User) { u.AccountEnabled = false }))
+			acs := wt.NewAssignments(userAssignment(rcAlice, ourApp1))
 			tc.script(dir, acs)
-			_, err := NewReconciler(dir, acs, rcPolicy, ReconcilerOptions{}).Reconcile(context.Background(), Target{Principal: rcAlice})
-			if err == nil || !tc.check(err) || IsNotFound(err) {
+			_, err := worker.NewReconciler(dir, acs, rcPolicy, worker.ReconcilerOptions{}).Reconcile(context.Background(), worker.Target{Principal: rcAlice})
+			if err == nil || !tc.check(err) || worker.IsNotFound(err) {
 				t.Fatalf("Reconcile() error = %v", err)
 			}
 			if acs.Writes() != 0 {
@@ -92,10 +98,10 @@ func TestReconcileSideBySideKeepsErrorsClassified(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	dir := newFakeDirectory(fxTeamsUser(rcAlice))
-	_, err := NewReconciler(dir, newFakeAssignments(), rcPolicy, ReconcilerOptions{}).Reconcile(ctx, Target{Principal: rcAlice})
-	var perm *PermanentError
-	if !errors.Is(err, context.Canceled) || errors.As(err, &perm) || IsNotFound(err) {
+	dir := wt.NewDirectory(fxTeamsUser(rcAlice))
+	_, err := worker.NewReconciler(dir, wt.NewAssignments(), rcPolicy, worker.ReconcilerOptions{}).Reconcile(ctx, worker.Target{Principal: rcAlice})
+	var perm *worker.PermanentError
+	if !errors.Is(err, context.Canceled) || errors.As(err, &perm) || worker.IsNotFound(err) {
 		t.Errorf("Reconcile(cancelled) error = %v, want context.Canceled", err)
 	}
 }
@@ -108,25 +114,25 @@ func TestReconcileScopeBesideUser(t *testing.T) {
 	p.ScopeGroups = []string{rcScope}
 	for _, tc := range []struct {
 		name     string
-		user     User
+		user     worker.User
 		beside   bool
 		memberOf int
 	}{
 		{"eligible, after the user read", fxTeamsUser(rcAlice), false, 1},
 		{"eligible, beside the user read", fxTeamsUser(rcAlice), true, 1},
-		{"disabled, after the user read", withUser(fxTeamsUser(rcAlice), func(u *User) { u.AccountEnabled = false }), false, 0},
-		{"disabled, beside the user read", withUser(fxTeamsUser(rcAlice), func(u *User) { u.AccountEnabled = false }), true, 1},
+		{"disabled, after the user read", withUser(fxTeamsUser(rcAlice), func(u *worker.User) { u.AccountEnabled = false }), false, 0},
+		{"disabled, beside the user read", withUser(fxTeamsUser(rcAlice), func(u *worker.User) { u.AccountEnabled = false }), true, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			dir := newFakeDirectory(tc.user)
+			dir := wt.NewDirectory(tc.user)
 			dir.SetGroup(rcScope, rcAlice)
-			acs := newFakeAssignments()
+			acs := wt.NewAssignments()
 			if tc.user.AccountEnabled {
 				acs.Set(userAssignment(rcAlice, ourApp1))
 			}
-			res, err := NewReconciler(dir, acs, p, ReconcilerOptions{ScopeBesideUser: tc.beside}).Reconcile(context.Background(), Target{Principal: rcAlice})
-			if err != nil || res.Action != ActionNoop {
+			res, err := worker.NewReconciler(dir, acs, p, worker.ReconcilerOptions{ScopeBesideUser: tc.beside}).Reconcile(context.Background(), worker.Target{Principal: rcAlice})
+			if err != nil || res.Action != worker.ActionNoop {
 				t.Fatalf("Reconcile() = %s (%s), %v; want noop", res.Action, res.Reason, err)
 			}
 			if got := dir.Calls("MemberOf"); got != tc.memberOf {
@@ -138,7 +144,7 @@ func TestReconcileScopeBesideUser(t *testing.T) {
 
 // scopeRendezvous answers a user read only once a scope check has started.
 type scopeRendezvous struct {
-	directory
+	*wt.Directory
 	started chan struct{}
 }
 
@@ -147,15 +153,15 @@ func (d scopeRendezvous) MemberOf(ctx context.Context, userID string, groupIDs [
 	case d.started <- struct{}{}:
 	default:
 	}
-	return d.directory.MemberOf(ctx, userID, groupIDs)
+	return d.Directory.MemberOf(ctx, userID, groupIDs)
 }
 
-func (d scopeRendezvous) User(ctx context.Context, idOrUPN string) (User, error) {
+func (d scopeRendezvous) User(ctx context.Context, idOrUPN string) (worker.User, error) {
 	select {
 	case <-d.started:
-		return d.directory.User(ctx, idOrUPN)
+		return d.Directory.User(ctx, idOrUPN)
 	case <-time.After(time.Second):
-		return User{}, errors.New("the scope check did not start while the user read was in flight")
+		return worker.User{}, errors.New("the scope check did not start while the user read was in flight")
 	}
 }
 
@@ -163,11 +169,11 @@ func TestReconcileScopeBesideUserSharesTheRoundTrip(t *testing.T) {
 	t.Parallel()
 	p := rcPolicy
 	p.ScopeGroups = []string{rcScope}
-	dir := newFakeDirectory(fxTeamsUser(rcAlice))
+	dir := wt.NewDirectory(fxTeamsUser(rcAlice))
 	dir.SetGroup(rcScope, rcAlice)
-	acs := newFakeAssignments(userAssignment(rcAlice, ourApp1))
-	r := NewReconciler(scopeRendezvous{directory: dir, started: make(chan struct{}, 1)}, acs, p, ReconcilerOptions{ScopeBesideUser: true})
-	if res, err := r.Reconcile(context.Background(), Target{Principal: rcAlice}); err != nil || res.Action != ActionNoop {
+	acs := wt.NewAssignments(userAssignment(rcAlice, ourApp1))
+	r := worker.NewReconciler(scopeRendezvous{Directory: dir, started: make(chan struct{}, 1)}, acs, p, worker.ReconcilerOptions{ScopeBesideUser: true})
+	if res, err := r.Reconcile(context.Background(), worker.Target{Principal: rcAlice}); err != nil || res.Action != worker.ActionNoop {
 		t.Fatalf("Reconcile() = %s, %v; want noop", res.Action, err)
 	}
 }

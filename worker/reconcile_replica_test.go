@@ -1,21 +1,24 @@
-package worker
+package worker_test
 
 import (
 	"context"
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	wt "github.com/tpe-provisioner/tpe-provisioner/internal/workertest"
+	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
 // hookedAssignments runs a hook just before a write reaches the store, so a test can put
 // another replica's whole reconcile, or a directory change, between a reconcile's reads and
 // its write: the window ACS leaves open because a PUT is last-writer-wins, with no ETag.
 type hookedAssignments struct {
-	Assignments
+	worker.Assignments
 	beforeWrite func(method, objectID string)
 }
 
-func (h *hookedAssignments) Put(ctx context.Context, a Assignment) (Assignment, error) {
+func (h *hookedAssignments) Put(ctx context.Context, a worker.Assignment) (worker.Assignment, error) {
 	if h.beforeWrite != nil {
 		h.beforeWrite("Put", a.ObjectID)
 	}
@@ -38,44 +41,44 @@ func (h *hookedAssignments) Delete(ctx context.Context, objectID string) (string
 func TestReconcileStaleWriteOfAnotherReplicaIsRepaired(t *testing.T) {
 	t.Parallel()
 	enabled := fxTeamsUser(rcAlice)
-	disabled := withUser(enabled, func(u *User) { u.AccountEnabled = false })
-	unlicensed := withUser(enabled, func(u *User) { u.Plans = nil })
+	disabled := withUser(enabled, func(u *worker.User) { u.AccountEnabled = false })
+	unlicensed := withUser(enabled, func(u *worker.User) { u.Plans = nil })
 	for _, tc := range []struct {
 		name            string
-		before, after   User         // the directory when replica 1 reads, and when replica 0 does
-		stored          []Assignment // ACS before both
-		scope           []string     // scope groups of the policy
-		leaveScope      bool         // the change is alice leaving the scope group
-		wantReplica0    Action       // replica 0, which reads after the change
-		wantStored      *Assignment  // ACS afterwards
-		wantFirstAction Action       // what replica 1 set out to do
-		wantActionAfter Action       // what replica 1's reconcile reports in the end
+		before, after   worker.User         // the directory when replica 1 reads, and when replica 0 does
+		stored          []worker.Assignment // ACS before both
+		scope           []string            // scope groups of the policy
+		leaveScope      bool                // the change is alice leaving the scope group
+		wantReplica0    worker.Action       // replica 0, which reads after the change
+		wantStored      *worker.Assignment  // ACS afterwards
+		wantFirstAction worker.Action       // what replica 1 set out to do
+		wantActionAfter worker.Action       // what replica 1's reconcile reports in the end
 	}{
 		{name: "a grant decided before the account was disabled",
-			before: enabled, after: disabled, wantReplica0: ActionNoop,
-			wantFirstAction: ActionGrant, wantActionAfter: ActionRevoke},
+			before: enabled, after: disabled, wantReplica0: worker.ActionNoop,
+			wantFirstAction: worker.ActionGrant, wantActionAfter: worker.ActionRevoke},
 		{name: "a grant decided before the licence was removed keeps another application's access",
-			before: enabled, after: unlicensed, stored: []Assignment{userAssignment(rcAlice, foreignApp)},
-			wantReplica0: ActionNoop, wantStored: refAssignment(userAssignment(rcAlice, foreignApp)),
-			wantFirstAction: ActionGrant, wantActionAfter: ActionRevoke},
+			before: enabled, after: unlicensed, stored: []worker.Assignment{userAssignment(rcAlice, foreignApp)},
+			wantReplica0: worker.ActionNoop, wantStored: refAssignment(userAssignment(rcAlice, foreignApp)),
+			wantFirstAction: worker.ActionGrant, wantActionAfter: worker.ActionRevoke},
 		{name: "a grant decided before the user left the scope",
-			before: enabled, after: enabled, scope: []string{rcScope}, leaveScope: true, wantReplica0: ActionNoop,
-			wantFirstAction: ActionGrant, wantActionAfter: ActionRevoke},
+			before: enabled, after: enabled, scope: []string{rcScope}, leaveScope: true, wantReplica0: worker.ActionNoop,
+			wantFirstAction: worker.ActionGrant, wantActionAfter: worker.ActionRevoke},
 		{name: "a revoke decided before the account was enabled again",
-			before: disabled, after: enabled, stored: []Assignment{userAssignment(rcAlice, ourApp1)},
-			wantReplica0: ActionNoop, wantStored: refAssignment(userAssignment(rcAlice, ourApp1)),
-			wantFirstAction: ActionRevoke, wantActionAfter: ActionGrant},
+			before: disabled, after: enabled, stored: []worker.Assignment{userAssignment(rcAlice, ourApp1)},
+			wantReplica0: worker.ActionNoop, wantStored: refAssignment(userAssignment(rcAlice, ourApp1)),
+			wantFirstAction: worker.ActionRevoke, wantActionAfter: worker.ActionGrant},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			p := rcPolicy
 			p.ScopeGroups = tc.scope
-			dir := newFakeDirectory(tc.before)
+			dir := wt.NewDirectory(tc.before)
 			dir.SetGroup(rcScope, rcAlice)
-			store := newFakeAssignments(tc.stored...)
-			replica0 := NewReconciler(dir, store, p, ReconcilerOptions{})
+			store := wt.NewAssignments(tc.stored...)
+			replica0 := worker.NewReconciler(dir, store, p, worker.ReconcilerOptions{})
 			var once sync.Once
-			var r0 Result
+			var r0 worker.Result
 			var r0err error
 			acs1 := &hookedAssignments{Assignments: store}
 			acs1.beforeWrite = func(string, string) {
@@ -84,19 +87,19 @@ func TestReconcileStaleWriteOfAnotherReplicaIsRepaired(t *testing.T) {
 					if tc.leaveScope {
 						dir.SetGroup(rcScope)
 					}
-					r0, r0err = replica0.Reconcile(context.Background(), Target{Principal: rcAlice})
+					r0, r0err = replica0.Reconcile(context.Background(), worker.Target{Principal: rcAlice})
 				})
 			}
-			replica1 := NewReconciler(dir, acs1, p, ReconcilerOptions{})
+			replica1 := worker.NewReconciler(dir, acs1, p, worker.ReconcilerOptions{})
 
-			got, err := replica1.Reconcile(context.Background(), Target{Principal: rcAlice})
+			got, err := replica1.Reconcile(context.Background(), worker.Target{Principal: rcAlice})
 			if r0err != nil || r0.Action != tc.wantReplica0 {
 				t.Fatalf("replica 0 = %s (%s), %v; want %s", r0.Action, r0.Reason, r0err, tc.wantReplica0)
 			}
 			if err != nil {
 				t.Fatalf("replica 1: %v", err)
 			}
-			checkStored(t, store, rcAlice, tc.wantStored)
+			wt.CheckStored(t, store, rcAlice, tc.wantStored)
 			if got.Action != tc.wantActionAfter || got.Repairs != 1 {
 				t.Errorf("replica 1 = %s (%s), %d repairs; want %s after repairing its %s once",
 					got.Action, got.Reason, got.Repairs, tc.wantActionAfter, tc.wantFirstAction)
@@ -112,28 +115,28 @@ func TestReconcileVerifiesEveryWriteOnce(t *testing.T) {
 	for _, tc := range []struct {
 		name         string
 		scope        []string
-		user         *User
-		stored       []Assignment
-		wantAction   Action
+		user         *worker.User
+		stored       []worker.Assignment
+		wantAction   worker.Action
 		wantUser     int
 		wantMemberOf int
 	}{
-		{"grant", nil, refUser(fxTeamsUser(rcAlice)), nil, ActionGrant, 2, 0},
-		{"grant in scope", []string{rcScope}, refUser(fxTeamsUser(rcAlice)), nil, ActionGrant, 2, 2},
-		{"revoke of a deleted user", nil, nil, []Assignment{userAssignment(rcAlice, ourApp1)}, ActionRevoke, 2, 0},
-		{"noop", nil, refUser(fxTeamsUser(rcAlice)), []Assignment{userAssignment(rcAlice, ourApp1)}, ActionNoop, 1, 0},
+		{"grant", nil, refUser(fxTeamsUser(rcAlice)), nil, worker.ActionGrant, 2, 0},
+		{"grant in scope", []string{rcScope}, refUser(fxTeamsUser(rcAlice)), nil, worker.ActionGrant, 2, 2},
+		{"revoke of a deleted user", nil, nil, []worker.Assignment{userAssignment(rcAlice, ourApp1)}, worker.ActionRevoke, 2, 0},
+		{"noop", nil, refUser(fxTeamsUser(rcAlice)), []worker.Assignment{userAssignment(rcAlice, ourApp1)}, worker.ActionNoop, 1, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			dir := newFakeDirectory()
+			dir := wt.NewDirectory()
 			if tc.user != nil {
 				dir.PutUser(*tc.user)
 			}
 			dir.SetGroup(rcScope, rcAlice)
-			store := newFakeAssignments(tc.stored...)
+			store := wt.NewAssignments(tc.stored...)
 			p := rcPolicy
 			p.ScopeGroups = tc.scope
-			got, err := NewReconciler(dir, store, p, ReconcilerOptions{}).Reconcile(context.Background(), Target{Principal: rcAlice})
+			got, err := worker.NewReconciler(dir, store, p, worker.ReconcilerOptions{}).Reconcile(context.Background(), worker.Target{Principal: rcAlice})
 			if err != nil || got.Action != tc.wantAction || got.Repairs != 0 {
 				t.Fatalf("Reconcile() = %s, %d repairs, %v; want %s, none", got.Action, got.Repairs, err, tc.wantAction)
 			}
@@ -151,9 +154,9 @@ func TestReconcileVerifiesEveryWriteOnce(t *testing.T) {
 func TestReconcileGivesUpOnADirectoryThatKeepsChanging(t *testing.T) {
 	t.Parallel()
 	enabled := fxTeamsUser(rcAlice)
-	disabled := withUser(enabled, func(u *User) { u.AccountEnabled = false })
-	dir := newFakeDirectory(enabled)
-	store := newFakeAssignments()
+	disabled := withUser(enabled, func(u *worker.User) { u.AccountEnabled = false })
+	dir := wt.NewDirectory(enabled)
+	store := wt.NewAssignments()
 	var flips atomic.Int32
 	acs := &hookedAssignments{Assignments: store, beforeWrite: func(string, string) {
 		if flips.Add(1)%2 == 1 {
@@ -162,11 +165,11 @@ func TestReconcileGivesUpOnADirectoryThatKeepsChanging(t *testing.T) {
 			dir.PutUser(enabled)
 		}
 	}}
-	_, err := NewReconciler(dir, acs, rcPolicy, ReconcilerOptions{}).Reconcile(context.Background(), Target{Principal: rcAlice})
-	if err == nil || !IsTemporary(err) || IsNotFound(err) {
+	_, err := worker.NewReconciler(dir, acs, rcPolicy, worker.ReconcilerOptions{}).Reconcile(context.Background(), worker.Target{Principal: rcAlice})
+	if err == nil || !worker.IsTemporary(err) || worker.IsNotFound(err) {
 		t.Fatalf("Reconcile() error = %v, want a temporary error", err)
 	}
-	if n := store.Writes(); n < 2 || n > maxWriteRounds {
-		t.Errorf("writes = %d, want 2..%d", n, maxWriteRounds)
+	if n := store.Writes(); n < 2 || n > worker.MaxWriteRounds {
+		t.Errorf("writes = %d, want 2..%d", n, worker.MaxWriteRounds)
 	}
 }

@@ -1,4 +1,4 @@
-package worker
+package worker_test
 
 import (
 	"context"
@@ -8,6 +8,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	wt "github.com/tpe-provisioner/tpe-provisioner/internal/workertest"
+	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
 // jittered delays every call by a random 0–max, and one call in eight by 4–6 max more (a
@@ -30,32 +33,32 @@ func (j *jittered) wait() {
 }
 
 type jitteredDirectory struct {
-	directory
+	*wt.Directory
 	j *jittered
 }
 
-func (d jitteredDirectory) User(ctx context.Context, id string) (User, error) {
+func (d jitteredDirectory) User(ctx context.Context, id string) (worker.User, error) {
 	d.j.wait()
-	return d.directory.User(ctx, id)
+	return d.Directory.User(ctx, id)
 }
 
 func (d jitteredDirectory) MemberOf(ctx context.Context, id string, groups []string) ([]string, error) {
 	d.j.wait()
-	return d.directory.MemberOf(ctx, id, groups)
+	return d.Directory.MemberOf(ctx, id, groups)
 }
 
 type jitteredAssignments struct {
-	Assignments
+	worker.Assignments
 	j *jittered
 }
 
-func (a jitteredAssignments) Get(ctx context.Context, id string) (Assignment, error) {
+func (a jitteredAssignments) Get(ctx context.Context, id string) (worker.Assignment, error) {
 	a.j.wait()
 	return a.Assignments.Get(ctx, id)
 }
 
 // A write lands late more often than a read answers: writes are the slow calls.
-func (a jitteredAssignments) Put(ctx context.Context, as Assignment) (Assignment, error) {
+func (a jitteredAssignments) Put(ctx context.Context, as worker.Assignment) (worker.Assignment, error) {
 	a.j.wait()
 	a.j.wait()
 	return a.Assignments.Put(ctx, as)
@@ -86,26 +89,26 @@ func TestReconcileReplicasLeaveNoStaleWrite(t *testing.T) {
 			p := rcPolicy
 			p.ScopeGroups = []string{rcScope}
 			const users = 80
-			dir := newFakeDirectory()
+			dir := wt.NewDirectory()
 			var inScope []string
 			for i := range users {
-				dir.PutUser(rtTeamsUser(i))
-				inScope = append(inScope, rtOID(i))
+				dir.PutUser(wt.TeamsUser(i))
+				inScope = append(inScope, wt.OID(i))
 			}
 			dir.SetGroup(rcScope, inScope...)
-			store := newFakeAssignments()
+			store := wt.NewAssignments()
 			j := &jittered{rng: rand.New(rand.NewPCG(seed, 11)), max: tick}
-			replicas := make([]*Reconciler, 3)
+			replicas := make([]*worker.Reconciler, 3)
 			for i := range replicas {
-				replicas[i] = NewReconciler(jitteredDirectory{dir, j}, jitteredAssignments{store, j}, p, ReconcilerOptions{})
+				replicas[i] = worker.NewReconciler(jitteredDirectory{dir, j}, jitteredAssignments{store, j}, p, worker.ReconcilerOptions{})
 			}
 			var wg sync.WaitGroup
 			var mu sync.Mutex
 			var errs []error
-			notify := func(oid string, delay time.Duration, r *Reconciler) {
+			notify := func(oid string, delay time.Duration, r *worker.Reconciler) {
 				wg.Go(func() {
 					time.Sleep(delay)
-					if _, err := r.Reconcile(context.Background(), Target{Principal: oid}); err != nil {
+					if _, err := r.Reconcile(context.Background(), worker.Target{Principal: oid}); err != nil {
 						mu.Lock()
 						errs = append(errs, err)
 						mu.Unlock()
@@ -113,14 +116,14 @@ func TestReconcileReplicasLeaveNoStaleWrite(t *testing.T) {
 				})
 			}
 			// Every user starts converged (no jitter: nothing races yet).
-			converge := NewReconciler(dir, store, p, ReconcilerOptions{})
+			converge := worker.NewReconciler(dir, store, p, worker.ReconcilerOptions{})
 			for i := range users {
-				if _, err := converge.Reconcile(context.Background(), Target{Principal: rtOID(i)}); err != nil {
+				if _, err := converge.Reconcile(context.Background(), worker.Target{Principal: wt.OID(i)}); err != nil {
 					t.Fatal(err)
 				}
 			}
 			change := func(i int) {
-				u := rtTeamsUser(i)
+				u := wt.TeamsUser(i)
 				switch rng.IntN(3) {
 				case 0:
 					u.AccountEnabled = rng.IntN(2) == 0
@@ -143,10 +146,10 @@ func TestReconcileReplicasLeaveNoStaleWrite(t *testing.T) {
 			}
 			for i := range users {
 				change(i)
-				notify(rtOID(i), time.Duration(rng.IntN(3000))*tick/2000, replicas[rng.IntN(3)])
+				notify(wt.OID(i), time.Duration(rng.IntN(3000))*tick/2000, replicas[rng.IntN(3)])
 				time.Sleep(time.Duration(rng.IntN(1500)) * tick / 2000)
 				change(i)
-				notify(rtOID(i), time.Duration(rng.IntN(3000))*tick/2000, replicas[rng.IntN(3)])
+				notify(wt.OID(i), time.Duration(rng.IntN(3000))*tick/2000, replicas[rng.IntN(3)])
 			}
 			wg.Wait()
 			for _, err := range errs {
@@ -154,13 +157,13 @@ func TestReconcileReplicasLeaveNoStaleWrite(t *testing.T) {
 			}
 			wrong := 0
 			for i := range users {
-				oid := rtOID(i)
+				oid := wt.OID(i)
 				u, err := dir.User(context.Background(), oid)
 				if err != nil {
 					t.Fatal(err)
 				}
 				groups, _ := dir.MemberOf(context.Background(), oid, p.ScopeGroups)
-				want := Eligibility(&u, len(groups) > 0, p).Type == PrincipalUser
+				want := worker.Eligibility(&u, len(groups) > 0, p).Type == worker.PrincipalUser
 				a, ok := store.Lookup(oid)
 				if has := ok && slices.Contains(a.ClientIDs, ourApp1); has != want {
 					wrong++

@@ -1,4 +1,4 @@
-package worker
+package worker_test
 
 import (
 	"cmp"
@@ -9,6 +9,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	wt "github.com/tpe-provisioner/tpe-provisioner/internal/workertest"
+	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
 const (
@@ -19,14 +22,14 @@ const (
 	rcTeam  = "7ea70000-0000-4000-8000-0000000000e2" // nested in rcScope
 )
 
-var rcPolicy = Policy{ClientIDs: []string{ourApp1}}
+var rcPolicy = worker.Policy{ClientIDs: []string{ourApp1}}
 
-func userAssignment(oid string, ids ...string) Assignment {
-	return Assignment{ObjectID: oid, PrincipalType: PrincipalUser, ClientIDs: ids}
+func userAssignment(oid string, ids ...string) worker.Assignment {
+	return worker.Assignment{ObjectID: oid, PrincipalType: worker.PrincipalUser, ClientIDs: ids}
 }
 
-func raAssignment(oid string) Assignment {
-	return Assignment{ObjectID: oid, PrincipalType: PrincipalResourceAccount}
+func raAssignment(oid string) worker.Assignment {
+	return worker.Assignment{ObjectID: oid, PrincipalType: worker.PrincipalResourceAccount}
 }
 
 func TestReconcile(t *testing.T) {
@@ -37,98 +40,98 @@ func TestReconcile(t *testing.T) {
 	managed.ManageResourceAccounts = true
 	tests := []struct {
 		name       string
-		policy     Policy
-		users      []User
+		policy     worker.Policy
+		users      []worker.User
 		groups     map[string][]string
-		stored     []Assignment
-		target     Target
-		wantAction Action
+		stored     []worker.Assignment
+		target     worker.Target
+		wantAction worker.Action
 		wantReason string
-		wantType   PrincipalType
-		wantStored *Assignment // what ACS holds afterwards; nil = no assignment
+		wantType   worker.PrincipalType
+		wantStored *worker.Assignment // what ACS holds afterwards; nil = no assignment
 		wantWrites int
 	}{
 		{name: "onboarding: an eligible user gets our client id",
-			policy: rcPolicy, users: []User{fxTeamsUser(rcAlice)}, target: Target{Principal: rcAlice},
-			wantAction: ActionGrant, wantReason: "teams plan enabled", wantType: PrincipalUser,
+			policy: rcPolicy, users: []worker.User{fxTeamsUser(rcAlice)}, target: worker.Target{Principal: rcAlice},
+			wantAction: worker.ActionGrant, wantReason: "teams plan enabled", wantType: worker.PrincipalUser,
 			wantStored: refAssignment(userAssignment(rcAlice, ourApp1)), wantWrites: 1},
 		{name: "onboarding keeps another application's client id",
-			policy: rcPolicy, users: []User{fxTeamsUser(rcAlice)}, stored: []Assignment{userAssignment(rcAlice, foreignApp)},
-			target: Target{Principal: rcAlice}, wantAction: ActionGrant, wantReason: "teams plan enabled", wantType: PrincipalUser,
+			policy: rcPolicy, users: []worker.User{fxTeamsUser(rcAlice)}, stored: []worker.Assignment{userAssignment(rcAlice, foreignApp)},
+			target: worker.Target{Principal: rcAlice}, wantAction: worker.ActionGrant, wantReason: "teams plan enabled", wantType: worker.PrincipalUser,
 			wantStored: refAssignment(userAssignment(rcAlice, ourApp1, foreignApp)), wantWrites: 1},
 		{name: "onboarding by UPN resolves the object id",
-			policy: rcPolicy, users: []User{fxTeamsUser(rcAlice)}, target: Target{Principal: fxTeamsUser(rcAlice).UPN},
-			wantAction: ActionGrant, wantReason: "teams plan enabled", wantType: PrincipalUser,
+			policy: rcPolicy, users: []worker.User{fxTeamsUser(rcAlice)}, target: worker.Target{Principal: fxTeamsUser(rcAlice).UPN},
+			wantAction: worker.ActionGrant, wantReason: "teams plan enabled", wantType: worker.PrincipalUser,
 			wantStored: refAssignment(userAssignment(rcAlice, ourApp1)), wantWrites: 1},
 		{name: "onboarding through a nested scope group",
-			policy: scoped, users: []User{fxTeamsUser(rcAlice)}, groups: map[string][]string{rcScope: {rcTeam}, rcTeam: {rcAlice}},
-			target: Target{Principal: rcAlice}, wantAction: ActionGrant, wantReason: "teams plan enabled", wantType: PrincipalUser,
+			policy: scoped, users: []worker.User{fxTeamsUser(rcAlice)}, groups: map[string][]string{rcScope: {rcTeam}, rcTeam: {rcAlice}},
+			target: worker.Target{Principal: rcAlice}, wantAction: worker.ActionGrant, wantReason: "teams plan enabled", wantType: worker.PrincipalUser,
 			wantStored: refAssignment(userAssignment(rcAlice, ourApp1)), wantWrites: 1},
 		{name: "offboarding: a deleted user's assignment is deleted",
-			policy: rcPolicy, stored: []Assignment{userAssignment(rcAlice, ourApp1)}, target: Target{Principal: rcAlice},
-			wantAction: ActionRevoke, wantReason: "not found in directory", wantWrites: 1},
+			policy: rcPolicy, stored: []worker.Assignment{userAssignment(rcAlice, ourApp1)}, target: worker.Target{Principal: rcAlice},
+			wantAction: worker.ActionRevoke, wantReason: "not found in directory", wantWrites: 1},
 		{name: "offboarding a deleted user keeps another application's access",
-			policy: rcPolicy, stored: []Assignment{userAssignment(rcAlice, strings.ToUpper(ourApp1), foreignApp)},
-			target: Target{Principal: rcAlice}, wantAction: ActionRevoke, wantReason: "not found in directory",
+			policy: rcPolicy, stored: []worker.Assignment{userAssignment(rcAlice, strings.ToUpper(ourApp1), foreignApp)},
+			target: worker.Target{Principal: rcAlice}, wantAction: worker.ActionRevoke, wantReason: "not found in directory",
 			wantStored: refAssignment(userAssignment(rcAlice, foreignApp)), wantWrites: 1},
 		{name: "offboarding: a disabled user loses access",
-			policy: rcPolicy, users: []User{withUser(fxTeamsUser(rcAlice), func(u *User) { u.AccountEnabled = false })},
-			stored: []Assignment{userAssignment(rcAlice, ourApp1)}, target: Target{Principal: rcAlice},
-			wantAction: ActionRevoke, wantReason: "account disabled", wantWrites: 1},
+			policy: rcPolicy, users: []worker.User{withUser(fxTeamsUser(rcAlice), func(u *worker.User) { u.AccountEnabled = false })},
+			stored: []worker.Assignment{userAssignment(rcAlice, ourApp1)}, target: worker.Target{Principal: rcAlice},
+			wantAction: worker.ActionRevoke, wantReason: "account disabled", wantWrites: 1},
 		{name: "offboarding: a removed licence loses access",
-			policy: rcPolicy, users: []User{withUser(fxTeamsUser(rcAlice), func(u *User) { u.Plans = nil })},
-			stored: []Assignment{userAssignment(rcAlice, ourApp1)}, target: Target{Principal: rcAlice},
-			wantAction: ActionRevoke, wantReason: "no teams plan", wantWrites: 1},
+			policy: rcPolicy, users: []worker.User{withUser(fxTeamsUser(rcAlice), func(u *worker.User) { u.Plans = nil })},
+			stored: []worker.Assignment{userAssignment(rcAlice, ourApp1)}, target: worker.Target{Principal: rcAlice},
+			wantAction: worker.ActionRevoke, wantReason: "no teams plan", wantWrites: 1},
 		{name: "offboarding: leaving the scope group loses access",
-			policy: scoped, users: []User{fxTeamsUser(rcAlice), fxTeamsUser(rcBob)}, groups: map[string][]string{rcScope: {rcBob}},
-			stored: []Assignment{userAssignment(rcAlice, ourApp1)}, target: Target{Principal: rcAlice},
-			wantAction: ActionRevoke, wantReason: "out of scope", wantWrites: 1},
+			policy: scoped, users: []worker.User{fxTeamsUser(rcAlice), fxTeamsUser(rcBob)}, groups: map[string][]string{rcScope: {rcBob}},
+			stored: []worker.Assignment{userAssignment(rcAlice, ourApp1)}, target: worker.Target{Principal: rcAlice},
+			wantAction: worker.ActionRevoke, wantReason: "out of scope", wantWrites: 1},
 		{name: "a resource account gets the server-consent assignment though disabled",
-			policy: rcPolicy, users: []User{fxResourceAccount(rcIVR)}, target: Target{Principal: rcIVR},
-			wantAction: ActionGrant, wantReason: "resource account licence", wantType: PrincipalResourceAccount,
+			policy: rcPolicy, users: []worker.User{fxResourceAccount(rcIVR)}, target: worker.Target{Principal: rcIVR},
+			wantAction: worker.ActionGrant, wantReason: "resource account licence", wantType: worker.PrincipalResourceAccount,
 			wantStored: refAssignment(raAssignment(rcIVR)), wantWrites: 1},
 		{name: "a licensed user who is also a resource account is a resource account",
-			policy: rcPolicy, users: []User{withUser(fxTeamsUser(rcIVR), func(u *User) { u.SKUs = []string{raSKU} })},
-			stored: []Assignment{userAssignment(rcIVR, ourApp1)}, target: Target{Principal: rcIVR},
-			wantAction: ActionGrant, wantReason: "resource account licence", wantType: PrincipalResourceAccount,
+			policy: rcPolicy, users: []worker.User{withUser(fxTeamsUser(rcIVR), func(u *worker.User) { u.SKUs = []string{raSKU} })},
+			stored: []worker.Assignment{userAssignment(rcIVR, ourApp1)}, target: worker.Target{Principal: rcIVR},
+			wantAction: worker.ActionGrant, wantReason: "resource account licence", wantType: worker.PrincipalResourceAccount,
 			wantStored: refAssignment(raAssignment(rcIVR)), wantWrites: 1},
 		{name: "a deleted resource account keeps its assignment unless managed",
-			policy: rcPolicy, stored: []Assignment{raAssignment(rcIVR)}, target: Target{Principal: rcIVR},
-			wantAction: ActionSkip, wantReason: "resource accounts not managed", wantStored: refAssignment(raAssignment(rcIVR))},
+			policy: rcPolicy, stored: []worker.Assignment{raAssignment(rcIVR)}, target: worker.Target{Principal: rcIVR},
+			wantAction: worker.ActionSkip, wantReason: "resource accounts not managed", wantStored: refAssignment(raAssignment(rcIVR))},
 		{name: "a deleted resource account loses its assignment when managed",
-			policy: managed, stored: []Assignment{raAssignment(rcIVR)}, target: Target{Principal: rcIVR},
-			wantAction: ActionRevoke, wantReason: "not found in directory", wantWrites: 1},
+			policy: managed, stored: []worker.Assignment{raAssignment(rcIVR)}, target: worker.Target{Principal: rcIVR},
+			wantAction: worker.ActionRevoke, wantReason: "not found in directory", wantWrites: 1},
 		{name: "an operator grant by UPN with a resource account hint",
-			policy: rcPolicy, users: []User{withUser(fxTeamsUser(rcIVR), func(u *User) { u.Plans = nil })},
-			target:     Target{Principal: strings.ToUpper(fxTeamsUser(rcIVR).UPN), Type: PrincipalResourceAccount, Command: CommandGrant},
-			wantAction: ActionGrant, wantReason: "operator grant", wantType: PrincipalResourceAccount,
+			policy: rcPolicy, users: []worker.User{withUser(fxTeamsUser(rcIVR), func(u *worker.User) { u.Plans = nil })},
+			target:     worker.Target{Principal: strings.ToUpper(fxTeamsUser(rcIVR).UPN), Type: worker.PrincipalResourceAccount, Command: worker.CommandGrant},
+			wantAction: worker.ActionGrant, wantReason: "operator grant", wantType: worker.PrincipalResourceAccount,
 			wantStored: refAssignment(raAssignment(rcIVR)), wantWrites: 1},
 		{name: "an operator grant ignores the scope",
-			policy: scoped, users: []User{withUser(fxTeamsUser(rcAlice), func(u *User) { u.AccountEnabled = false })},
-			target:     Target{Principal: rcAlice, Command: CommandGrant},
-			wantAction: ActionGrant, wantReason: "operator grant", wantType: PrincipalUser,
+			policy: scoped, users: []worker.User{withUser(fxTeamsUser(rcAlice), func(u *worker.User) { u.AccountEnabled = false })},
+			target:     worker.Target{Principal: rcAlice, Command: worker.CommandGrant},
+			wantAction: worker.ActionGrant, wantReason: "operator grant", wantType: worker.PrincipalUser,
 			wantStored: refAssignment(userAssignment(rcAlice, ourApp1)), wantWrites: 1},
 		{name: "an operator grant for a principal the directory lacks is skipped",
-			policy: rcPolicy, target: Target{Principal: rcAlice, Command: CommandGrant},
-			wantAction: ActionSkip, wantReason: "not found in directory"},
+			policy: rcPolicy, target: worker.Target{Principal: rcAlice, Command: worker.CommandGrant},
+			wantAction: worker.ActionSkip, wantReason: "not found in directory"},
 		{name: "an operator revoke removes our id from an eligible user",
-			policy: rcPolicy, users: []User{fxTeamsUser(rcAlice)}, stored: []Assignment{userAssignment(rcAlice, ourApp1, foreignApp)},
-			target:     Target{Principal: rcAlice, Command: CommandRevoke},
-			wantAction: ActionRevoke, wantReason: "operator revoke", wantType: PrincipalUser,
+			policy: rcPolicy, users: []worker.User{fxTeamsUser(rcAlice)}, stored: []worker.Assignment{userAssignment(rcAlice, ourApp1, foreignApp)},
+			target:     worker.Target{Principal: rcAlice, Command: worker.CommandRevoke},
+			wantAction: worker.ActionRevoke, wantReason: "operator revoke", wantType: worker.PrincipalUser,
 			wantStored: refAssignment(userAssignment(rcAlice, foreignApp)), wantWrites: 1},
 		{name: "an eligible user already granted costs no write",
-			policy: rcPolicy, users: []User{fxTeamsUser(rcAlice)}, stored: []Assignment{userAssignment(rcAlice, ourApp1)},
-			target: Target{Principal: rcAlice}, wantAction: ActionNoop, wantReason: "teams plan enabled", wantType: PrincipalUser,
+			policy: rcPolicy, users: []worker.User{fxTeamsUser(rcAlice)}, stored: []worker.Assignment{userAssignment(rcAlice, ourApp1)},
+			target: worker.Target{Principal: rcAlice}, wantAction: worker.ActionNoop, wantReason: "teams plan enabled", wantType: worker.PrincipalUser,
 			wantStored: refAssignment(userAssignment(rcAlice, ourApp1))},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			dir, acs := newFakeDirectory(tt.users...), newFakeAssignments(tt.stored...)
+			dir, acs := wt.NewDirectory(tt.users...), wt.NewAssignments(tt.stored...)
 			for g, members := range tt.groups {
 				dir.SetGroup(g, members...)
 			}
-			r := NewReconciler(dir, acs, tt.policy, ReconcilerOptions{})
+			r := worker.NewReconciler(dir, acs, tt.policy, worker.ReconcilerOptions{})
 			got, err := r.Reconcile(context.Background(), tt.target)
 			if err != nil {
 				t.Fatalf("Reconcile() error = %v", err)
@@ -137,14 +140,14 @@ func TestReconcile(t *testing.T) {
 				t.Errorf("Reconcile() = %s (%s) type %q, want %s (%s) type %q",
 					got.Action, got.Reason, got.Type, tt.wantAction, tt.wantReason, tt.wantType)
 			}
-			checkStored(t, acs, cmp.Or(got.ObjectID, tt.target.Principal), tt.wantStored)
+			wt.CheckStored(t, acs, cmp.Or(got.ObjectID, tt.target.Principal), tt.wantStored)
 			if w := acs.Writes(); w != tt.wantWrites {
 				t.Errorf("ACS writes = %d, want %d", w, tt.wantWrites)
 			}
 			if tt.wantWrites > 0 && !strings.HasPrefix(got.CorrelationID, "cv-") {
 				t.Errorf("CorrelationID = %q, want the write's ms-cv", got.CorrelationID)
 			}
-			if tt.wantStored != nil && (got.AfterType != tt.wantStored.PrincipalType || !sameIDs(got.After, tt.wantStored.ClientIDs)) {
+			if tt.wantStored != nil && (got.AfterType != tt.wantStored.PrincipalType || !wt.SameIDs(got.After, tt.wantStored.ClientIDs)) {
 				t.Errorf("Result after = %s %v, want %s %v", got.AfterType, got.After, tt.wantStored.PrincipalType, tt.wantStored.ClientIDs)
 			}
 		})
@@ -158,57 +161,57 @@ func TestReconcileFailuresNeverRevoke(t *testing.T) {
 	scoped.ScopeGroups = []string{rcScope}
 	tests := []struct {
 		name   string
-		policy Policy
-		script func(*fakeDirectory, *fakeAssignments)
+		policy worker.Policy
+		script func(*wt.Directory, *wt.Assignments)
 		check  func(error) bool
 		want   string // what check asserts
 	}{
 		{"graph 5xx reading the user is temporary", rcPolicy,
-			func(d *fakeDirectory, _ *fakeAssignments) { d.FailNext("User", rcAlice, errUnavailable()) }, IsTemporary, "temporary"},
+			func(d *wt.Directory, _ *wt.Assignments) { d.FailNext("User", rcAlice, wt.ErrUnavailable()) }, worker.IsTemporary, "temporary"},
 		{"graph auth failure is systemic", rcPolicy,
-			func(d *fakeDirectory, _ *fakeAssignments) { d.FailNext("User", "", errSystemic()) }, IsSystemic, "systemic"},
+			func(d *wt.Directory, _ *wt.Assignments) { d.FailNext("User", "", wt.ErrSystemic()) }, worker.IsSystemic, "systemic"},
 		{"graph throttling keeps its Retry-After", rcPolicy,
-			func(d *fakeDirectory, _ *fakeAssignments) { d.FailNext("User", "", errThrottled(7*time.Second)) },
-			func(err error) bool { return RetryAfterOf(err) == 7*time.Second }, "retry after 7s"},
+			func(d *wt.Directory, _ *wt.Assignments) { d.FailNext("User", "", wt.ErrThrottled(7*time.Second)) },
+			func(err error) bool { return worker.RetryAfterOf(err) == 7*time.Second }, "retry after 7s"},
 		{"scope check failure is temporary", scoped,
-			func(d *fakeDirectory, _ *fakeAssignments) {
+			func(d *wt.Directory, _ *wt.Assignments) {
 				// Enabled but out of scope: only the failed scope check stands between her and a revoke.
 				d.PutUser(fxTeamsUser(rcAlice))
 				d.SetGroup(rcScope)
-				d.FailNext("MemberOf", rcAlice, errUnavailable())
-			}, IsTemporary, "temporary"},
+				d.FailNext("MemberOf", rcAlice, wt.ErrUnavailable())
+			}, worker.IsTemporary, "temporary"},
 		{"ACS read throttled", rcPolicy,
-			func(_ *fakeDirectory, a *fakeAssignments) { a.FailNext("Get", rcAlice, errThrottled(time.Second)) }, IsTemporary, "temporary"},
+			func(_ *wt.Directory, a *wt.Assignments) { a.FailNext("Get", rcAlice, wt.ErrThrottled(time.Second)) }, worker.IsTemporary, "temporary"},
 		{"ACS write not allowed is systemic", rcPolicy,
-			func(_ *fakeDirectory, a *fakeAssignments) { a.FailNext("Delete", rcAlice, errSystemic()) }, IsSystemic, "systemic"},
+			func(_ *wt.Directory, a *wt.Assignments) { a.FailNext("Delete", rcAlice, wt.ErrSystemic()) }, worker.IsSystemic, "systemic"},
 		{"ACS write throttled while granting", rcPolicy,
-			func(d *fakeDirectory, a *fakeAssignments) {
+			func(d *wt.Directory, a *wt.Assignments) {
 				d.PutUser(fxTeamsUser(rcAlice))
 				a.Set(userAssignment(rcAlice, foreignApp))
-				a.FailNext("Put", rcAlice, errThrottled(0))
-			}, IsTemporary, "temporary"},
+				a.FailNext("Put", rcAlice, wt.ErrThrottled(0))
+			}, worker.IsTemporary, "temporary"},
 		{"ACS bad request is rejected for good", rcPolicy,
-			func(_ *fakeDirectory, a *fakeAssignments) { a.FailNext("Delete", rcAlice, errBadRequest()) },
+			func(_ *wt.Directory, a *wt.Assignments) { a.FailNext("Delete", rcAlice, wt.ErrBadRequest()) },
 			func(err error) bool {
-				var perm *PermanentError
-				var fe *fakeErr
-				return errors.As(err, &perm) && perm.Reason == ReasonRejected && errors.As(err, &fe) && fe.status == 400
+				var perm *worker.PermanentError
+				var fe *wt.Err
+				return errors.As(err, &perm) && perm.Reason == worker.ReasonRejected && errors.As(err, &fe) && fe.StatusCode() == 400
 			}, "rejected, keeping the original error"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			// Alice is disabled: a successful reconcile would revoke.
-			dir := newFakeDirectory(withUser(fxTeamsUser(rcAlice), func(u *User) { u.AccountEnabled = false }))
+			dir := wt.NewDirectory(withUser(fxTeamsUser(rcAlice), func(u *worker.User) { u.AccountEnabled = false }))
 			dir.SetGroup(rcScope, rcAlice)
-			acs := newFakeAssignments(userAssignment(rcAlice, ourApp1))
+			acs := wt.NewAssignments(userAssignment(rcAlice, ourApp1))
 			tt.script(dir, acs)
-			r := NewReconciler(dir, acs, tt.policy, ReconcilerOptions{})
-			_, err := r.Reconcile(context.Background(), Target{Principal: rcAlice})
+			r := worker.NewReconciler(dir, acs, tt.policy, worker.ReconcilerOptions{})
+			_, err := r.Reconcile(context.Background(), worker.Target{Principal: rcAlice})
 			if err == nil || !tt.check(err) {
 				t.Fatalf("Reconcile() error = %v, want %s", err, tt.want)
 			}
-			if IsNotFound(err) {
+			if worker.IsNotFound(err) {
 				t.Errorf("Reconcile() error %v says not found", err)
 			}
 			if !strings.Contains(err.Error(), rcAlice) {
@@ -219,7 +222,7 @@ func TestReconcileFailuresNeverRevoke(t *testing.T) {
 					t.Errorf("a failed write removed the assignment")
 				}
 			} else {
-				checkStored(t, acs, rcAlice, refAssignment(userAssignment(rcAlice, ourApp1)))
+				wt.CheckStored(t, acs, rcAlice, refAssignment(userAssignment(rcAlice, ourApp1)))
 			}
 		})
 	}
@@ -232,27 +235,27 @@ func TestReconcileScopeNotFoundAfterTheUserReadIsTemporary(t *testing.T) {
 	t.Parallel()
 	p := rcPolicy
 	p.ScopeGroups = []string{rcScope}
-	dir := newFakeDirectory(fxTeamsUser(rcAlice))
+	dir := wt.NewDirectory(fxTeamsUser(rcAlice))
 	dir.SetGroup(rcScope, rcAlice)
-	dir.FailNext("MemberOf", rcAlice, errNotFound())
-	acs := newFakeAssignments(userAssignment(rcAlice, ourApp1))
-	_, err := NewReconciler(dir, acs, p, ReconcilerOptions{}).Reconcile(context.Background(), Target{Principal: rcAlice})
-	if err == nil || !IsTemporary(err) || IsNotFound(err) || !strings.Contains(err.Error(), rcAlice) {
+	dir.FailNext("MemberOf", rcAlice, wt.ErrNotFound())
+	acs := wt.NewAssignments(userAssignment(rcAlice, ourApp1))
+	_, err := worker.NewReconciler(dir, acs, p, worker.ReconcilerOptions{}).Reconcile(context.Background(), worker.Target{Principal: rcAlice})
+	if err == nil || !worker.IsTemporary(err) || worker.IsNotFound(err) || !strings.Contains(err.Error(), rcAlice) {
 		t.Fatalf("Reconcile() error = %v; want a temporary error naming the user, not a not-found", err)
 	}
 	if acs.Writes() != 0 {
 		t.Errorf("writes = %d, want 0", acs.Writes())
 	}
-	checkStored(t, acs, rcAlice, refAssignment(userAssignment(rcAlice, ourApp1)))
+	wt.CheckStored(t, acs, rcAlice, refAssignment(userAssignment(rcAlice, ourApp1)))
 }
 
 func TestReconcileDeleteOfAnAlreadyGoneAssignmentSucceeds(t *testing.T) {
 	t.Parallel()
-	acs := newFakeAssignments(userAssignment(rcAlice, ourApp1))
-	acs.FailNext("Delete", rcAlice, errNotFound()) // someone else deleted it between GET and DELETE
-	r := NewReconciler(newFakeDirectory(), acs, rcPolicy, ReconcilerOptions{})
-	got, err := r.Reconcile(context.Background(), Target{Principal: rcAlice})
-	if err != nil || got.Action != ActionRevoke {
+	acs := wt.NewAssignments(userAssignment(rcAlice, ourApp1))
+	acs.FailNext("Delete", rcAlice, wt.ErrNotFound()) // someone else deleted it between GET and DELETE
+	r := worker.NewReconciler(wt.NewDirectory(), acs, rcPolicy, worker.ReconcilerOptions{})
+	got, err := r.Reconcile(context.Background(), worker.Target{Principal: rcAlice})
+	if err != nil || got.Action != worker.ActionRevoke {
 		t.Fatalf("Reconcile() = %s, %v; want revoke, no error", got.Action, err)
 	}
 }
@@ -260,11 +263,11 @@ func TestReconcileDeleteOfAnAlreadyGoneAssignmentSucceeds(t *testing.T) {
 func TestReconcileRejectsImpossiblePrincipals(t *testing.T) {
 	t.Parallel()
 	for _, principal := range []string{"", "not a principal", "../users", "{" + rcAlice + "}"} {
-		dir, acs := newFakeDirectory(), newFakeAssignments()
-		r := NewReconciler(dir, acs, rcPolicy, ReconcilerOptions{})
-		_, err := r.Reconcile(context.Background(), Target{Principal: principal})
-		var perm *PermanentError
-		if !errors.As(err, &perm) || perm.Reason != ReasonBadPrincipal {
+		dir, acs := wt.NewDirectory(), wt.NewAssignments()
+		r := worker.NewReconciler(dir, acs, rcPolicy, worker.ReconcilerOptions{})
+		_, err := r.Reconcile(context.Background(), worker.Target{Principal: principal})
+		var perm *worker.PermanentError
+		if !errors.As(err, &perm) || perm.Reason != worker.ReasonBadPrincipal {
 			t.Errorf("Reconcile(%q) error = %v, want bad_principal", principal, err)
 		}
 		if n := dir.Calls("User") + acs.Calls("Get"); n != 0 {
@@ -277,9 +280,9 @@ func TestReconcileCancelledIsNotRejected(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	r := NewReconciler(newFakeDirectory(fxTeamsUser(rcAlice)), newFakeAssignments(), rcPolicy, ReconcilerOptions{})
-	_, err := r.Reconcile(ctx, Target{Principal: rcAlice})
-	var perm *PermanentError
+	r := worker.NewReconciler(wt.NewDirectory(fxTeamsUser(rcAlice)), wt.NewAssignments(), rcPolicy, worker.ReconcilerOptions{})
+	_, err := r.Reconcile(ctx, worker.Target{Principal: rcAlice})
+	var perm *worker.PermanentError
 	if !errors.Is(err, context.Canceled) || errors.As(err, &perm) {
 		t.Fatalf("Reconcile(cancelled) error = %v, want context.Canceled and not permanent", err)
 	}
@@ -287,16 +290,16 @@ func TestReconcileCancelledIsNotRejected(t *testing.T) {
 
 func TestReconcileDryRunWritesNothing(t *testing.T) {
 	t.Parallel()
-	dir := newFakeDirectory(fxTeamsUser(rcAlice), withUser(fxTeamsUser(rcBob), func(u *User) { u.AccountEnabled = false }))
-	acs := newFakeAssignments(userAssignment(rcBob, ourApp1, foreignApp))
-	r := NewReconciler(dir, acs, rcPolicy, ReconcilerOptions{DryRun: true})
+	dir := wt.NewDirectory(fxTeamsUser(rcAlice), withUser(fxTeamsUser(rcBob), func(u *worker.User) { u.AccountEnabled = false }))
+	acs := wt.NewAssignments(userAssignment(rcBob, ourApp1, foreignApp))
+	r := worker.NewReconciler(dir, acs, rcPolicy, worker.ReconcilerOptions{DryRun: true})
 	ctx := context.Background()
 
-	alice, err := r.Reconcile(ctx, Target{Principal: rcAlice})
+	alice, err := r.Reconcile(ctx, worker.Target{Principal: rcAlice})
 	if err != nil {
 		t.Fatal(err)
 	}
-	bob, err := r.Reconcile(ctx, Target{Principal: rcBob})
+	bob, err := r.Reconcile(ctx, worker.Target{Principal: rcBob})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,16 +307,16 @@ func TestReconcileDryRunWritesNothing(t *testing.T) {
 		t.Errorf("dry run made %d writes", acs.Writes())
 	}
 	for _, tc := range []struct {
-		got        Result
-		wantAction Action
+		got        worker.Result
+		wantAction worker.Action
 		wantAfter  []string
-	}{{alice, ActionGrant, []string{ourApp1}}, {bob, ActionRevoke, []string{foreignApp}}} {
+	}{{alice, worker.ActionGrant, []string{ourApp1}}, {bob, worker.ActionRevoke, []string{foreignApp}}} {
 		if !tc.got.DryRun || tc.got.Action != tc.wantAction || !reflect.DeepEqual(tc.got.After, tc.wantAfter) {
 			t.Errorf("dry run result = %+v, want DryRun %s leaving %v", tc.got, tc.wantAction, tc.wantAfter)
 		}
 	}
-	checkStored(t, acs, rcAlice, nil)
-	checkStored(t, acs, rcBob, refAssignment(userAssignment(rcBob, ourApp1, foreignApp)))
+	wt.CheckStored(t, acs, rcAlice, nil)
+	wt.CheckStored(t, acs, rcBob, refAssignment(userAssignment(rcBob, ourApp1, foreignApp)))
 }
 
 // Level-triggered: a replayed or duplicated notification converges to the same state and
@@ -322,24 +325,24 @@ func TestReconcileReplayCostsReadsOnly(t *testing.T) {
 	t.Parallel()
 	for _, start := range []struct {
 		name   string
-		users  []User
-		stored []Assignment
+		users  []worker.User
+		stored []worker.Assignment
 	}{
-		{"grant", []User{fxTeamsUser(rcAlice)}, nil},
-		{"revoke", nil, []Assignment{userAssignment(rcAlice, foreignApp, ourApp1)}},
+		{"grant", []worker.User{fxTeamsUser(rcAlice)}, nil},
+		{"revoke", nil, []worker.Assignment{userAssignment(rcAlice, foreignApp, ourApp1)}},
 	} {
 		t.Run(start.name, func(t *testing.T) {
 			t.Parallel()
-			dir, acs := newFakeDirectory(start.users...), newFakeAssignments(start.stored...)
-			r := NewReconciler(dir, acs, rcPolicy, ReconcilerOptions{})
+			dir, acs := wt.NewDirectory(start.users...), wt.NewAssignments(start.stored...)
+			r := worker.NewReconciler(dir, acs, rcPolicy, worker.ReconcilerOptions{})
 			ctx := context.Background()
-			if _, err := r.Reconcile(ctx, Target{Principal: rcAlice}); err != nil {
+			if _, err := r.Reconcile(ctx, worker.Target{Principal: rcAlice}); err != nil {
 				t.Fatal(err)
 			}
 			writes, gets, reads := acs.Writes(), acs.Calls("Get"), dir.Calls("User")
 			for range 3 {
-				got, err := r.Reconcile(ctx, Target{Principal: rcAlice})
-				if err != nil || got.Action != ActionNoop {
+				got, err := r.Reconcile(ctx, worker.Target{Principal: rcAlice})
+				if err != nil || got.Action != worker.ActionNoop {
 					t.Fatalf("replay = %s, %v; want noop", got.Action, err)
 				}
 			}
@@ -353,33 +356,33 @@ func TestReconcileReplayCostsReadsOnly(t *testing.T) {
 
 func TestReconcileKnownMakesNoDirectoryCalls(t *testing.T) {
 	t.Parallel()
-	dir := newFakeDirectory()
-	acs := newFakeAssignments(userAssignment(rcBob, ourApp1))
-	r := NewReconciler(dir, acs, rcPolicy, ReconcilerOptions{})
+	dir := wt.NewDirectory()
+	acs := wt.NewAssignments(userAssignment(rcBob, ourApp1))
+	r := worker.NewReconciler(dir, acs, rcPolicy, worker.ReconcilerOptions{})
 	ctx := context.Background()
 	alice := fxTeamsUser(rcAlice)
 
-	plan, err := r.PlanKnown(ctx, Target{Principal: rcAlice}, &alice, true)
-	if err != nil || plan.Action != ActionGrant || !plan.DryRun || acs.Writes() != 0 {
+	plan, err := r.PlanKnown(ctx, worker.Target{Principal: rcAlice}, &alice, true)
+	if err != nil || plan.Action != worker.ActionGrant || !plan.DryRun || acs.Writes() != 0 {
 		t.Fatalf("PlanKnown() = %+v, %v with %d writes; want a dry-run grant and no write", plan, err, acs.Writes())
 	}
-	got, err := r.ReconcileKnown(ctx, Target{Principal: rcAlice}, &alice, true)
-	if err != nil || got.Action != ActionGrant || got.DryRun {
+	got, err := r.ReconcileKnown(ctx, worker.Target{Principal: rcAlice}, &alice, true)
+	if err != nil || got.Action != worker.ActionGrant || got.DryRun {
 		t.Fatalf("ReconcileKnown() = %+v, %v; want a grant", got, err)
 	}
-	got, err = r.ReconcileKnown(ctx, Target{Principal: rcBob, Source: "backfill"}, nil, false)
-	if err != nil || got.Action != ActionRevoke || got.Source != "backfill" {
+	got, err = r.ReconcileKnown(ctx, worker.Target{Principal: rcBob, Source: "backfill"}, nil, false)
+	if err != nil || got.Action != worker.ActionRevoke || got.Source != "backfill" {
 		t.Fatalf("ReconcileKnown(deleted) = %+v, %v; want a revoke", got, err)
 	}
 	if n := dir.Calls("User") + dir.Calls("MemberOf"); n != 0 {
 		t.Errorf("known reconciles made %d directory calls, want 0", n)
 	}
-	checkStored(t, acs, rcAlice, refAssignment(userAssignment(rcAlice, ourApp1)))
-	checkStored(t, acs, rcBob, nil)
+	wt.CheckStored(t, acs, rcAlice, refAssignment(userAssignment(rcAlice, ourApp1)))
+	wt.CheckStored(t, acs, rcBob, nil)
 
-	_, err = r.ReconcileKnown(ctx, Target{Principal: "someone@contoso.com"}, nil, true)
-	var perm *PermanentError
-	if !errors.As(err, &perm) || perm.Reason != ReasonBadPrincipal {
+	_, err = r.ReconcileKnown(ctx, worker.Target{Principal: "someone@contoso.com"}, nil, true)
+	var perm *worker.PermanentError
+	if !errors.As(err, &perm) || perm.Reason != worker.ReasonBadPrincipal {
 		t.Errorf("ReconcileKnown(UPN, no user) error = %v, want bad_principal", err)
 	}
 }
@@ -389,33 +392,33 @@ func TestReconcileKnownMakesNoDirectoryCalls(t *testing.T) {
 // another reason is revoked with that reason, whatever the scope.
 func TestReconcileScopeIsReadOnlyWhenItCanChangeTheVerdict(t *testing.T) {
 	t.Parallel()
-	disabled := func(u *User) { u.AccountEnabled = false }
-	unlicensed := func(u *User) { u.Plans = nil }
+	disabled := func(u *worker.User) { u.AccountEnabled = false }
+	unlicensed := func(u *worker.User) { u.Plans = nil }
 	for _, tc := range []struct {
 		name       string
 		scope      []string
-		user       User
-		target     Target
+		user       worker.User
+		target     worker.Target
 		want       int
 		wantReason string
 	}{
-		{"unscoped policy", nil, fxTeamsUser(rcAlice), Target{Principal: rcAlice}, 0, "teams plan enabled"},
-		{"scoped policy", []string{rcScope}, fxTeamsUser(rcAlice), Target{Principal: rcAlice}, 1, "teams plan enabled"},
+		{"unscoped policy", nil, fxTeamsUser(rcAlice), worker.Target{Principal: rcAlice}, 0, "teams plan enabled"},
+		{"scoped policy", []string{rcScope}, fxTeamsUser(rcAlice), worker.Target{Principal: rcAlice}, 1, "teams plan enabled"},
 		// The revoke is verified by a second read, scope included.
-		{"scoped resource account", []string{rcScope}, fxResourceAccount(rcAlice), Target{Principal: rcAlice}, 2, "out of scope"},
-		{"operator command", []string{rcScope}, fxTeamsUser(rcAlice), Target{Principal: rcAlice, Command: CommandGrant}, 0, ""},
-		{"disabled user", []string{rcScope}, withUser(fxTeamsUser(rcAlice), disabled), Target{Principal: rcAlice}, 0, "account disabled"},
-		{"user without a teams plan", []string{rcScope}, withUser(fxTeamsUser(rcAlice), unlicensed), Target{Principal: rcAlice}, 0, "no teams plan"},
+		{"scoped resource account", []string{rcScope}, fxResourceAccount(rcAlice), worker.Target{Principal: rcAlice}, 2, "out of scope"},
+		{"operator command", []string{rcScope}, fxTeamsUser(rcAlice), worker.Target{Principal: rcAlice, Command: worker.CommandGrant}, 0, ""},
+		{"disabled user", []string{rcScope}, withUser(fxTeamsUser(rcAlice), disabled), worker.Target{Principal: rcAlice}, 0, "account disabled"},
+		{"user without a teams plan", []string{rcScope}, withUser(fxTeamsUser(rcAlice), unlicensed), worker.Target{Principal: rcAlice}, 0, "no teams plan"},
 	} {
-		dir := newFakeDirectory(tc.user)
+		dir := wt.NewDirectory(tc.user)
 		dir.SetGroup(rcScope, rcBob)
 		if tc.name == "scoped policy" {
 			dir.SetGroup(rcScope, rcAlice)
 		}
 		p := rcPolicy
 		p.ScopeGroups = tc.scope
-		acs := newFakeAssignments(userAssignment(rcAlice, ourApp1))
-		r := NewReconciler(dir, acs, p, ReconcilerOptions{})
+		acs := wt.NewAssignments(userAssignment(rcAlice, ourApp1))
+		r := worker.NewReconciler(dir, acs, p, worker.ReconcilerOptions{})
 		res, err := r.Reconcile(context.Background(), tc.target)
 		if err != nil {
 			t.Fatal(err)
@@ -433,13 +436,13 @@ func TestReconcileScopeIsReadOnlyWhenItCanChangeTheVerdict(t *testing.T) {
 func TestReconcileConcurrentPrincipals(t *testing.T) {
 	t.Parallel()
 	ids := []string{rcAlice, rcBob, rcIVR}
-	dir := newFakeDirectory(fxTeamsUser(rcAlice), fxTeamsUser(rcBob), fxResourceAccount(rcIVR))
-	acs := newFakeAssignments()
-	r := NewReconciler(dir, acs, rcPolicy, ReconcilerOptions{})
+	dir := wt.NewDirectory(fxTeamsUser(rcAlice), fxTeamsUser(rcBob), fxResourceAccount(rcIVR))
+	acs := wt.NewAssignments()
+	r := worker.NewReconciler(dir, acs, rcPolicy, worker.ReconcilerOptions{})
 	var wg sync.WaitGroup
 	for i := range 30 {
 		wg.Go(func() {
-			if _, err := r.Reconcile(context.Background(), Target{Principal: ids[i%len(ids)]}); err != nil {
+			if _, err := r.Reconcile(context.Background(), worker.Target{Principal: ids[i%len(ids)]}); err != nil {
 				t.Error(err)
 			}
 		})
@@ -450,26 +453,9 @@ func TestReconcileConcurrentPrincipals(t *testing.T) {
 	}
 }
 
-func checkStored(t *testing.T, acs *fakeAssignments, oid string, want *Assignment) {
-	t.Helper()
-	got, ok := acs.Lookup(oid)
-	switch {
-	case want == nil && ok:
-		t.Errorf("ACS holds %+v for %s, want none", got, oid)
-	case want != nil && !ok:
-		t.Errorf("ACS holds nothing for %s, want %+v", oid, *want)
-	case want != nil && (got.PrincipalType != want.PrincipalType || !sameIDs(got.ClientIDs, want.ClientIDs)):
-		t.Errorf("ACS holds %s %v for %s, want %s %v", got.PrincipalType, got.ClientIDs, oid, want.PrincipalType, want.ClientIDs)
-	}
-}
+func refAssignment(a worker.Assignment) *worker.Assignment { return &a }
 
-func sameIDs(a, b []string) bool {
-	return reflect.DeepEqual(normalizeClientIDs(a), normalizeClientIDs(b))
-}
-
-func refAssignment(a Assignment) *Assignment { return &a }
-
-func withUser(u User, change func(*User)) User {
+func withUser(u worker.User, change func(*worker.User)) worker.User {
 	change(&u)
 	return u
 }

@@ -1,4 +1,4 @@
-package worker
+package worker_test
 
 import (
 	"bytes"
@@ -7,16 +7,18 @@ import (
 	"log/slog"
 	"reflect"
 	"testing"
+
+	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
 func TestResultLogAttrsWriteOneAuditLine(t *testing.T) {
 	t.Parallel()
-	res := Result{
-		ObjectID: rcAlice, UPN: "alice@contoso.com", Type: PrincipalUser,
-		Action: ActionRevoke, Reason: "account disabled",
+	res := worker.Result{
+		ObjectID: rcAlice, UPN: "alice@contoso.com", Type: worker.PrincipalUser,
+		Action: worker.ActionRevoke, Reason: "account disabled",
 		Before: []string{ourApp1, foreignApp}, After: []string{foreignApp},
-		BeforeType: PrincipalUser, AfterType: PrincipalUser,
-		CorrelationID: "cv-7", DryRun: true, Source: "users/updated", Command: CommandReconcile,
+		BeforeType: worker.PrincipalUser, AfterType: worker.PrincipalUser,
+		CorrelationID: "cv-7", DryRun: true, Source: "users/updated", Command: worker.CommandReconcile,
 	}
 	var buf bytes.Buffer
 	slog.New(slog.NewJSONHandler(&buf, nil)).LogAttrs(context.Background(), slog.LevelInfo, "reconciled", res.LogAttrs()...)
@@ -41,7 +43,7 @@ func TestResultLogAttrsWriteOneAuditLine(t *testing.T) {
 // A reconcile that repaired a stale write says how many times, so the audit log shows it.
 func TestResultLogAttrsNameRepairs(t *testing.T) {
 	t.Parallel()
-	count := func(res Result) (any, bool) {
+	count := func(res worker.Result) (any, bool) {
 		var buf bytes.Buffer
 		slog.New(slog.NewJSONHandler(&buf, nil)).LogAttrs(context.Background(), slog.LevelInfo, "reconciled", res.LogAttrs()...)
 		var got map[string]any
@@ -51,10 +53,10 @@ func TestResultLogAttrsNameRepairs(t *testing.T) {
 		v, ok := got["repairs"]
 		return v, ok
 	}
-	if v, ok := count(Result{ObjectID: rcAlice, Action: ActionRevoke, Repairs: 1}); !ok || v != float64(1) {
+	if v, ok := count(worker.Result{ObjectID: rcAlice, Action: worker.ActionRevoke, Repairs: 1}); !ok || v != float64(1) {
 		t.Errorf("repairs = %v (present %v), want 1", v, ok)
 	}
-	if v, ok := count(Result{ObjectID: rcAlice, Action: ActionGrant}); ok {
+	if v, ok := count(worker.Result{ObjectID: rcAlice, Action: worker.ActionGrant}); ok {
 		t.Errorf("repairs = %v on a reconcile without any, want absent", v)
 	}
 }
@@ -62,7 +64,7 @@ func TestResultLogAttrsNameRepairs(t *testing.T) {
 func TestResultLogAttrsOfAnAbsentAssignmentIsNull(t *testing.T) {
 	t.Parallel()
 	var buf bytes.Buffer
-	res := Result{ObjectID: rcAlice, Action: ActionGrant, After: []string{ourApp1}, AfterType: PrincipalUser}
+	res := worker.Result{ObjectID: rcAlice, Action: worker.ActionGrant, After: []string{ourApp1}, AfterType: worker.PrincipalUser}
 	slog.New(slog.NewJSONHandler(&buf, nil)).LogAttrs(context.Background(), slog.LevelInfo, "reconciled", res.LogAttrs()...)
 	var got map[string]any
 	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {

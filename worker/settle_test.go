@@ -1,4 +1,4 @@
-package worker
+package worker_test
 
 import (
 	"context"
@@ -9,64 +9,64 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
-
 	"github.com/tpe-provisioner/tpe-provisioner/internal/logkey"
+	wt "github.com/tpe-provisioner/tpe-provisioner/internal/workertest"
+	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
 // Tests of the settlement table: how each kind of message and failure leaves the worker.
 
 func TestWorkerSettlesByTheDesignTable(t *testing.T) {
 	t.Parallel()
-	eligible, disabled, unassigned := rtTeamsUser(1), rtTeamsUser(2), rtTeamsUser(3)
+	eligible, disabled, unassigned := wt.TeamsUser(1), wt.TeamsUser(2), wt.TeamsUser(3)
 	disabled.AccountEnabled = false
 	tests := []struct {
 		name        string
 		body        []byte
-		wantOutcome Outcome
+		wantOutcome worker.Outcome
 		wantReason  string
 		wantGranted map[string]bool
 	}{
-		{"onboarding grants an eligible user", rtUserNote(eligible.ID), OutcomeCompleted, "",
+		{"onboarding grants an eligible user", wt.UserNote(eligible.ID), worker.OutcomeCompleted, "",
 			map[string]bool{eligible.ID: true}},
-		{"offboarding revokes a disabled user", rtUserNote(disabled.ID), OutcomeCompleted, "",
+		{"offboarding revokes a disabled user", wt.UserNote(disabled.ID), worker.OutcomeCompleted, "",
 			map[string]bool{disabled.ID: false}},
-		{"a principal the directory does not know is a no-op", rtUserNote(rtOID(99)), OutcomeCompleted, "",
-			map[string]bool{rtOID(99): false}},
+		{"a principal the directory does not know is a no-op", wt.UserNote(wt.OID(99)), worker.OutcomeCompleted, "",
+			map[string]bool{wt.OID(99): false}},
 		{"forged clientState is dead-lettered as untrusted", readFixture(t, "forged_clientstate.json"),
-			OutcomeDeadLettered, ReasonUntrusted, map[string]bool{fxUserA: false}},
-		{"malformed JSON is dead-lettered", []byte(`{"value":[`), OutcomeDeadLettered, ReasonMalformed, nil},
-		{"an unknown shape is dead-lettered", []byte(`{"hello":"world"}`), OutcomeDeadLettered, ReasonUnknownShape, nil},
-		{"a bad principal in a command is dead-lettered", rtCommand("reconcile", "not a principal"),
-			OutcomeDeadLettered, ReasonBadPrincipal, nil},
-		{"one rejected item does not poison the others", []byte(strings.Replace(string(rtUserNote(eligible.ID, unassigned.ID)),
-			fxClientState, "forged", 1)), OutcomeCompleted, "", map[string]bool{eligible.ID: false, unassigned.ID: true}},
-		{"a reachability probe completes and acts on nothing", readFixture(t, "eventhubs_probe.json"), OutcomeCompleted, "", nil},
-		{"a lifecycle event without a handler completes", readFixture(t, "graph_lifecycle.json"), OutcomeCompleted, "", nil},
+			worker.OutcomeDeadLettered, worker.ReasonUntrusted, map[string]bool{fxUserA: false}},
+		{"malformed JSON is dead-lettered", []byte(`{"value":[`), worker.OutcomeDeadLettered, worker.ReasonMalformed, nil},
+		{"an unknown shape is dead-lettered", []byte(`{"hello":"world"}`), worker.OutcomeDeadLettered, worker.ReasonUnknownShape, nil},
+		{"a bad principal in a command is dead-lettered", worker.EncodeCommand(worker.CommandReconcile, "not a principal", ""),
+			worker.OutcomeDeadLettered, worker.ReasonBadPrincipal, nil},
+		{"one rejected item does not poison the others", []byte(strings.Replace(string(wt.UserNote(eligible.ID, unassigned.ID)),
+			wt.ClientState, "forged", 1)), worker.OutcomeCompleted, "", map[string]bool{eligible.ID: false, unassigned.ID: true}},
+		{"a reachability probe completes and acts on nothing", readFixture(t, "eventhubs_probe.json"), worker.OutcomeCompleted, "", nil},
+		{"a lifecycle event without a handler completes", readFixture(t, "graph_lifecycle.json"), worker.OutcomeCompleted, "", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			e := newRTEnv(eligible, disabled, unassigned)
-			e.acs.Set(Assignment{ObjectID: disabled.ID, PrincipalType: PrincipalUser, ClientIDs: []string{rtApp}})
-			src := NewMemorySource([][]byte{tt.body}, FileOptions{})
-			obs := &recordingObserver{}
-			runToEnd(t, e.worker(t, src, Options{Observer: obs}))
+			e := wt.NewEnv(eligible, disabled, unassigned)
+			e.ACS.Set(worker.Assignment{ObjectID: disabled.ID, PrincipalType: worker.PrincipalUser, ClientIDs: []string{wt.App}})
+			src := worker.NewMemorySource([][]byte{tt.body}, worker.FileOptions{})
+			obs := &wt.Observer{}
+			wt.RunToEnd(t, e.Worker(t, src, worker.Options{Observer: obs}))
 
-			got := obs.settled()
-			if len(got) != 1 || got[0].outcome != tt.wantOutcome || (tt.wantReason != "" && got[0].reason != tt.wantReason) {
-				t.Fatalf("settled = %+v, want one %s %q\nlogs:\n%s", got, tt.wantOutcome, tt.wantReason, e.logs)
+			got := obs.Settlements()
+			if len(got) != 1 || got[0].Outcome != tt.wantOutcome || (tt.wantReason != "" && got[0].Reason != tt.wantReason) {
+				t.Fatalf("settled = %+v, want one %s %q\nlogs:\n%s", got, tt.wantOutcome, tt.wantReason, e.Logs)
 			}
 			dead := src.DeadLetters()
-			if wantDead := tt.wantOutcome == OutcomeDeadLettered; (len(dead) == 1) != wantDead {
+			if wantDead := tt.wantOutcome == worker.OutcomeDeadLettered; (len(dead) == 1) != wantDead {
 				t.Fatalf("dead letters = %+v, want dead-lettered %v", dead, wantDead)
 			}
 			for oid, want := range tt.wantGranted {
-				if got := e.granted(oid); got != want {
+				if got := e.Granted(oid); got != want {
 					t.Errorf("granted(%s) = %v, want %v", oid, got, want)
 				}
 			}
-			if strings.Contains(e.logs.String(), fxClientState) {
+			if strings.Contains(e.Logs.String(), wt.ClientState) {
 				t.Error("the logs hold the clientState secret")
 			}
 		})
@@ -75,16 +75,16 @@ func TestWorkerSettlesByTheDesignTable(t *testing.T) {
 
 func TestWorkerDeadLettersAtMaxDeliveryCountForAPersistentTemporaryFault(t *testing.T) {
 	t.Parallel()
-	u := rtTeamsUser(1)
-	e := newRTEnv(u)
+	u := wt.TeamsUser(1)
+	e := wt.NewEnv(u)
 	for range 3 {
-		e.acs.FailNext("Get", u.ID, errUnavailable())
+		e.ACS.FailNext("Get", u.ID, wt.ErrUnavailable())
 	}
-	src := NewMemorySource([][]byte{rtUserNote(u.ID)}, FileOptions{MaxDeliveryCount: 3, Backoff: noBackoff})
-	runToEnd(t, e.worker(t, src, Options{Retries: -1}))
+	src := worker.NewMemorySource([][]byte{wt.UserNote(u.ID)}, worker.FileOptions{MaxDeliveryCount: 3, Backoff: wt.NoBackoff})
+	wt.RunToEnd(t, e.Worker(t, src, worker.Options{Retries: -1}))
 	dead := src.DeadLetters()
-	if len(dead) != 1 || dead[0].Reason != ReasonMaxDeliveryCount {
-		t.Fatalf("dead letters = %+v, want one %s", dead, ReasonMaxDeliveryCount)
+	if len(dead) != 1 || dead[0].Reason != worker.ReasonMaxDeliveryCount {
+		t.Fatalf("dead letters = %+v, want one %s", dead, worker.ReasonMaxDeliveryCount)
 	}
 }
 
@@ -93,23 +93,23 @@ func TestWorkerLifecycleHandler(t *testing.T) {
 	tests := []struct {
 		name string
 		errs []error
-		want []Outcome
+		want []worker.Outcome
 	}{
-		{"handled", nil, []Outcome{OutcomeCompleted}},
-		{"temporary failure is abandoned, then handled", []error{errUnavailable()}, []Outcome{OutcomeAbandoned, OutcomeCompleted}},
+		{"handled", nil, []worker.Outcome{worker.OutcomeCompleted}},
+		{"temporary failure is abandoned, then handled", []error{wt.ErrUnavailable()}, []worker.Outcome{worker.OutcomeAbandoned, worker.OutcomeCompleted}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			e := newRTEnv()
+			e := wt.NewEnv()
 			h := &fakeLifecycle{errs: tt.errs}
-			obs := &recordingObserver{}
-			src := NewMemorySource([][]byte{readFixture(t, "graph_lifecycle.json")}, FileOptions{Backoff: noBackoff})
-			runToEnd(t, e.worker(t, src, Options{Concurrency: 1, Lifecycle: h, Observer: obs}))
-			if got := obs.outcomes(); !slices.Equal(got, tt.want) {
+			obs := &wt.Observer{}
+			src := worker.NewMemorySource([][]byte{readFixture(t, "graph_lifecycle.json")}, worker.FileOptions{Backoff: wt.NoBackoff})
+			wt.RunToEnd(t, e.Worker(t, src, worker.Options{Concurrency: 1, Lifecycle: h, Observer: obs}))
+			if got := obs.Outcomes(); !slices.Equal(got, tt.want) {
 				t.Errorf("outcomes = %v, want %v", got, tt.want)
 			}
-			dec, err := Decode(readFixture(t, "graph_lifecycle.json"), nil, fxTrust)
+			dec, err := worker.Decode(readFixture(t, "graph_lifecycle.json"), nil, wt.Trust)
 			if err != nil || len(dec.Lifecycle) == 0 {
 				t.Fatalf("fixture: %v, %d events", err, len(dec.Lifecycle))
 			}
@@ -124,10 +124,10 @@ func TestWorkerLifecycleHandler(t *testing.T) {
 type fakeLifecycle struct {
 	mu   sync.Mutex
 	errs []error
-	seen []LifecycleEvent
+	seen []worker.LifecycleEvent
 }
 
-func (h *fakeLifecycle) HandleLifecycle(_ context.Context, ev LifecycleEvent) error {
+func (h *fakeLifecycle) HandleLifecycle(_ context.Context, ev worker.LifecycleEvent) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.seen = append(h.seen, ev)
@@ -139,7 +139,7 @@ func (h *fakeLifecycle) HandleLifecycle(_ context.Context, ev LifecycleEvent) er
 	return nil
 }
 
-func (h *fakeLifecycle) events() []LifecycleEvent {
+func (h *fakeLifecycle) events() []worker.LifecycleEvent {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return slices.Clone(h.seen)
@@ -147,33 +147,33 @@ func (h *fakeLifecycle) events() []LifecycleEvent {
 
 func TestWorkerDeadLettersARejectedPrincipalOnlyWhenNothingElseNeedsARetry(t *testing.T) {
 	t.Parallel()
-	refused, flaky := rtTeamsUser(1), rtTeamsUser(2)
+	refused, flaky := wt.TeamsUser(1), wt.TeamsUser(2)
 	tests := []struct {
 		name string
 		body []byte
-		want []Outcome
+		want []worker.Outcome
 	}{
-		{"alone, a principal ACS refuses is dead-lettered", rtUserNote(refused.ID),
-			[]Outcome{OutcomeDeadLettered}},
+		{"alone, a principal ACS refuses is dead-lettered", wt.UserNote(refused.ID),
+			[]worker.Outcome{worker.OutcomeDeadLettered}},
 		{"next to a principal that needs a retry, the message is abandoned, then completed",
-			rtUserNote(refused.ID, flaky.ID), []Outcome{OutcomeAbandoned, OutcomeCompleted}},
+			wt.UserNote(refused.ID, flaky.ID), []worker.Outcome{worker.OutcomeAbandoned, worker.OutcomeCompleted}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			e := newRTEnv(refused, flaky)
+			e := wt.NewEnv(refused, flaky)
 			for range 4 {
-				e.acs.FailNext("Put", refused.ID, errBadRequest())
+				e.ACS.FailNext("Put", refused.ID, wt.ErrBadRequest())
 			}
-			e.acs.FailNext("Get", flaky.ID, errUnavailable())
-			src := NewMemorySource([][]byte{tt.body}, FileOptions{Backoff: noBackoff})
-			obs := &recordingObserver{}
-			runToEnd(t, e.worker(t, src, Options{Concurrency: 1, Retries: -1, Observer: obs}))
-			if got := obs.outcomes(); !slices.Equal(got, tt.want) {
-				t.Fatalf("outcomes = %v, want %v\n%s", got, tt.want, e.logs)
+			e.ACS.FailNext("Get", flaky.ID, wt.ErrUnavailable())
+			src := worker.NewMemorySource([][]byte{tt.body}, worker.FileOptions{Backoff: wt.NoBackoff})
+			obs := &wt.Observer{}
+			wt.RunToEnd(t, e.Worker(t, src, worker.Options{Concurrency: 1, Retries: -1, Observer: obs}))
+			if got := obs.Outcomes(); !slices.Equal(got, tt.want) {
+				t.Fatalf("outcomes = %v, want %v\n%s", got, tt.want, e.Logs)
 			}
-			if last := obs.settled()[len(tt.want)-1]; last.outcome == OutcomeDeadLettered && last.reason != ReasonRejected {
-				t.Errorf("dead-letter reason = %q, want %q", last.reason, ReasonRejected)
+			if last := obs.Settlements()[len(tt.want)-1]; last.Outcome == worker.OutcomeDeadLettered && last.Reason != worker.ReasonRejected {
+				t.Errorf("dead-letter reason = %q, want %q", last.Reason, worker.ReasonRejected)
 			}
 		})
 	}
@@ -182,7 +182,7 @@ func TestWorkerDeadLettersARejectedPrincipalOnlyWhenNothingElseNeedsARetry(t *te
 // plainLifecycle fails with an error that says nothing about how to handle it, once.
 type plainLifecycle struct{ failed bool }
 
-func (h *plainLifecycle) HandleLifecycle(context.Context, LifecycleEvent) error {
+func (h *plainLifecycle) HandleLifecycle(context.Context, worker.LifecycleEvent) error {
 	if h.failed {
 		return nil
 	}
@@ -192,19 +192,19 @@ func (h *plainLifecycle) HandleLifecycle(context.Context, LifecycleEvent) error 
 
 func TestWorkerTreatsUnclassifiedErrorsAsTemporaryAndCountsThem(t *testing.T) {
 	t.Parallel()
-	e := newRTEnv()
-	src := NewMemorySource([][]byte{readFixture(t, "eg_lifecycle_reauth.json")}, FileOptions{Backoff: noBackoff})
-	obs := &recordingObserver{}
-	w := e.worker(t, src, Options{Concurrency: 1, Lifecycle: &plainLifecycle{}, Observer: obs})
-	runToEnd(t, w)
-	if got, want := obs.outcomes(), []Outcome{OutcomeAbandoned, OutcomeCompleted}; !slices.Equal(got, want) {
+	e := wt.NewEnv()
+	src := worker.NewMemorySource([][]byte{readFixture(t, "eg_lifecycle_reauth.json")}, worker.FileOptions{Backoff: wt.NoBackoff})
+	obs := &wt.Observer{}
+	w := e.Worker(t, src, worker.Options{Concurrency: 1, Lifecycle: &plainLifecycle{}, Observer: obs})
+	wt.RunToEnd(t, w)
+	if got, want := obs.Outcomes(), []worker.Outcome{worker.OutcomeAbandoned, worker.OutcomeCompleted}; !slices.Equal(got, want) {
 		t.Fatalf("outcomes = %v, want %v", got, want)
 	}
-	if n := testutil.ToFloat64(w.metrics.unclassified); n != 1 {
+	if n := wt.Metric(t, e.Reg, "tpe_unclassified_errors_total"); n != 1 {
 		t.Errorf("tpe_unclassified_errors_total = %v, want 1", n)
 	}
-	if !strings.Contains(e.logs.String(), `"level":"ERROR","msg":"message abandoned on an unclassified error"`) {
-		t.Errorf("the unclassified error was not logged as an error:\n%s", e.logs)
+	if !strings.Contains(e.Logs.String(), `"level":"ERROR","msg":"message abandoned on an unclassified error"`) {
+		t.Errorf("the unclassified error was not logged as an error:\n%s", e.Logs)
 	}
 }
 
@@ -212,13 +212,13 @@ func TestWorkerTreatsUnclassifiedErrorsAsTemporaryAndCountsThem(t *testing.T) {
 // items were rejected: the rejections are one list, not a repeated key.
 func TestWorkerSettlementRecordListsRejectionsOnce(t *testing.T) {
 	t.Parallel()
-	good := rtTeamsUser(1)
-	e := newRTEnv(good)
-	forged := strings.Replace(string(rtUserNote(rtOID(2), rtOID(3), good.ID)), fxClientState, "forged", 2)
-	runToEnd(t, e.worker(t, NewMemorySource([][]byte{[]byte(forged)}, FileOptions{}), Options{}))
+	good := wt.TeamsUser(1)
+	e := wt.NewEnv(good)
+	forged := strings.Replace(string(wt.UserNote(wt.OID(2), wt.OID(3), good.ID)), wt.ClientState, "forged", 2)
+	wt.RunToEnd(t, e.Worker(t, worker.NewMemorySource([][]byte{[]byte(forged)}, worker.FileOptions{}), worker.Options{}))
 	var settled map[string]any
-	for line := range strings.Lines(e.logs.String()) {
-		if dup := repeatedKeys(t, line); len(dup) > 0 {
+	for line := range strings.Lines(e.Logs.String()) {
+		if dup := wt.RepeatedKeys(t, line); len(dup) > 0 {
 			t.Errorf("record repeats %v: %s", dup, line)
 		}
 		if strings.Contains(line, "some items were rejected") {
@@ -229,11 +229,11 @@ func TestWorkerSettlementRecordListsRejectionsOnce(t *testing.T) {
 	}
 	rejected, _ := settled[logkey.Rejected].([]any)
 	if len(rejected) != 2 {
-		t.Fatalf("settlement record %v: want a list of the 2 rejected items\nlogs:\n%s", settled, e.logs)
+		t.Fatalf("settlement record %v: want a list of the 2 rejected items\nlogs:\n%s", settled, e.Logs)
 	}
 	for _, r := range rejected {
-		if m, _ := r.(map[string]any); m[logkey.Reason] != ReasonUntrusted || m[logkey.Description] == "" {
-			t.Errorf("rejected item %v, want reason %s and a description", r, ReasonUntrusted)
+		if m, _ := r.(map[string]any); m[logkey.Reason] != worker.ReasonUntrusted || m[logkey.Description] == "" {
+			t.Errorf("rejected item %v, want reason %s and a description", r, worker.ReasonUntrusted)
 		}
 	}
 }

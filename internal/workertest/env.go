@@ -41,12 +41,18 @@ func TeamsUser(i int) worker.User {
 		Plans: []worker.AssignedPlan{{ServicePlanID: worker.TeamsPlanIDs[0], CapabilityStatus: "Enabled", Service: "TeamspaceAPI"}}}
 }
 
+// Note is the fixtures' notification that user oid was updated, for a test to change
+// before encoding it (worker.EncodeNotifications, worker.EncodeCloudEvent).
+func Note(oid string) worker.Notification {
+	return worker.Notification{SubscriptionID: SubscriptionID, ChangeType: "updated", ID: oid,
+		ClientState: ClientState, TenantID: TenantID}
+}
+
 // UserNote is a Graph webhook collection saying the users were updated.
 func UserNote(oids ...string) []byte {
 	ns := make([]worker.Notification, len(oids))
 	for i, oid := range oids {
-		ns[i] = worker.Notification{SubscriptionID: SubscriptionID, ChangeType: "updated", ID: oid,
-			ClientState: ClientState, TenantID: TenantID}
+		ns[i] = Note(oid)
 	}
 	return worker.EncodeNotifications(ns...)
 }
@@ -138,6 +144,20 @@ func RunInBackground(t testing.TB, w *worker.Worker) (stop func() error) {
 	})
 }
 
+// RunToEnd runs w over a finite source and fails the test if Run fails or does not end
+// within 20 s.
+func RunToEnd(t testing.TB, w *worker.Worker) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := w.Run(ctx); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("Run did not end before the test's deadline")
+	}
+}
+
 // NoBackoff is a probe backoff that does not wait.
 func NoBackoff(int) time.Duration { return 0 }
 
@@ -198,6 +218,24 @@ func (o *Observer) Settlements() []Settled {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return slices.Clone(o.sets)
+}
+
+// Outcomes returns the settlements' outcomes, in order.
+func (o *Observer) Outcomes() []worker.Outcome {
+	var out []worker.Outcome
+	for _, s := range o.Settlements() {
+		out = append(out, s.Outcome)
+	}
+	return out
+}
+
+// DeliveryCounts returns the settled deliveries' counts, in order.
+func (o *Observer) DeliveryCounts() []uint32 {
+	var out []uint32
+	for _, s := range o.Settlements() {
+		out = append(out, s.Count)
+	}
+	return out
 }
 
 // AuditLines returns the JSON records whose msg is "audit", as written, in order. Every

@@ -54,6 +54,11 @@ func ErrSystemic() error {
 }
 func ErrBadRequest() error { return &Err{status: 400, code: "BadRequest"} }
 
+// ErrUnauthorized is ACS's answer to a revoked key; ErrForbidden its answer to a write the
+// identity may not make. Both are systemic.
+func ErrUnauthorized() error { return &Err{status: 401, code: "Unauthorized", systemic: true} }
+func ErrForbidden() error    { return &Err{status: 403, code: "Forbidden", systemic: true} }
+
 // script is a per-method queue of scripted failures keyed by principal ("" matches any).
 type script struct {
 	mu    sync.Mutex
