@@ -20,7 +20,7 @@ func TestFileSourceEndToEndWithADeadLetterFile(t *testing.T) {
 	a, b, gone := wt.TeamsUser(1), wt.TeamsUser(2), wt.TeamsUser(3)
 	e := wt.NewEnv(a, b)
 	e.ACS.Set(worker.Assignment{ObjectID: gone.ID, PrincipalType: worker.PrincipalUser, ClientIDs: []string{wt.App}})
-	forged := strings.ReplaceAll(string(wt.UserNote(b.ID)), wt.ClientState, "guessed")
+	forged := string(worker.EncodeNotifications(wt.Forged(b.ID)))
 	input := strings.Join([]string{
 		string(wt.UserNote(a.ID)), // line 1: onboard a
 		"",                        // line 2: blank, skipped

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -109,17 +108,17 @@ func (w *propWorld) mutate() [][]byte {
 	return notes
 }
 
+// propGroupNote is the scope group's notification with the members added and removed.
 func propGroupNote(added, removed []string) []byte {
-	var delta []string
+	n := wt.Note(propScope)
+	n.Group = true
 	for _, id := range added {
-		delta = append(delta, fmt.Sprintf(`{"id":%q}`, id))
+		n.Members = append(n.Members, worker.MemberDelta{ID: id})
 	}
 	for _, id := range removed {
-		delta = append(delta, fmt.Sprintf(`{"id":%q,"@removed":"deleted"}`, id))
+		n.Members = append(n.Members, worker.MemberDelta{ID: id, Removed: true})
 	}
-	return fmt.Appendf(nil, `{"value":[{"subscriptionId":%q,"changeType":"updated","resource":"Groups/%s",`+
-		`"resourceData":{"@odata.type":"#Microsoft.Graph.Group","id":%q,"organizationId":%q,"members@delta":[%s]},`+
-		`"clientState":%q,"tenantId":%q}]}`, wt.SubscriptionID, propScope, propScope, wt.TenantID, strings.Join(delta, ","), wt.ClientState, wt.TenantID)
+	return worker.EncodeNotifications(n)
 }
 
 // deliver duplicates and shuffles notes as Graph and Event Grid do, sometimes adds a
@@ -135,8 +134,9 @@ func (w *propWorld) deliver(notes [][]byte) [][]byte {
 		out = append(out, wt.UserNote(wt.OID(1+w.rng.IntN(w.n))))
 	}
 	if w.rng.IntN(4) == 0 {
-		out = append(out, fmt.Appendf(nil, `{"value":[{"subscriptionId":%q,"changeType":"updated","resource":"Groups/%s",`+
-			`"resourceData":{"id":%q},"clientState":%q,"tenantId":%q}]}`, wt.SubscriptionID, propScope, propScope, wt.ClientState, wt.TenantID))
+		g := wt.Note(propScope)
+		g.Group = true
+		out = append(out, worker.EncodeNotifications(g))
 	}
 	w.rng.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
 	return out

@@ -39,8 +39,7 @@ func TestWorkerSettlesByTheDesignTable(t *testing.T) {
 		{"an unknown shape is dead-lettered", []byte(`{"hello":"world"}`), worker.OutcomeDeadLettered, worker.ReasonUnknownShape, nil},
 		{"a bad principal in a command is dead-lettered", worker.EncodeCommand(worker.CommandReconcile, "not a principal", ""),
 			worker.OutcomeDeadLettered, worker.ReasonBadPrincipal, nil},
-		{"one rejected item does not poison the others", []byte(strings.Replace(string(wt.UserNote(eligible.ID, unassigned.ID)),
-			wt.ClientState, "forged", 1)), worker.OutcomeCompleted, "", map[string]bool{eligible.ID: false, unassigned.ID: true}},
+		{"one rejected item does not poison the others", worker.EncodeNotifications(wt.Forged(eligible.ID), wt.Note(unassigned.ID)), worker.OutcomeCompleted, "", map[string]bool{eligible.ID: false, unassigned.ID: true}},
 		{"a reachability probe completes and acts on nothing", readFixture(t, "eventhubs_probe.json"), worker.OutcomeCompleted, "", nil},
 		{"a lifecycle event without a handler completes", readFixture(t, "graph_lifecycle.json"), worker.OutcomeCompleted, "", nil},
 	}
@@ -214,8 +213,8 @@ func TestWorkerSettlementRecordListsRejectionsOnce(t *testing.T) {
 	t.Parallel()
 	good := wt.TeamsUser(1)
 	e := wt.NewEnv(good)
-	forged := strings.Replace(string(wt.UserNote(wt.OID(2), wt.OID(3), good.ID)), wt.ClientState, "forged", 2)
-	wt.RunToEnd(t, e.Worker(t, worker.NewMemorySource([][]byte{[]byte(forged)}, worker.FileOptions{}), worker.Options{}))
+	forged := worker.EncodeNotifications(wt.Forged(wt.OID(2)), wt.Forged(wt.OID(3)), wt.Note(good.ID))
+	wt.RunToEnd(t, e.Worker(t, worker.NewMemorySource([][]byte{forged}, worker.FileOptions{}), worker.Options{}))
 	var settled map[string]any
 	for line := range strings.Lines(e.Logs.String()) {
 		if dup := wt.RepeatedKeys(t, line); len(dup) > 0 {

@@ -48,6 +48,13 @@ func Note(oid string) worker.Notification {
 		ClientState: ClientState, TenantID: TenantID}
 }
 
+// Forged is Note with a clientState that is not the fixtures': the worker must refuse it.
+func Forged(oid string) worker.Notification {
+	n := Note(oid)
+	n.ClientState = "forged-client-state"
+	return n
+}
+
 // UserNote is a Graph webhook collection saying the users were updated.
 func UserNote(oids ...string) []byte {
 	ns := make([]worker.Notification, len(oids))
