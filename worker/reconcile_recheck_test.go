@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	clk "github.com/tpe-provisioner/tpe-provisioner/internal/clock"
 	wt "github.com/tpe-provisioner/tpe-provisioner/internal/workertest"
 	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
@@ -82,7 +83,7 @@ func TestWorkerRecheckFailureAbandonsTheMessage(t *testing.T) {
 	e.ACS.FailNext("Put", u.ID, wt.ErrUnavailable())
 	log := &recheckLog{fail: errors.New("queue unavailable")}
 	src := worker.NewMemorySource([][]byte{wt.UserNote(u.ID)}, worker.FileOptions{Backoff: wt.NoBackoff})
-	w := e.Worker(t, src, worker.Options{Recheck: log.recheck})
+	w := e.Worker(t, src, worker.Options{Recheck: log.recheck, Clock: clk.NewInstant()})
 	wt.RunToEnd(t, w)
 	s := w.Stats()
 	if s.Messages[worker.OutcomeAbandoned] == 0 || s.Messages[worker.OutcomeCompleted] != 1 {
