@@ -24,8 +24,18 @@
 // subscriptions (the keeper and lifecycle), relay (webhook → queue), internal/limiter and
 // internal/clock.
 //
+// Tests: worker/*_test.go are the external package worker_test. They share the fakes, the
+// broker, the log sink, the observer and the notification builders of internal/workertest
+// with the other packages' tests, and build every valid message with the encoders of
+// message_encode.go; testdata/ holds real payload shapes and the fuzz corpus, which the
+// decode tests feed as they are. export_test.go exposes the few internals the tests check,
+// and keyed_test.go, a unit test of the unexported per-principal lanes, is the one test in
+// package worker. Retries, backoffs, lock renewal and the drain wait on internal/clock's
+// fake or instant clock, and the sleeping chaos tests keep their delays small, so
+// `go test ./worker/` takes under a second.
+//
 // The package imports neither Microsoft Graph nor the ACS client. It declares the small
-// interfaces it consumes (directory, Assignments, Source) with its own value types, and
+// interfaces it consumes (directory, Assignments, Source) with its own value types,
 // and classifies the errors those collaborators return by behaviour (NotFound, Systemic,
 // Temporary, RetryAfter methods), so its tests build in seconds and run against fakes or the
 // in-memory emulators.

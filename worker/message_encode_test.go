@@ -10,6 +10,7 @@ import (
 // The encoders write what the decoder reads: a user notification, a group member delta and
 // a CloudEvent each decode to the targets they describe, and a forged clientState is refused.
 func TestEncodeNotificationRoundTrip(t *testing.T) {
+	t.Parallel()
 	const (
 		tenant = "8f2c1c55-7b7e-4d0a-9a39-3c7f1b2d4e61"
 		secret = "encode-test-client-state"

@@ -13,8 +13,9 @@ import (
 )
 
 // This file holds in-memory doubles of the worker's collaborators (directory, enumerator,
-// assignments) for tests outside the worker package. They are safe for concurrent use and can be scripted
-// to fail: each Fail* call queues one error for the next matching call.
+// assignments) for the tests of the worker and the packages around it. They are safe for
+// concurrent use and can be scripted to fail: each Fail* call queues one error for the next
+// matching call.
 
 // Err is an error that classifies itself through the behaviour methods of errors.go,
 // like the graph and acs packages' errors do.
