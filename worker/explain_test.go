@@ -14,7 +14,6 @@ func TestExplain(t *testing.T) {
 		groupA = "aaaaaaaa-0000-4000-8000-000000000001"
 		groupB = "bbbbbbbb-0000-4000-8000-000000000002"
 	)
-	with := func(u worker.User, change func(*worker.User)) *worker.User { change(&u); return &u }
 	scoped := worker.Policy{ScopeGroups: []string{groupA, groupB}}
 	tests := []struct {
 		name     string

@@ -31,7 +31,6 @@ func fxResourceAccount(id string) worker.User {
 func TestEligibility(t *testing.T) {
 	t.Parallel()
 	const id = "3f5d1c2e-9b8a-4e7f-8d6c-1a2b3c4d5e6f"
-	with := func(u worker.User, change func(*worker.User)) *worker.User { change(&u); return &u }
 	tests := []struct {
 		name    string
 		user    *worker.User
@@ -106,3 +105,9 @@ func TestEligibilityKnowsEveryTeamsPlan(t *testing.T) {
 }
 
 func refUser(u worker.User) *worker.User { return &u }
+
+// with returns a copy of u changed by change.
+func with(u worker.User, change func(*worker.User)) *worker.User {
+	change(&u)
+	return &u
+}

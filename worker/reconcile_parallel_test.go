@@ -84,7 +84,7 @@ func TestReconcileSideBySideKeepsErrorsClassified(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			dir := wt.NewDirectory(withUser(fxTeamsUser(rcAlice), func(u *worker.User) { u.AccountEnabled = false }))
+			dir := wt.NewDirectory(*with(fxTeamsUser(rcAlice), func(u *worker.User) { u.AccountEnabled = false }))
 			acs := wt.NewAssignments(userAssignment(rcAlice, ourApp1))
 			tc.script(dir, acs)
 			_, err := worker.NewReconciler(dir, acs, rcPolicy, worker.ReconcilerOptions{}).Reconcile(context.Background(), worker.Target{Principal: rcAlice})
@@ -120,8 +120,8 @@ func TestReconcileScopeBesideUser(t *testing.T) {
 	}{
 		{"eligible, after the user read", fxTeamsUser(rcAlice), false, 1},
 		{"eligible, beside the user read", fxTeamsUser(rcAlice), true, 1},
-		{"disabled, after the user read", withUser(fxTeamsUser(rcAlice), func(u *worker.User) { u.AccountEnabled = false }), false, 0},
-		{"disabled, beside the user read", withUser(fxTeamsUser(rcAlice), func(u *worker.User) { u.AccountEnabled = false }), true, 1},
+		{"disabled, after the user read", *with(fxTeamsUser(rcAlice), func(u *worker.User) { u.AccountEnabled = false }), false, 0},
+		{"disabled, beside the user read", *with(fxTeamsUser(rcAlice), func(u *worker.User) { u.AccountEnabled = false }), true, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

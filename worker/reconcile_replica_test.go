@@ -41,8 +41,8 @@ func (h *hookedAssignments) Delete(ctx context.Context, objectID string) (string
 func TestReconcileStaleWriteOfAnotherReplicaIsRepaired(t *testing.T) {
 	t.Parallel()
 	enabled := fxTeamsUser(rcAlice)
-	disabled := withUser(enabled, func(u *worker.User) { u.AccountEnabled = false })
-	unlicensed := withUser(enabled, func(u *worker.User) { u.Plans = nil })
+	disabled := *with(enabled, func(u *worker.User) { u.AccountEnabled = false })
+	unlicensed := *with(enabled, func(u *worker.User) { u.Plans = nil })
 	for _, tc := range []struct {
 		name            string
 		before, after   worker.User         // the directory when replica 1 reads, and when replica 0 does
@@ -154,7 +154,7 @@ func TestReconcileVerifiesEveryWriteOnce(t *testing.T) {
 func TestReconcileGivesUpOnADirectoryThatKeepsChanging(t *testing.T) {
 	t.Parallel()
 	enabled := fxTeamsUser(rcAlice)
-	disabled := withUser(enabled, func(u *worker.User) { u.AccountEnabled = false })
+	disabled := *with(enabled, func(u *worker.User) { u.AccountEnabled = false })
 	dir := wt.NewDirectory(enabled)
 	store := wt.NewAssignments()
 	var flips atomic.Int32

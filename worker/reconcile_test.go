@@ -75,11 +75,11 @@ func TestReconcile(t *testing.T) {
 			target: worker.Target{Principal: rcAlice}, wantAction: worker.ActionRevoke, wantReason: "not found in directory",
 			wantStored: refAssignment(userAssignment(rcAlice, foreignApp)), wantWrites: 1},
 		{name: "offboarding: a disabled user loses access",
-			policy: rcPolicy, users: []worker.User{withUser(fxTeamsUser(rcAlice), func(u *worker.User) { u.AccountEnabled = false })},
+			policy: rcPolicy, users: []worker.User{*with(fxTeamsUser(rcAlice), func(u *worker.User) { u.AccountEnabled = false })},
 			stored: []worker.Assignment{userAssignment(rcAlice, ourApp1)}, target: worker.Target{Principal: rcAlice},
 			wantAction: worker.ActionRevoke, wantReason: "account disabled", wantWrites: 1},
 		{name: "offboarding: a removed licence loses access",
-			policy: rcPolicy, users: []worker.User{withUser(fxTeamsUser(rcAlice), func(u *worker.User) { u.Plans = nil })},
+			policy: rcPolicy, users: []worker.User{*with(fxTeamsUser(rcAlice), func(u *worker.User) { u.Plans = nil })},
 			stored: []worker.Assignment{userAssignment(rcAlice, ourApp1)}, target: worker.Target{Principal: rcAlice},
 			wantAction: worker.ActionRevoke, wantReason: "no teams plan", wantWrites: 1},
 		{name: "offboarding: leaving the scope group loses access",
@@ -91,7 +91,7 @@ func TestReconcile(t *testing.T) {
 			wantAction: worker.ActionGrant, wantReason: "resource account licence", wantType: worker.PrincipalResourceAccount,
 			wantStored: refAssignment(raAssignment(rcIVR)), wantWrites: 1},
 		{name: "a licensed user who is also a resource account is a resource account",
-			policy: rcPolicy, users: []worker.User{withUser(fxTeamsUser(rcIVR), func(u *worker.User) { u.SKUs = []string{raSKU} })},
+			policy: rcPolicy, users: []worker.User{*with(fxTeamsUser(rcIVR), func(u *worker.User) { u.SKUs = []string{raSKU} })},
 			stored: []worker.Assignment{userAssignment(rcIVR, ourApp1)}, target: worker.Target{Principal: rcIVR},
 			wantAction: worker.ActionGrant, wantReason: "resource account licence", wantType: worker.PrincipalResourceAccount,
 			wantStored: refAssignment(raAssignment(rcIVR)), wantWrites: 1},
@@ -102,12 +102,12 @@ func TestReconcile(t *testing.T) {
 			policy: managed, stored: []worker.Assignment{raAssignment(rcIVR)}, target: worker.Target{Principal: rcIVR},
 			wantAction: worker.ActionRevoke, wantReason: "not found in directory", wantWrites: 1},
 		{name: "an operator grant by UPN with a resource account hint",
-			policy: rcPolicy, users: []worker.User{withUser(fxTeamsUser(rcIVR), func(u *worker.User) { u.Plans = nil })},
+			policy: rcPolicy, users: []worker.User{*with(fxTeamsUser(rcIVR), func(u *worker.User) { u.Plans = nil })},
 			target:     worker.Target{Principal: strings.ToUpper(fxTeamsUser(rcIVR).UPN), Type: worker.PrincipalResourceAccount, Command: worker.CommandGrant},
 			wantAction: worker.ActionGrant, wantReason: "operator grant", wantType: worker.PrincipalResourceAccount,
 			wantStored: refAssignment(raAssignment(rcIVR)), wantWrites: 1},
 		{name: "an operator grant ignores the scope",
-			policy: scoped, users: []worker.User{withUser(fxTeamsUser(rcAlice), func(u *worker.User) { u.AccountEnabled = false })},
+			policy: scoped, users: []worker.User{*with(fxTeamsUser(rcAlice), func(u *worker.User) { u.AccountEnabled = false })},
 			target:     worker.Target{Principal: rcAlice, Command: worker.CommandGrant},
 			wantAction: worker.ActionGrant, wantReason: "operator grant", wantType: worker.PrincipalUser,
 			wantStored: refAssignment(userAssignment(rcAlice, ourApp1)), wantWrites: 1},
@@ -202,7 +202,7 @@ func TestReconcileFailuresNeverRevoke(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			// Alice is disabled: a successful reconcile would revoke.
-			dir := wt.NewDirectory(withUser(fxTeamsUser(rcAlice), func(u *worker.User) { u.AccountEnabled = false }))
+			dir := wt.NewDirectory(*with(fxTeamsUser(rcAlice), func(u *worker.User) { u.AccountEnabled = false }))
 			dir.SetGroup(rcScope, rcAlice)
 			acs := wt.NewAssignments(userAssignment(rcAlice, ourApp1))
 			tt.script(dir, acs)
@@ -290,7 +290,7 @@ func TestReconcileCancelledIsNotRejected(t *testing.T) {
 
 func TestReconcileDryRunWritesNothing(t *testing.T) {
 	t.Parallel()
-	dir := wt.NewDirectory(fxTeamsUser(rcAlice), withUser(fxTeamsUser(rcBob), func(u *worker.User) { u.AccountEnabled = false }))
+	dir := wt.NewDirectory(fxTeamsUser(rcAlice), *with(fxTeamsUser(rcBob), func(u *worker.User) { u.AccountEnabled = false }))
 	acs := wt.NewAssignments(userAssignment(rcBob, ourApp1, foreignApp))
 	r := worker.NewReconciler(dir, acs, rcPolicy, worker.ReconcilerOptions{DryRun: true})
 	ctx := context.Background()
@@ -407,8 +407,8 @@ func TestReconcileScopeIsReadOnlyWhenItCanChangeTheVerdict(t *testing.T) {
 		// The revoke is verified by a second read, scope included.
 		{"scoped resource account", []string{rcScope}, fxResourceAccount(rcAlice), worker.Target{Principal: rcAlice}, 2, "out of scope"},
 		{"operator command", []string{rcScope}, fxTeamsUser(rcAlice), worker.Target{Principal: rcAlice, Command: worker.CommandGrant}, 0, ""},
-		{"disabled user", []string{rcScope}, withUser(fxTeamsUser(rcAlice), disabled), worker.Target{Principal: rcAlice}, 0, "account disabled"},
-		{"user without a teams plan", []string{rcScope}, withUser(fxTeamsUser(rcAlice), unlicensed), worker.Target{Principal: rcAlice}, 0, "no teams plan"},
+		{"disabled user", []string{rcScope}, *with(fxTeamsUser(rcAlice), disabled), worker.Target{Principal: rcAlice}, 0, "account disabled"},
+		{"user without a teams plan", []string{rcScope}, *with(fxTeamsUser(rcAlice), unlicensed), worker.Target{Principal: rcAlice}, 0, "no teams plan"},
 	} {
 		dir := wt.NewDirectory(tc.user)
 		dir.SetGroup(rcScope, rcBob)
@@ -454,8 +454,3 @@ func TestReconcileConcurrentPrincipals(t *testing.T) {
 }
 
 func refAssignment(a worker.Assignment) *worker.Assignment { return &a }
-
-func withUser(u worker.User, change func(*worker.User)) worker.User {
-	change(&u)
-	return u
-}
