@@ -20,12 +20,7 @@ func TestResultLogAttrsWriteOneAuditLine(t *testing.T) {
 		BeforeType: worker.PrincipalUser, AfterType: worker.PrincipalUser,
 		CorrelationID: "cv-7", DryRun: true, Source: "users/updated", Command: worker.CommandReconcile,
 	}
-	var buf bytes.Buffer
-	slog.New(slog.NewJSONHandler(&buf, nil)).LogAttrs(context.Background(), slog.LevelInfo, "reconciled", res.LogAttrs()...)
-	var got map[string]any
-	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
-		t.Fatal(err)
-	}
+	got := auditRecord(t, res)
 	delete(got, "time")
 	want := map[string]any{
 		"level": "INFO", "msg": "reconciled",
@@ -44,13 +39,7 @@ func TestResultLogAttrsWriteOneAuditLine(t *testing.T) {
 func TestResultLogAttrsNameRepairs(t *testing.T) {
 	t.Parallel()
 	count := func(res worker.Result) (any, bool) {
-		var buf bytes.Buffer
-		slog.New(slog.NewJSONHandler(&buf, nil)).LogAttrs(context.Background(), slog.LevelInfo, "reconciled", res.LogAttrs()...)
-		var got map[string]any
-		if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
-			t.Fatal(err)
-		}
-		v, ok := got["repairs"]
+		v, ok := auditRecord(t, res)["repairs"]
 		return v, ok
 	}
 	if v, ok := count(worker.Result{ObjectID: rcAlice, Action: worker.ActionRevoke, Repairs: 1}); !ok || v != float64(1) {
@@ -63,17 +52,23 @@ func TestResultLogAttrsNameRepairs(t *testing.T) {
 
 func TestResultLogAttrsOfAnAbsentAssignmentIsNull(t *testing.T) {
 	t.Parallel()
-	var buf bytes.Buffer
-	res := worker.Result{ObjectID: rcAlice, Action: worker.ActionGrant, After: []string{ourApp1}, AfterType: worker.PrincipalUser}
-	slog.New(slog.NewJSONHandler(&buf, nil)).LogAttrs(context.Background(), slog.LevelInfo, "reconciled", res.LogAttrs()...)
-	var got map[string]any
-	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
-		t.Fatal(err)
-	}
+	got := auditRecord(t, worker.Result{ObjectID: rcAlice, Action: worker.ActionGrant, After: []string{ourApp1}, AfterType: worker.PrincipalUser})
 	if before, ok := got["before"]; !ok || before != nil {
 		t.Errorf("before = %v (present %v), want null: there was no assignment", before, ok)
 	}
 	if got["before_type"] != "" {
 		t.Errorf("before_type = %v, want empty", got["before_type"])
 	}
+}
+
+// auditRecord is the JSON record a "reconciled" line with res's attributes decodes to.
+func auditRecord(t *testing.T, res worker.Result) map[string]any {
+	t.Helper()
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).LogAttrs(context.Background(), slog.LevelInfo, "reconciled", res.LogAttrs()...)
+	var got map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	return got
 }
