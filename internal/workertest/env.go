@@ -165,7 +165,7 @@ func RunToEnd(t testing.TB, w *worker.Worker) {
 	}
 }
 
-// NoBackoff is a probe backoff that does not wait.
+// NoBackoff is a backoff (a probe's, a redelivery's) that does not wait.
 func NoBackoff(int) time.Duration { return 0 }
 
 // LogSink collects output written from many goroutines (a logger's records, a progress
