@@ -26,26 +26,18 @@ func TestBackfillApplyConvergesAndSecondRunIsNoop(t *testing.T) {
 		t.Fatalf("Backfill: %v", err)
 	}
 	want := map[string]*worker.Assignment{
-		bfID(1): {PrincipalType: worker.PrincipalUser, ClientIDs: []string{bfOurApp}},
-		bfID(2): {PrincipalType: worker.PrincipalUser, ClientIDs: []string{bfOurApp}},
-		bfID(3): nil,
-		bfID(4): {PrincipalType: worker.PrincipalUser, ClientIDs: []string{bfForeignApp}},
-		bfID(5): {PrincipalType: worker.PrincipalResourceAccount},
-		bfID(6): {PrincipalType: worker.PrincipalResourceAccount},
-		bfID(7): nil, // deleted: revoked
-		bfID(8): nil,
-		bfID(9): {PrincipalType: worker.PrincipalUser, ClientIDs: []string{bfOurApp}}, // outside the window
+		wt.OID(1): {PrincipalType: worker.PrincipalUser, ClientIDs: []string{bfOurApp}},
+		wt.OID(2): {PrincipalType: worker.PrincipalUser, ClientIDs: []string{bfOurApp}},
+		wt.OID(3): nil,
+		wt.OID(4): {PrincipalType: worker.PrincipalUser, ClientIDs: []string{bfForeignApp}},
+		wt.OID(5): {PrincipalType: worker.PrincipalResourceAccount},
+		wt.OID(6): {PrincipalType: worker.PrincipalResourceAccount},
+		wt.OID(7): nil, // deleted: revoked
+		wt.OID(8): nil,
+		wt.OID(9): {PrincipalType: worker.PrincipalUser, ClientIDs: []string{bfOurApp}}, // outside the window
 	}
 	for id, w := range want {
-		got, ok := acs.Lookup(id)
-		switch {
-		case w == nil && ok:
-			t.Errorf("%s: assignment %+v left, want none", id, got)
-		case w != nil && !ok:
-			t.Errorf("%s: no assignment, want %+v", id, *w)
-		case w != nil && (got.PrincipalType != w.PrincipalType || !slices.Equal(got.ClientIDs, w.ClientIDs)):
-			t.Errorf("%s: assignment %s %v, want %s %v", id, got.PrincipalType, got.ClientIDs, w.PrincipalType, w.ClientIDs)
-		}
+		wt.CheckStored(t, acs, id, w)
 	}
 	wantApplied := map[worker.Action]int{worker.ActionGrant: 2, worker.ActionRevoke: 4}
 	if !maps.Equal(sum.Applied, wantApplied) {
@@ -158,12 +150,12 @@ func TestBackfillAuditsEachWriteWithWhatItLeft(t *testing.T) {
 		}
 	}
 	want := map[string]audit{ // MSCV is checked to be the write's, "cv-N"
-		bfID(1): {worker.ActionGrant, worker.PrincipalUser, []string{bfOurApp}, "", ""},
-		bfID(3): {worker.ActionRevoke, "", nil, worker.PrincipalUser, ""},
-		bfID(4): {worker.ActionRevoke, worker.PrincipalUser, []string{bfForeignApp}, worker.PrincipalUser, ""},
-		bfID(5): {worker.ActionGrant, worker.PrincipalResourceAccount, []string{}, "", ""},
-		bfID(7): {worker.ActionRevoke, "", nil, worker.PrincipalUser, ""},
-		bfID(8): {worker.ActionRevoke, "", nil, worker.PrincipalUser, ""},
+		wt.OID(1): {worker.ActionGrant, worker.PrincipalUser, []string{bfOurApp}, "", ""},
+		wt.OID(3): {worker.ActionRevoke, "", nil, worker.PrincipalUser, ""},
+		wt.OID(4): {worker.ActionRevoke, worker.PrincipalUser, []string{bfForeignApp}, worker.PrincipalUser, ""},
+		wt.OID(5): {worker.ActionGrant, worker.PrincipalResourceAccount, []string{}, "", ""},
+		wt.OID(7): {worker.ActionRevoke, "", nil, worker.PrincipalUser, ""},
+		wt.OID(8): {worker.ActionRevoke, "", nil, worker.PrincipalUser, ""},
 	}
 	if len(got) != len(want) {
 		t.Errorf("audited %d writes, want %d: %v", len(got), len(want), got)

@@ -18,7 +18,7 @@ type bfGenerated struct{ n int }
 
 var _ Enumerator = bfGenerated{} // and, through NewReconciler, the worker's directory
 
-// User reads generated user i by its object id (bfID(i)); deleted and unknown ids are not
+// User reads generated user i by its object id (wt.OID(i)); deleted and unknown ids are not
 // found.
 func (g bfGenerated) User(_ context.Context, id string) (worker.User, error) {
 	var i int
@@ -89,7 +89,7 @@ func (g bfGenerated) ResourceAccounts(ctx context.Context) iter.Seq2[worker.User
 }
 
 func (g bfGenerated) DeletedUsers(ctx context.Context, _ time.Time) iter.Seq2[worker.User, error] {
-	return g.seq(ctx, g.n+g.n/200, g.n+g.n/200+g.n/1000, 1, func(i int) worker.User { return worker.User{ID: bfID(i)} })
+	return g.seq(ctx, g.n+g.n/200, g.n+g.n/200+g.n/1000, 1, func(i int) worker.User { return worker.User{ID: wt.OID(i)} })
 }
 
 // bfLargeTenant returns a generated tenant and its assignments: every third Teams user
@@ -134,7 +134,7 @@ func TestBackfillLargeTenant(t *testing.T) {
 			sum.ACSReads, acs.Calls("Get"), want)
 	}
 	for _, i := range []int{1, 2, 3, 10, n - 1, n + n/200 - 1, n + n/200} {
-		_, has := acs.Lookup(bfID(i))
+		_, has := acs.Lookup(wt.OID(i))
 		if want := !g.deleted(i) && worker.Eligibility(bfPtr(g.user(i)), true, bfPolicy).Type != ""; has != want {
 			t.Errorf("user %d holds an assignment: %v, want %v", i, has, want)
 		}

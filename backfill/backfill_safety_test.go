@@ -44,7 +44,7 @@ func scopedTenant(n int) (*wt.Directory, *wt.Assignments, worker.Policy) {
 	for i := 1; i <= n; i++ {
 		dir.PutUser(bfTeamsUser(i))
 		acs.Set(bfOurs(i))
-		members = append(members, bfID(i))
+		members = append(members, wt.OID(i))
 	}
 	dir.SetGroup(bfScopeGroup, members...)
 	p := bfPolicy
@@ -58,7 +58,7 @@ func TestBackfillConfirmsOutOfScopeRevokeWithScopeCheck(t *testing.T) {
 	dir, acs, p := scopedTenant(3)
 	o := bfOptions(dir, acs, clk.NewInstant())
 	o.Reconciler = worker.NewReconciler(dir, acs, p, worker.ReconcilerOptions{})
-	o.Enumerator = laggingEnumerator{dir, map[string]bool{bfID(2): true}}
+	o.Enumerator = laggingEnumerator{dir, map[string]bool{wt.OID(2): true}}
 	o.SweepOutOfScope = true
 	out := &recordedPlan{}
 	o.Out = out
@@ -67,10 +67,10 @@ func TestBackfillConfirmsOutOfScopeRevokeWithScopeCheck(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Backfill: %v", err)
 	}
-	if got := out.actions()[bfID(2)]; got != worker.ActionRevoke {
+	if got := out.actions()[wt.OID(2)]; got != worker.ActionRevoke {
 		t.Fatalf("set-up: the lagging listing planned %q for user 2, want revoke", got)
 	}
-	if _, ok := acs.Lookup(bfID(2)); !ok {
+	if _, ok := acs.Lookup(wt.OID(2)); !ok {
 		t.Errorf("user 2, still a member, lost our access on a lagging listing's word")
 	}
 	if dir.Calls("MemberOf") == 0 {
@@ -102,7 +102,7 @@ func TestBackfillAppliesOnlyWhatIsStillTrue(t *testing.T) {
 	t.Run("user disabled after the plan is not granted", func(t *testing.T) {
 		dir, acs := wt.NewDirectory(bfTeamsUser(1)), wt.NewAssignments()
 		o := bfOptions(dir, acs, clk.NewInstant())
-		plan := &mutatingPlan{on: bfID(1), mutate: func() {
+		plan := &mutatingPlan{on: wt.OID(1), mutate: func() {
 			u := bfTeamsUser(1)
 			u.AccountEnabled = false
 			dir.PutUser(u)
@@ -112,7 +112,7 @@ func TestBackfillAppliesOnlyWhatIsStillTrue(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Backfill: %v", err)
 		}
-		if a, ok := acs.Lookup(bfID(1)); ok {
+		if a, ok := acs.Lookup(wt.OID(1)); ok {
 			t.Errorf("disabled user granted %+v on a plan made before it was disabled", a)
 		}
 		if sum.Stale != 1 || sum.Applied[worker.ActionGrant] != 0 || plan.totals[0].Stale != 1 {
@@ -122,11 +122,11 @@ func TestBackfillAppliesOnlyWhatIsStillTrue(t *testing.T) {
 	t.Run("user re-licensed after the plan keeps access", func(t *testing.T) {
 		dir, acs := wt.NewDirectory(bfSuspendedUser(1)), wt.NewAssignments(bfOurs(1))
 		o := bfOptions(dir, acs, clk.NewInstant())
-		o.Out = &mutatingPlan{on: bfID(1), mutate: func() { dir.PutUser(bfTeamsUser(1)) }}
+		o.Out = &mutatingPlan{on: wt.OID(1), mutate: func() { dir.PutUser(bfTeamsUser(1)) }}
 		if _, err := Run(t.Context(), o); err != nil {
 			t.Fatalf("Backfill: %v", err)
 		}
-		if _, ok := acs.Lookup(bfID(1)); !ok {
+		if _, ok := acs.Lookup(wt.OID(1)); !ok {
 			t.Errorf("re-licensed user revoked on a plan made while suspended")
 		}
 	})
@@ -200,7 +200,7 @@ func TestBackfillRefusesEmptyScopeListing(t *testing.T) {
 	dir, acs, p := scopedTenant(5)
 	hide := map[string]bool{}
 	for i := 1; i <= 5; i++ {
-		hide[bfID(i)] = true
+		hide[wt.OID(i)] = true
 	}
 	o := bfOptions(dir, acs, clk.NewInstant())
 	o.Reconciler = worker.NewReconciler(dir, acs, p, worker.ReconcilerOptions{})
@@ -233,7 +233,7 @@ func TestResyncRefusesSharplyShrunkListingOnce(t *testing.T) {
 	}
 	var kept []string
 	for i := 1; i <= 8; i++ {
-		kept = append(kept, bfID(i))
+		kept = append(kept, wt.OID(i))
 	}
 	dir.SetGroup(bfScopeGroup, kept...) // 12 of 20 leave
 	if _, err := r.resync(t.Context()); !errors.Is(err, ErrListing) {

@@ -30,10 +30,9 @@ const (
 
 var bfPolicy = worker.Policy{ClientIDs: []string{bfOurApp}, ManageResourceAccounts: true}
 
-func bfID(n int) string { return fmt.Sprintf("00000000-0000-4000-8000-%012d", n) }
 
 func bfTeamsUser(n int) worker.User {
-	return worker.User{ID: bfID(n), UPN: fmt.Sprintf("user%d@contoso.test", n), AccountEnabled: true,
+	return worker.User{ID: wt.OID(n), UPN: fmt.Sprintf("user%d@contoso.test", n), AccountEnabled: true,
 		Plans: []worker.AssignedPlan{{ServicePlanID: bfTeams1, CapabilityStatus: "Enabled"}}}
 }
 
@@ -44,15 +43,15 @@ func bfSuspendedUser(n int) worker.User {
 }
 
 func bfResourceAccount(n int) worker.User {
-	return worker.User{ID: bfID(n), UPN: fmt.Sprintf("ra%d@contoso.test", n), SKUs: []string{bfRASKU}}
+	return worker.User{ID: wt.OID(n), UPN: fmt.Sprintf("ra%d@contoso.test", n), SKUs: []string{bfRASKU}}
 }
 
 func bfOurs(n int) worker.Assignment {
-	return worker.Assignment{ObjectID: bfID(n), PrincipalType: worker.PrincipalUser, ClientIDs: []string{bfOurApp}}
+	return worker.Assignment{ObjectID: wt.OID(n), PrincipalType: worker.PrincipalUser, ClientIDs: []string{bfOurApp}}
 }
 
 func bfRA(n int) worker.Assignment {
-	return worker.Assignment{ObjectID: bfID(n), PrincipalType: worker.PrincipalResourceAccount}
+	return worker.Assignment{ObjectID: wt.OID(n), PrincipalType: worker.PrincipalResourceAccount}
 }
 
 // recordedPlan is a PlanWriter that keeps what it is given.
@@ -88,8 +87,8 @@ func bfTenant(now time.Time) (*wt.Directory, *wt.Assignments) {
 	disabled.AccountEnabled = false
 	dir := wt.NewDirectory(bfTeamsUser(1), bfTeamsUser(2), bfSuspendedUser(3), bfSuspendedUser(4),
 		bfResourceAccount(5), bfResourceAccount(6), bfTeamsUser(7), disabled, bfTeamsUser(9))
-	dir.SoftDelete(bfID(7), now.Add(-72*time.Hour))
-	dir.SoftDelete(bfID(9), now.Add(-60*24*time.Hour))
+	dir.SoftDelete(wt.OID(7), now.Add(-72*time.Hour))
+	dir.SoftDelete(wt.OID(9), now.Add(-60*24*time.Hour))
 	mixed := bfOurs(4)
 	mixed.ClientIDs = append(mixed.ClientIDs, bfForeignApp)
 	acs := wt.NewAssignments(bfOurs(2), bfOurs(3), mixed, bfRA(6), bfOurs(7), bfOurs(8), bfOurs(9))
@@ -97,8 +96,8 @@ func bfTenant(now time.Time) (*wt.Directory, *wt.Assignments) {
 }
 
 var bfTenantPlan = map[string]worker.Action{
-	bfID(1): worker.ActionGrant, bfID(2): worker.ActionNoop, bfID(3): worker.ActionRevoke, bfID(4): worker.ActionRevoke,
-	bfID(5): worker.ActionGrant, bfID(6): worker.ActionNoop, bfID(7): worker.ActionRevoke, bfID(8): worker.ActionRevoke,
+	wt.OID(1): worker.ActionGrant, wt.OID(2): worker.ActionNoop, wt.OID(3): worker.ActionRevoke, wt.OID(4): worker.ActionRevoke,
+	wt.OID(5): worker.ActionGrant, wt.OID(6): worker.ActionNoop, wt.OID(7): worker.ActionRevoke, wt.OID(8): worker.ActionRevoke,
 }
 
 func bfOptions(dir *wt.Directory, acs *wt.Assignments, clock worker.Clock) Options {
@@ -169,7 +168,7 @@ func TestBackfillScopeMembersFirstAndOnce(t *testing.T) {
 	//    members, resource accounts and deleted users, so a leaver who is still a Teams user
 	//    is left to the group notification's members@delta.
 	dir := wt.NewDirectory(bfResourceAccount(1), bfTeamsUser(2), bfResourceAccount(3), bfTeamsUser(4))
-	dir.SetGroup(bfScopeGroup, bfID(1), bfID(2))
+	dir.SetGroup(bfScopeGroup, wt.OID(1), wt.OID(2))
 	acs := wt.NewAssignments(bfRA(3), bfOurs(4))
 	p := bfPolicy
 	p.ScopeGroups = []string{bfScopeGroup}
@@ -181,7 +180,7 @@ func TestBackfillScopeMembersFirstAndOnce(t *testing.T) {
 	if _, err := Run(t.Context(), o); err != nil {
 		t.Fatalf("Backfill: %v", err)
 	}
-	wantPlan := map[string]worker.Action{bfID(1): worker.ActionGrant, bfID(2): worker.ActionGrant, bfID(3): worker.ActionRevoke}
+	wantPlan := map[string]worker.Action{wt.OID(1): worker.ActionGrant, wt.OID(2): worker.ActionGrant, wt.OID(3): worker.ActionRevoke}
 	if got := out.actions(); !maps.Equal(got, wantPlan) || len(out.rows) != 3 {
 		t.Errorf("plan %v (%d rows), want %v (3 rows)", got, len(out.rows), wantPlan)
 	}
@@ -197,7 +196,7 @@ func TestBackfillScopeMembersFirstAndOnce(t *testing.T) {
 			dir.Calls("MemberOf"), dir.Calls("TeamsUsers"))
 	}
 	for _, r := range out.rows {
-		if r.ObjectID == bfID(1) && (r.Source != sourceBackfillScope || r.Type != worker.PrincipalResourceAccount) {
+		if r.ObjectID == wt.OID(1) && (r.Source != sourceBackfillScope || r.Type != worker.PrincipalResourceAccount) {
 			t.Errorf("user 1 came from %s as %q, want scope as a resource account", r.Source, r.Type)
 		}
 	}
@@ -207,7 +206,7 @@ func TestBackfillScopeMembersFirstAndOnce(t *testing.T) {
 // group notification was lost loses our access; members are still read once.
 func TestBackfillSweepOutOfScopeRevokesLeavers(t *testing.T) {
 	dir := wt.NewDirectory(bfTeamsUser(1), bfTeamsUser(2), bfTeamsUser(3))
-	dir.SetGroup(bfScopeGroup, bfID(1))
+	dir.SetGroup(bfScopeGroup, wt.OID(1))
 	acs := wt.NewAssignments(bfOurs(1), bfOurs(2)) // 2 left the group; 3 never had access
 	p := bfPolicy
 	p.ScopeGroups = []string{bfScopeGroup}
@@ -219,11 +218,11 @@ func TestBackfillSweepOutOfScopeRevokesLeavers(t *testing.T) {
 	if _, err := Run(t.Context(), o); err != nil {
 		t.Fatalf("Backfill: %v", err)
 	}
-	want := map[string]worker.Action{bfID(1): worker.ActionNoop, bfID(2): worker.ActionRevoke, bfID(3): worker.ActionNoop}
+	want := map[string]worker.Action{wt.OID(1): worker.ActionNoop, wt.OID(2): worker.ActionRevoke, wt.OID(3): worker.ActionNoop}
 	if got := out.actions(); !maps.Equal(got, want) || len(out.rows) != 3 {
 		t.Errorf("plan %v (%d rows), want %v", got, len(out.rows), want)
 	}
-	if _, err := acs.Get(t.Context(), bfID(2)); !worker.IsNotFound(err) {
+	if _, err := acs.Get(t.Context(), wt.OID(2)); !worker.IsNotFound(err) {
 		t.Errorf("the leaver still holds an assignment (err %v)", err)
 	}
 	if got := acs.Calls("Get"); got != 5 { // 3 planned + 1 before the revoke + the check above
@@ -243,7 +242,7 @@ func TestBackfillBrake(t *testing.T) {
 			}
 		}
 		for n := 1; n <= 3; n++ {
-			dir.SoftDelete(bfID(n), clock.Now().Add(-time.Hour))
+			dir.SoftDelete(wt.OID(n), clock.Now().Add(-time.Hour))
 		}
 		return dir, acs
 	}
@@ -286,7 +285,7 @@ func TestBackfillBrake(t *testing.T) {
 				t.Errorf("deletes = %d, want %d", got, tt.wantDeletes)
 			}
 			braked := tt.wantBrake && !tt.force
-			if _, granted := acs.Lookup(bfID(11)); granted == braked {
+			if _, granted := acs.Lookup(wt.OID(11)); granted == braked {
 				t.Errorf("new eligible user granted = %v; a braked plan applies nothing, any other applies its grants", granted)
 			}
 			rows := bfDecodeJSONPlan(t, out.Bytes())
@@ -329,7 +328,7 @@ func TestBackfillErrors(t *testing.T) {
 		{
 			name: "throttled read is retried after Retry-After",
 			script: func(_ *wt.Directory, acs *wt.Assignments) {
-				acs.FailNext("Get", bfID(3), wt.ErrThrottled(7*time.Second))
+				acs.FailNext("Get", wt.OID(3), wt.ErrThrottled(7*time.Second))
 			},
 			check: func(t *testing.T, sum Summary, err error, acs *wt.Assignments, waits []time.Duration) {
 				if err != nil || sum.Failed() != 0 {
@@ -338,7 +337,7 @@ func TestBackfillErrors(t *testing.T) {
 				if !slices.Contains(waits, 7*time.Second) {
 					t.Errorf("waits %v; want the 7s Retry-After honoured", waits)
 				}
-				if _, ok := acs.Lookup(bfID(3)); ok {
+				if _, ok := acs.Lookup(wt.OID(3)); ok {
 					t.Errorf("user 3 not revoked after the retry")
 				}
 			},
@@ -347,17 +346,17 @@ func TestBackfillErrors(t *testing.T) {
 			name: "lasting temporary error is counted, never a revoke",
 			script: func(_ *wt.Directory, acs *wt.Assignments) {
 				for range 4 {
-					acs.FailNext("Get", bfID(3), wt.ErrUnavailable())
+					acs.FailNext("Get", wt.OID(3), wt.ErrUnavailable())
 				}
 			},
 			check: func(t *testing.T, sum Summary, err error, acs *wt.Assignments, waits []time.Duration) {
 				if !errors.Is(err, ErrPrincipalsFailed) || sum.Errors["temporary"] != 1 {
 					t.Fatalf("err = %v, errors %v; want ErrPrincipalsFailed with 1 temporary", err, sum.Errors)
 				}
-				if _, ok := acs.Lookup(bfID(3)); !ok {
+				if _, ok := acs.Lookup(wt.OID(3)); !ok {
 					t.Errorf("user 3 revoked though its read failed")
 				}
-				if _, ok := acs.Lookup(bfID(8)); ok {
+				if _, ok := acs.Lookup(wt.OID(8)); ok {
 					t.Errorf("the other principals were not applied")
 				}
 				if want := []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second}; !slices.Equal(waits, want) {
@@ -368,7 +367,7 @@ func TestBackfillErrors(t *testing.T) {
 		{
 			name: "rejected write is counted and the rest applied",
 			script: func(_ *wt.Directory, acs *wt.Assignments) {
-				acs.FailNext("Put", bfID(1), wt.ErrBadRequest())
+				acs.FailNext("Put", wt.OID(1), wt.ErrBadRequest())
 			},
 			check: func(t *testing.T, sum Summary, err error, acs *wt.Assignments, _ []time.Duration) {
 				if !errors.Is(err, ErrPrincipalsFailed) || sum.Errors[worker.ReasonRejected] != 1 {
@@ -382,7 +381,7 @@ func TestBackfillErrors(t *testing.T) {
 		{
 			name: "systemic error stops before any write",
 			script: func(_ *wt.Directory, acs *wt.Assignments) {
-				acs.FailNext("Get", bfID(2), wt.ErrSystemic())
+				acs.FailNext("Get", wt.OID(2), wt.ErrSystemic())
 			},
 			check: func(t *testing.T, _ Summary, err error, acs *wt.Assignments, _ []time.Duration) {
 				if !worker.IsSystemic(err) || errors.Is(err, ErrPrincipalsFailed) {
