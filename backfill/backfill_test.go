@@ -30,7 +30,6 @@ const (
 
 var bfPolicy = worker.Policy{ClientIDs: []string{bfOurApp}, ManageResourceAccounts: true}
 
-
 func bfTeamsUser(n int) worker.User {
 	return worker.User{ID: wt.OID(n), UPN: fmt.Sprintf("user%d@contoso.test", n), AccountEnabled: true,
 		Plans: []worker.AssignedPlan{{ServicePlanID: bfTeams1, CapabilityStatus: "Enabled"}}}
