@@ -61,6 +61,9 @@ type Client struct {
 	log       *slog.Logger
 	calls     atomic.Int64
 	pageCount atomic.Int64
+	// maxRetries is the retry handler's bound (< 0: none), which UserInGroups applies to
+	// the inner requests of its batch.
+	maxRetries int
 }
 
 // NewClient builds a client whose requests carry a bearer token for Scope from cred.
@@ -156,10 +159,12 @@ func (c *Client) httpClient(o *Options) (*http.Client, error) {
 		return nil, fmt.Errorf("graph: middleware: %w", err)
 	}
 	telemetry := msgraphsdk.GetDefaultClientOptions()
+	retry := newRetryHandler(o.MaxRetries, c.log)
+	c.maxRetries = retry.maxRetries
 	mw := []khttp.Middleware{
 		core.NewGraphTelemetryHandler(&telemetry),
 		khttp.NewUrlReplaceHandler(true, core.ReplacementPairs),
-		newRetryHandler(o.MaxRetries, c.log),
+		retry,
 	}
 	for _, m := range kiota {
 		if _, isRetry := m.(*khttp.RetryHandler); !isRetry { // retry.go replaces it
