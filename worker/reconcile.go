@@ -65,8 +65,9 @@ func NewReconciler(dir directory, acs Assignments, p Policy, o ReconcilerOptions
 }
 
 // Reconcile reads the principal (object id or UPN) from the directory and its assignment
-// from ACS side by side, checks scope membership when the policy has scope groups, then
-// converges the assignment. Every write is verified: the directory (and the scope) is read
+// from ACS side by side, checks scope membership when the policy has scope groups — in the
+// same round trip as the user read when the directory offers a combined read
+// (userScopeReader), after it otherwise — then converges the assignment. Every write is verified: the directory (and the scope) is read
 // again after it, and when that read gives another verdict the reconcile starts over from a
 // fresh ACS read, at most maxWriteRounds writes, then a temporary error. So whichever write
 // of several replicas lands last is followed by a directory read made after it, and a stale
@@ -229,6 +230,9 @@ func (r *Reconciler) readDeleted(ctx context.Context, t Target, upn string) (sna
 // refused anyway, so callers speculate only when the last read found the user otherwise
 // eligible (the verifying read after a write).
 func (r *Reconciler) readDirectory(ctx context.Context, t Target, oid string, speculate bool) (snapshot, error) {
+	if rd, ok := r.dir.(userScopeReader); ok && r.needsScope(t) {
+		return r.readCombined(ctx, rd, oid)
+	}
 	snap := snapshot{oid: oid, inScope: true}
 	var early *pendingScope
 	if speculate && r.needsScope(t) {
@@ -246,6 +250,32 @@ func (r *Reconciler) readDirectory(ctx context.Context, t Target, oid string, sp
 	snap.user = &u
 	snap.inScope, err = r.scopeOf(ctx, t, u, early)
 	return snap, err
+}
+
+// userScopeReader is a directory that reads a user and the user's membership in groups in
+// one round trip (graph.Client.UserInGroups: one JSON $batch). Only the user read may say
+// not found; a membership read that fails, or answers not found, is an error of its own.
+type userScopeReader interface {
+	// UserInGroups returns the user and which of groupIDs it is a transitive member of
+	// (empty: of none).
+	UserInGroups(ctx context.Context, userID string, groupIDs []string) (User, []string, error)
+}
+
+// readCombined reads the user and the scope together: one round trip whatever the user
+// turns out to be. A user the policy refuses whatever the scope gets inScope true, as
+// scopeOf gives it, so the reason names what makes the user ineligible.
+func (r *Reconciler) readCombined(ctx context.Context, rd userScopeReader, oid string) (snapshot, error) {
+	snap := snapshot{oid: oid, inScope: true}
+	u, groups, err := rd.UserInGroups(ctx, oid, r.policy.ScopeGroups)
+	switch {
+	case IsNotFound(err):
+		return snap, nil
+	case err != nil:
+		return snap, fmt.Errorf("read user %s and its scope: %w", oid, classify(ctx, err))
+	}
+	snap.user = &u
+	snap.inScope = len(groups) > 0 || Eligibility(&u, true, r.policy).Type == ""
+	return snap, nil
 }
 
 // needsScope reports whether the policy's scope applies to t: operator commands bypass

@@ -1,0 +1,28 @@
+package workertest
+
+import (
+	"context"
+
+	"github.com/tpe-provisioner/tpe-provisioner/worker"
+)
+
+// UserInGroups reads the user and which of groupIDs it is a transitive member of in one
+// call, as graph.Client.UserInGroups reads both in one JSON batch. The call counts as
+// "UserInGroups", and its two inner reads as "User" and "MemberOf" (they are two requests
+// to the directory, one round trip); FailNext("User", …) and FailNext("MemberOf", …) script
+// the inner reads. As in the graph package, only the user read can say not found: a
+// membership read answering not found is a temporary error.
+func (d *Directory) UserInGroups(ctx context.Context, userID string, groupIDs []string) (worker.User, []string, error) {
+	d.count("UserInGroups")
+	u, uerr := d.User(ctx, userID)
+	in, merr := d.MemberOf(ctx, userID, groupIDs)
+	switch {
+	case uerr != nil:
+		return worker.User{}, nil, uerr
+	case worker.IsNotFound(merr):
+		return worker.User{}, nil, &Err{code: "MembershipNotFoundAfterUserRead", temporary: true}
+	case merr != nil:
+		return worker.User{}, nil, merr
+	}
+	return u, in, nil
+}
