@@ -62,6 +62,17 @@ func graphRequestCost(r *http.Request, body []byte) int {
 	return graphCost(r.Method, path, r.URL.Query())
 }
 
+// graphRequestCount is how many Graph requests r carries: a $batch's requests (1 when its
+// body cannot be read), 1 for any other request.
+func graphRequestCount(r *http.Request, body []byte) int {
+	if r.Method == http.MethodPost && graphPath(r.URL.Path) == "$batch" {
+		if reqs, ok := batchRequests(body); ok && len(reqs) > 0 {
+			return len(reqs)
+		}
+	}
+	return 1
+}
+
 // graphCost is the cost of one request to path (relative to the version root).
 func graphCost(method, path string, q url.Values) int {
 	cost, ok := graphBaseCosts[method+" "+path]

@@ -30,6 +30,9 @@ type call struct {
 	graph      bool
 	start, end time.Time
 	ru         int // Graph resource units (graphcost.go); 0 for ACS
+	// requests is how many Graph requests the call carried: a $batch's inner requests, 1
+	// for any other Graph call, 0 for ACS.
+	requests int
 }
 
 // msgTrace is one delivery's measures.
@@ -63,6 +66,8 @@ type tracer struct {
 	open         map[*worker.Delivery]*msgTrace
 	done         []*msgTrace
 	unattributed int
+	// graphRequests counts the Graph requests of every call, attributed or not.
+	graphRequests int
 }
 
 func newTracer() *tracer {
@@ -86,11 +91,12 @@ func (t *tracer) transport(next http.RoundTripper) http.RoundTripper {
 		graph, id := principalOf(r, body)
 		c := call{graph: graph, start: time.Now()}
 		if graph {
-			c.ru = graphRequestCost(r, body)
+			c.ru, c.requests = graphRequestCost(r, body), graphRequestCount(r, body)
 		}
 		resp, err := next.RoundTrip(r)
 		c.end = time.Now()
 		t.mu.Lock()
+		t.graphRequests += c.requests
 		if id == "" {
 			t.unattributed++
 		} else {
@@ -260,4 +266,11 @@ func criticalPath(calls []call, graph, acs time.Duration) (n int, bound time.Dur
 		}
 	}
 	return out.n, out.bound
+}
+
+// requests is how many Graph requests the calls so far carried.
+func (t *tracer) requests() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.graphRequests
 }
