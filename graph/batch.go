@@ -5,12 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"strings"
 	"time"
-
-	abs "github.com/microsoft/kiota-abstractions-go"
 )
 
 // JSON batching (concepts/json-batching.md): POST /v1.0/$batch with
@@ -19,11 +18,18 @@ import (
 // in any order, or 400 when the batch itself is malformed. Each request is throttled on its
 // own ("Requests in a batch are evaluated individually against the applicable throttling
 // limits"), so one inner request may answer 429 with its Retry-After while the others
-// succeed. The batch is sent through the SDK's adapter like every other call: the same
-// token, telemetry, retry of the envelope (429/503/504, retry.go) and error mapping; only the
-// body is built and read here, with encoding/json, instead of through the SDK's batch
-// helpers (msgraph-sdk-go-core's BatchRequest parses every inner body through kiota's
-// parse nodes, the CPU that wire.go avoids).
+// succeed.
+//
+// The batch is the worker's only Graph call per directory read, so it is sent with the
+// least machinery that keeps the client's guarantees: the SDK's token provider (the same
+// credential, scope and allowed hosts) and the SDK's HTTP client — its middleware, the
+// retry handler of retry.go for the envelope (429/503/504, Retry-After), the call counter —
+// but without kiota's request information, URI template, response handler and parse nodes,
+// and without msgraph-sdk-go-core's batch helpers, which decode every inner body through
+// kiota's parse nodes (the CPU that wire.go avoids). An envelope that is not a 2xx is read
+// into an *Error as classify reads the SDK's (status, Graph's code and message, request-id,
+// Retry-After). Not done on this path: kiota's re-authentication on a 401 carrying a claims
+// challenge (continuous access evaluation, which this client does not enable).
 
 // batchItem is one request of a batch.
 type batchItem struct {
@@ -34,30 +40,46 @@ type batchItem struct {
 	Body    any               `json:"body,omitempty"`
 }
 
-// batchAnswer is one response of a batch.
+// batchAnswer is one response of a batch. Its body is decoded in the same pass as the
+// envelope, into the union of the shapes the batches of this package can answer (a user, a
+// page of directory objects, Graph's error), so no inner body is scanned twice.
 type batchAnswer struct {
 	ID      string            `json:"id"`
 	Status  int               `json:"status"`
 	Headers map[string]string `json:"headers"`
-	Body    json.RawMessage   `json:"body"`
+	Body    answerBody        `json:"body"`
 }
 
-// sendBatch sends items as one $batch and returns the answers by id (ids compared as
+// answerBody is an inner answer's body: whichever of the shapes it has is filled.
+type answerBody struct {
+	wireUser
+	wireObjects
+	Error *struct {
+		Code       string `json:"code"`
+		Message    string `json:"message"`
+		InnerError *struct {
+			RequestID string `json:"request-id"`
+		} `json:"innerError"`
+	} `json:"error"`
+}
+
+// sendBatch sends items as one $batch (op names it in errors) and returns the answers by id (ids compared as
 // sent: the client chooses them). An answer for an id not sent, or twice for one, is an
 // incomplete answer; a missing one is left for the caller to notice.
-func (c *Client) sendBatch(ctx context.Context, items []batchItem) (map[string]batchAnswer, error) {
+func (c *Client) sendBatch(ctx context.Context, op string, items []batchItem) (map[string]batchAnswer, error) {
 	body, err := json.Marshal(map[string]any{"requests": items})
 	if err != nil {
 		return nil, err
 	}
-	info := abs.NewRequestInformationWithMethodAndUrlTemplateAndPathParameters(abs.POST, "{+baseurl}/$batch", map[string]string{})
-	info.Headers.TryAdd("Accept", "application/json")
-	info.SetStreamContentAndContentType(body, "application/json")
+	raw, err := c.postBatch(ctx, op, body)
+	if err != nil {
+		return nil, err
+	}
 	var resp struct {
 		Responses *[]batchAnswer `json:"responses"`
 	}
-	if err := c.getJSON(ctx, info, &resp); err != nil {
-		return nil, err
+	if err := json.Unmarshal(raw, &resp); err != nil {
+		return nil, fmt.Errorf("decode answer: %w", err)
 	}
 	if resp.Responses == nil {
 		return nil, &errIncomplete{what: "its responses array"}
@@ -76,23 +98,61 @@ func (c *Client) sendBatch(ctx context.Context, items []batchItem) (map[string]b
 	return out, nil
 }
 
+// maxBatchAnswer bounds the envelope read: 20 answers of at most a 999-item page each.
+const maxBatchAnswer = 32 << 20
+
+// postBatch posts body to $batch with a bearer token and returns a 2xx answer's body.
+func (c *Client) postBatch(ctx context.Context, op string, body []byte) ([]byte, error) {
+	tok, err := c.tokens.GetAuthorizationToken(ctx, c.batchURL, nil)
+	if err != nil {
+		return nil, err
+	}
+	if tok == "" {
+		return nil, &Error{Op: op, credential: true, Message: "no token for " + c.batchURL.Host}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.batchURL.String(), bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Body = seekableBody{bytes.NewReader(body)} // so the retry handler can send it again
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBatchAnswer))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		a := batchAnswer{Status: resp.StatusCode, Headers: map[string]string{
+			"request-id": resp.Header.Get("request-id"), "Retry-After": resp.Header.Get("Retry-After")}}
+		_ = json.Unmarshal(raw, &a.Body) // without Graph's error body the status still classifies
+		return nil, answerError(op, a)
+	}
+	if len(raw) == 0 {
+		return nil, fmt.Errorf("empty answer")
+	}
+	return raw, nil
+}
+
+// seekableBody is a request body the retry handler can rewind (rewindable in retry.go):
+// net/http wraps a *bytes.Reader body in a closer that hides its Seek.
+type seekableBody struct{ *bytes.Reader }
+
+func (seekableBody) Close() error { return nil }
+
 // answerError returns the *Error for a failed inner answer, read as classify reads a
 // single call's: status, Graph's error code and message, request-id and Retry-After.
 func answerError(op string, a batchAnswer) *Error {
 	e := &Error{Op: op, StatusCode: a.Status}
-	var body struct {
-		Error *struct {
-			Code       string `json:"code"`
-			Message    string `json:"message"`
-			InnerError *struct {
-				RequestID string `json:"request-id"`
-			} `json:"innerError"`
-		} `json:"error"`
-	}
-	if json.Unmarshal(a.Body, &body) == nil && body.Error != nil {
-		e.Code, e.Message = body.Error.Code, body.Error.Message
-		if body.Error.InnerError != nil {
-			e.RequestID = body.Error.InnerError.RequestID
+	if b := a.Body.Error; b != nil {
+		e.Code, e.Message = b.Code, b.Message
+		if b.InnerError != nil {
+			e.RequestID = b.InnerError.RequestID
 		}
 	}
 	if v := answerHeader(a, "request-id"); v != "" {
@@ -111,17 +171,11 @@ func answerHeader(a batchAnswer, name string) string {
 	return ""
 }
 
-// decodeAnswer decodes a 200 inner answer's body into v; any other 2xx, or a body that is
-// not the JSON expected, is an incomplete answer.
-func decodeAnswer(a batchAnswer, v any) error {
+// succeeded checks that a successful inner answer is a 200: any other 2xx is an
+// incomplete answer (the reads batched here answer 200 or fail).
+func succeeded(a batchAnswer) error {
 	if a.Status != http.StatusOK {
 		return &errIncomplete{what: fmt.Sprintf("the status 200 (got %d)", a.Status)}
-	}
-	if len(bytes.TrimSpace(a.Body)) == 0 {
-		return &errIncomplete{what: "a body"}
-	}
-	if err := json.Unmarshal(a.Body, v); err != nil {
-		return &errIncomplete{what: "a body it can decode: " + err.Error()}
 	}
 	return nil
 }

@@ -57,9 +57,10 @@ func (c *Client) UserInGroups(ctx context.Context, userID string, groupIDs []str
 				send = append(send, it)
 			}
 		}
-		got, err := c.sendBatch(ctx, send)
+		batchOp := "batch of " + userOp + " and " + memberOp
+		got, err := c.sendBatch(ctx, batchOp, send)
 		if err != nil {
-			return User{}, nil, classify("batch of "+userOp+" and "+memberOp, err)
+			return User{}, nil, classify(batchOp, err)
 		}
 		var again *Error
 		for _, it := range send {
@@ -111,24 +112,14 @@ func userAnswer(op string, a batchAnswer) (User, error) {
 	if a.Status >= 300 {
 		return User{}, answerError(op, a)
 	}
-	var w wireUser
-	if err := decodeAnswer(a, &w); err != nil {
+	if err := succeeded(a); err != nil {
 		return User{}, classify(op, err)
 	}
-	u, err := w.user(userSelect)
+	u, err := a.Body.wireUser.user(userSelect)
 	if err != nil {
 		return User{}, classify(op, err)
 	}
 	return u, nil
-}
-
-// wireObjects is a page of a directoryObject collection with ids selected.
-type wireObjects struct {
-	Value *[]struct {
-		ID   string `json:"id"`
-		Type string `json:"@odata.type"`
-	} `json:"value"`
-	NextLink string `json:"@odata.nextLink"`
 }
 
 // memberAnswer reads the first membership page from the batch and, until one matches,
@@ -146,10 +137,10 @@ func (c *Client) memberAnswer(ctx context.Context, op, userID string, a batchAns
 	for _, g := range groupIDs {
 		want[strings.ToLower(g)] = true
 	}
-	var page wireObjects
-	if err := decodeAnswer(a, &page); err != nil {
+	if err := succeeded(a); err != nil {
 		return nil, classify(op, err)
 	}
+	page := a.Body.wireObjects
 	members := c.sdk.Users().ByUserId(userID).TransitiveMemberOf()
 	for {
 		if page.Value == nil {
