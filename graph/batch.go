@@ -8,7 +8,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"strings"
 	"time"
 )
 
@@ -44,10 +43,17 @@ type batchItem struct {
 // envelope, into the union of the shapes the batches of this package can answer (a user, a
 // page of directory objects, Graph's error), so no inner body is scanned twice.
 type batchAnswer struct {
-	ID      string            `json:"id"`
-	Status  int               `json:"status"`
-	Headers map[string]string `json:"headers"`
-	Body    answerBody        `json:"body"`
+	ID      string        `json:"id"`
+	Status  int           `json:"status"`
+	Headers answerHeaders `json:"headers"`
+	Body    answerBody    `json:"body"`
+}
+
+// answerHeaders are the inner answer's headers the client reads (encoding/json matches
+// the names without regard to case, as HTTP does).
+type answerHeaders struct {
+	RetryAfter string `json:"Retry-After"`
+	RequestID  string `json:"request-id"`
 }
 
 // answerBody is an inner answer's body: whichever of the shapes it has is filled.
@@ -128,8 +134,8 @@ func (c *Client) postBatch(ctx context.Context, op string, body []byte) ([]byte,
 		return nil, err
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		a := batchAnswer{Status: resp.StatusCode, Headers: map[string]string{
-			"request-id": resp.Header.Get("request-id"), "Retry-After": resp.Header.Get("Retry-After")}}
+		a := batchAnswer{Status: resp.StatusCode, Headers: answerHeaders{
+			RequestID: resp.Header.Get("request-id"), RetryAfter: resp.Header.Get("Retry-After")}}
 		_ = json.Unmarshal(raw, &a.Body) // without Graph's error body the status still classifies
 		return nil, answerError(op, a)
 	}
@@ -155,20 +161,11 @@ func answerError(op string, a batchAnswer) *Error {
 			e.RequestID = b.InnerError.RequestID
 		}
 	}
-	if v := answerHeader(a, "request-id"); v != "" {
+	if v := a.Headers.RequestID; v != "" {
 		e.RequestID = v
 	}
-	e.RetryAfterDuration = parseRetryAfter(answerHeader(a, "Retry-After"), time.Now())
+	e.RetryAfterDuration = parseRetryAfter(a.Headers.RetryAfter, time.Now())
 	return e
-}
-
-func answerHeader(a batchAnswer, name string) string {
-	for k, v := range a.Headers {
-		if strings.EqualFold(k, name) {
-			return v
-		}
-	}
-	return ""
 }
 
 // succeeded checks that a successful inner answer is a 200: any other 2xx is an
