@@ -23,7 +23,9 @@ import (
 // checkMemberGroups costs 4 and getMemberGroups 2 — and unlike getMemberGroups it pages
 // instead of failing past 11,000 groups. Its items are groups, directory roles and
 // administrative units; only ids are compared, and a role or unit id never equals a
-// group's. The first page comes in the batch; further pages (a user in more than 999
+// group's. The page's least privileged application permission is User.Read.All: without a
+// permission to read groups they come back with limited information, @odata.type and id
+// (api-reference/includes/limited-info.md), which is all this read uses. The first page comes in the batch; further pages (a user in more than 999
 // groups) are read one by one until a page matches or the last page has been read, so an
 // empty result means every page was read. Matched holds the lower-cased ids of groupIDs
 // found on the pages read (all of them when no page had to be skipped).
