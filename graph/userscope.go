@@ -38,7 +38,9 @@ import (
 // 429, 503 or 504 is retried as the client's retry handler retries a call — up to
 // Options.MaxRetries times, after its Retry-After (or the backoff when it has none), never
 // waiting more than 3 minutes in all — by a new batch holding only the requests that failed;
-// past that it is returned with its RetryAfter. With no groupIDs it is User.
+// past that it is returned with its RetryAfter. A user read that failed for good (not found,
+// say) ends the call at once with its error, whatever the membership read answered. With
+// no groupIDs it is User.
 func (c *Client) UserInGroups(ctx context.Context, userID string, groupIDs []string) (User, []string, error) {
 	if len(groupIDs) == 0 {
 		u, err := c.User(ctx, userID)
@@ -79,8 +81,8 @@ func (c *Client) UserInGroups(ctx context.Context, userID string, groupIDs []str
 			answers[it.ID] = a
 			delete(items, it.ID)
 		}
-		if again == nil {
-			break
+		if a, ok := answers["user"]; again == nil || ok && a.Status >= 300 {
+			break // done, or the user read failed for good: the membership cannot matter
 		}
 		wait := batchWait(again, attempt)
 		if attempt > c.maxRetries || waited+wait > maxRetryWait {
@@ -92,7 +94,7 @@ func (c *Client) UserInGroups(ctx context.Context, userID string, groupIDs []str
 		}
 		waited += wait
 	}
-	u, err := userAnswer(userOp, answers["user"])
+	u, err := userAnswer(userOp, answers["user"]) // first: its failure (not found) decides
 	if err != nil {
 		return User{}, nil, err
 	}

@@ -83,6 +83,7 @@ func TestUserInGroupsFaultsOnEachInnerRequest(t *testing.T) {
 		{"user 403 is systemic", graphtest.OpGetUser, 403, 1, adeleID, behaviour{systemic: true}, 1, 1, 1},
 		{"user 500 is temporary", graphtest.OpGetUser, 500, 1, adeleID, behaviour{temporary: true}, 1, 1, 1},
 		{"a throttled envelope is retried whole", graphtest.OpBatch, 429, 1, adeleID, behaviour{}, 2, 1, 1},
+		{"a missing user is not found without waiting for a throttled membership read", graphtest.OpTransitiveMemberOf, 429, 0, goneID, behaviour{notFound: true}, 1, 1, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
