@@ -187,3 +187,53 @@ func TestReconcileCombinedReadFailureNeverRevokes(t *testing.T) {
 		})
 	}
 }
+
+// A directory without the combined read is read one call at a time: the scope only when it
+// can change the verdict, so a refused user costs no scope check and a verified write four
+// round trips (user ∥ GET, scope, write, user ∥ scope).
+func TestReconcileSequentialDirectoryChecksScopeOnlyWhenItMatters(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name       string
+		user       worker.User
+		memberOf   int
+		roundTrips int
+	}{
+		{"grant to a user in scope", wt.TeamsUser(1), 2, 4},
+		{"no-op for a refused user", disabled(wt.TeamsUser(1)), 0, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := wt.NewDirectory(tc.user)
+			dir.SetGroup(batchScope, tc.user.ID)
+			tl := &timeline{}
+			p := wt.Policy
+			p.ScopeGroups = []string{batchScope}
+			r := worker.NewReconciler(timedSequential{dir.Sequential(), tl}, timedAssignments{wt.NewAssignments(), tl}, p, worker.ReconcilerOptions{})
+			if _, err := r.Reconcile(context.Background(), worker.Target{Principal: tc.user.ID}); err != nil {
+				t.Fatal(err)
+			}
+			if dir.Calls("UserInGroups") != 0 || dir.Calls("MemberOf") != tc.memberOf {
+				t.Errorf("%d combined reads and %d scope checks, want 0 and %d", dir.Calls("UserInGroups"), dir.Calls("MemberOf"), tc.memberOf)
+			}
+			if got := tl.roundTrips(); got != tc.roundTrips {
+				t.Errorf("%d round trips, want %d", got, tc.roundTrips)
+			}
+		})
+	}
+}
+
+type timedSequential struct {
+	*wt.SequentialDirectory
+	tl *timeline
+}
+
+func (d timedSequential) User(ctx context.Context, id string) (worker.User, error) {
+	defer d.tl.call(ctx)()
+	return d.SequentialDirectory.User(ctx, id)
+}
+
+func (d timedSequential) MemberOf(ctx context.Context, id string, groups []string) ([]string, error) {
+	defer d.tl.call(ctx)()
+	return d.SequentialDirectory.MemberOf(ctx, id, groups)
+}

@@ -2,6 +2,7 @@ package workertest
 
 import (
 	"context"
+	"iter"
 
 	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
@@ -25,4 +26,28 @@ func (d *Directory) UserInGroups(ctx context.Context, userID string, groupIDs []
 		return worker.User{}, nil, merr
 	}
 	return u, in, nil
+}
+
+// Sequential returns d without its combined read: a directory the Reconciler reads one call
+// at a time (the user, then the scope when it can change the verdict), as it reads any
+// directory that has no UserInGroups. Calls and scripted failures are d's.
+func (d *Directory) Sequential() *SequentialDirectory { return &SequentialDirectory{d: d} }
+
+// SequentialDirectory is a Directory seen without UserInGroups (see Sequential).
+type SequentialDirectory struct{ d *Directory }
+
+func (s *SequentialDirectory) User(ctx context.Context, idOrUPN string) (worker.User, error) {
+	return s.d.User(ctx, idOrUPN)
+}
+
+func (s *SequentialDirectory) DeletedUser(ctx context.Context, upn string) (worker.User, error) {
+	return s.d.DeletedUser(ctx, upn)
+}
+
+func (s *SequentialDirectory) MemberOf(ctx context.Context, userID string, groupIDs []string) ([]string, error) {
+	return s.d.MemberOf(ctx, userID, groupIDs)
+}
+
+func (s *SequentialDirectory) GroupMembers(ctx context.Context, groupID string) iter.Seq2[string, error] {
+	return s.d.GroupMembers(ctx, groupID)
 }
