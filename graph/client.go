@@ -13,6 +13,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	abs "github.com/microsoft/kiota-abstractions-go"
+	absauth "github.com/microsoft/kiota-abstractions-go/authentication"
 	khttp "github.com/microsoft/kiota-http-go"
 	msgraphsdk "github.com/microsoftgraph/msgraph-sdk-go"
 	core "github.com/microsoftgraph/msgraph-sdk-go-core"
@@ -61,6 +62,15 @@ type Client struct {
 	log       *slog.Logger
 	calls     atomic.Int64
 	pageCount atomic.Int64
+	// maxRetries is the retry handler's bound (< 0: none), which UserInGroups applies to
+	// the inner requests of its batch.
+	maxRetries int
+	// http is the SDK's middleware over the counted transport (httpClient), tokens the
+	// SDK's token provider and batchURL the $batch endpoint: sendBatch posts through them
+	// without kiota's request and response objects (batch.go).
+	http     *http.Client
+	tokens   absauth.AccessTokenProvider
+	batchURL *url.URL
 }
 
 // NewClient builds a client whose requests carry a bearer token for Scope from cred.
@@ -100,6 +110,10 @@ func NewClient(cred azcore.TokenCredential, o *Options) (*Client, error) {
 		return nil, fmt.Errorf("graph: request adapter: %w", err)
 	}
 	adapter.SetBaseUrl(endpoint + "/v1.0")
+	c.http, c.tokens = httpClient, auth.GetAuthorizationTokenProvider()
+	if c.batchURL, err = url.Parse(endpoint + "/v1.0/$batch"); err != nil {
+		return nil, fmt.Errorf("graph: batch endpoint: %w", err)
+	}
 	c.sdk = msgraphsdk.NewGraphServiceClient(adapter)
 	c.adapter = adapter
 	return c, nil
@@ -156,10 +170,12 @@ func (c *Client) httpClient(o *Options) (*http.Client, error) {
 		return nil, fmt.Errorf("graph: middleware: %w", err)
 	}
 	telemetry := msgraphsdk.GetDefaultClientOptions()
+	retry := newRetryHandler(o.MaxRetries, c.log)
+	c.maxRetries = retry.maxRetries
 	mw := []khttp.Middleware{
 		core.NewGraphTelemetryHandler(&telemetry),
 		khttp.NewUrlReplaceHandler(true, core.ReplacementPairs),
-		newRetryHandler(o.MaxRetries, c.log),
+		retry,
 	}
 	for _, m := range kiota {
 		if _, isRetry := m.(*khttp.RetryHandler); !isRetry { // retry.go replaces it

@@ -1,6 +1,7 @@
 // Package graph reads the Microsoft Entra ID directory through Microsoft Graph
 // (msgraph-sdk-go) for the reconcile: one user by id or UPN with the eligibility policy's
-// properties selected, transitive scope membership, the paged candidate sets a backfill
+// properties selected, transitive scope membership, both of these in one JSON $batch
+// (UserInGroups: one round trip, each inner request throttled and retried on its own), the paged candidate sets a backfill
 // walks (scope members, Teams users, resource accounts, deleted users), and the change
 // notification subscriptions that feed the queue.
 //

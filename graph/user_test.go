@@ -193,11 +193,14 @@ func TestCredentialFailureIsSystemic(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, err = c.User(context.Background(), adeleID)
-			if got, want := classify(err), (behaviour{systemic: true}); got != want {
-				t.Errorf("behaviour = %+v, want %+v (err %v)", got, want, err)
-			}
-			if !errors.Is(err, tt.err) {
-				t.Errorf("err %v does not wrap the credential's error", err)
+			_, _, berr := c.UserInGroups(context.Background(), adeleID, []string{scope})
+			for name, err := range map[string]error{"User": err, "UserInGroups": berr} {
+				if got, want := classify(err), (behaviour{systemic: true}); got != want {
+					t.Errorf("%s: behaviour = %+v, want %+v (err %v)", name, got, want, err)
+				}
+				if !errors.Is(err, tt.err) {
+					t.Errorf("%s: err %v does not wrap the credential's error", name, err)
+				}
 			}
 			if srv.TotalCalls() != 0 {
 				t.Errorf("server saw %d calls; nothing should be sent without a token", srv.TotalCalls())

@@ -163,3 +163,13 @@ type wirePage struct {
 type wireStrings struct {
 	Value []string `json:"value"`
 }
+
+// wireObjects is a page of a directoryObject collection with ids selected
+// (transitiveMemberOf). Value is nil when the answer has no value array.
+type wireObjects struct {
+	Value *[]struct {
+		ID   string `json:"id"`
+		Type string `json:"@odata.type"`
+	} `json:"value"`
+	NextLink string `json:"@odata.nextLink"`
+}

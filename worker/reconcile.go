@@ -13,14 +13,6 @@ import (
 type ReconcilerOptions struct {
 	// DryRun makes every reconcile read and decide but never write; results say DryRun.
 	DryRun bool
-	// ScopeBesideUser starts the scope check (checkMemberGroups) beside the first user
-	// read instead of after it, when the policy has scope groups: one round trip less for
-	// every user in scope (an eligible no-op costs one instead of two, a verified grant
-	// three instead of four), at the price of a check wasted on every user the policy
-	// refuses anyway (disabled, a guest, no enabled Teams plan), which otherwise costs
-	// nothing. docs/benchmarks.md gives both. The verifying read after a write always
-	// checks the scope beside the user when the user was otherwise eligible.
-	ScopeBesideUser bool
 }
 
 // Reconciler converges one principal's assignment to the policy: it reads the directory
@@ -33,8 +25,6 @@ type Reconciler struct {
 	acs    Assignments
 	policy Policy
 	dryRun bool
-	// scopeBesideUser: see ReconcilerOptions.ScopeBesideUser.
-	scopeBesideUser bool
 }
 
 // WithAssignments returns a copy of r that makes its ACS calls through wrap(r's client)
@@ -61,12 +51,13 @@ const maxWriteRounds = 3
 func NewReconciler(dir directory, acs Assignments, p Policy, o ReconcilerOptions) *Reconciler {
 	p.ClientIDs = normalizeClientIDs(p.ClientIDs)
 	p.ScopeGroups = slices.Clone(p.ScopeGroups)
-	return &Reconciler{dir: dir, acs: acs, policy: p, dryRun: o.DryRun, scopeBesideUser: o.ScopeBesideUser}
+	return &Reconciler{dir: dir, acs: acs, policy: p, dryRun: o.DryRun}
 }
 
 // Reconcile reads the principal (object id or UPN) from the directory and its assignment
-// from ACS side by side, checks scope membership when the policy has scope groups, then
-// converges the assignment. Every write is verified: the directory (and the scope) is read
+// from ACS side by side, checks scope membership when the policy has scope groups — in the
+// same round trip as the user read when the directory offers a combined read
+// (userScopeReader), after it otherwise — then converges the assignment. Every write is verified: the directory (and the scope) is read
 // again after it, and when that read gives another verdict the reconcile starts over from a
 // fresh ACS read, at most maxWriteRounds writes, then a temporary error. So whichever write
 // of several replicas lands last is followed by a directory read made after it, and a stale
@@ -158,7 +149,7 @@ func (r *Reconciler) converge(ctx context.Context, t Target, snap snapshot, cur 
 // readBoth reads the user (and the scope) and the assignment side by side.
 func (r *Reconciler) readBoth(ctx context.Context, t Target, oid string) (snapshot, *Assignment, error) {
 	acs := r.startCurrent(ctx, oid)
-	snap, err := r.readDirectory(ctx, t, oid, r.scopeBesideUser)
+	snap, err := r.readDirectory(ctx, t, oid, false)
 	if err != nil {
 		acs.drop()
 		return snap, nil, err
@@ -224,11 +215,16 @@ func (r *Reconciler) readDeleted(ctx context.Context, t Target, upn string) (sna
 }
 
 // readDirectory reads the user by object id and, when it can change the verdict, the
-// scope. With speculate the scope check runs beside the user read instead of after it: one
-// round trip instead of two, at the cost of a wasted check when the user turns out to be
-// refused anyway, so callers speculate only when the last read found the user otherwise
-// eligible (the verifying read after a write).
+// scope: both in one round trip when the directory offers a combined read
+// (userScopeReader, the graph client's $batch), whatever the user turns out to be.
+// Otherwise the scope check follows the user read, and is skipped for a user the policy
+// refuses anyway; with speculate it runs beside the user read instead (one round trip, at
+// the cost of a wasted check when the user is refused), which callers ask only when the
+// last read found the user otherwise eligible (the verifying read after a write).
 func (r *Reconciler) readDirectory(ctx context.Context, t Target, oid string, speculate bool) (snapshot, error) {
+	if rd, ok := r.dir.(userScopeReader); ok && r.needsScope(t) {
+		return r.readCombined(ctx, rd, oid)
+	}
 	snap := snapshot{oid: oid, inScope: true}
 	var early *pendingScope
 	if speculate && r.needsScope(t) {
@@ -246,6 +242,32 @@ func (r *Reconciler) readDirectory(ctx context.Context, t Target, oid string, sp
 	snap.user = &u
 	snap.inScope, err = r.scopeOf(ctx, t, u, early)
 	return snap, err
+}
+
+// userScopeReader is a directory that reads a user and the user's membership in groups in
+// one round trip (graph.Client.UserInGroups: one JSON $batch). Only the user read may say
+// not found; a membership read that fails, or answers not found, is an error of its own.
+type userScopeReader interface {
+	// UserInGroups returns the user and which of groupIDs it is a transitive member of
+	// (empty: of none).
+	UserInGroups(ctx context.Context, userID string, groupIDs []string) (User, []string, error)
+}
+
+// readCombined reads the user and the scope together: one round trip whatever the user
+// turns out to be. A user the policy refuses whatever the scope gets inScope true, as
+// scopeOf gives it, so the reason names what makes the user ineligible.
+func (r *Reconciler) readCombined(ctx context.Context, rd userScopeReader, oid string) (snapshot, error) {
+	snap := snapshot{oid: oid, inScope: true}
+	u, groups, err := rd.UserInGroups(ctx, oid, r.policy.ScopeGroups)
+	switch {
+	case IsNotFound(err):
+		return snap, nil
+	case err != nil:
+		return snap, fmt.Errorf("read user %s and its scope: %w", oid, classify(ctx, err))
+	}
+	snap.user = &u
+	snap.inScope = len(groups) > 0 || Eligibility(&u, true, r.policy).Type == ""
+	return snap, nil
 }
 
 // needsScope reports whether the policy's scope applies to t: operator commands bypass

@@ -387,7 +387,7 @@ func TestReconcileKnownMakesNoDirectoryCalls(t *testing.T) {
 	}
 }
 
-// Scope is read once per directory read, and only when it can change the verdict: the policy has scope groups,
+// Read one call at a time, the scope is read once per directory read, and only when it can change the verdict: the policy has scope groups,
 // the message asks for a reconcile, and the user is otherwise eligible. A user refused for
 // another reason is revoked with that reason, whatever the scope.
 func TestReconcileScopeIsReadOnlyWhenItCanChangeTheVerdict(t *testing.T) {
@@ -418,7 +418,9 @@ func TestReconcileScopeIsReadOnlyWhenItCanChangeTheVerdict(t *testing.T) {
 		p := rcPolicy
 		p.ScopeGroups = tc.scope
 		acs := wt.NewAssignments(userAssignment(rcAlice, ourApp1))
-		r := worker.NewReconciler(dir, acs, p, worker.ReconcilerOptions{})
+		// The one-call-at-a-time path: a directory without the combined read
+		// (TestReconcileReadsUserAndScopeInOneRequest covers the combined one).
+		r := worker.NewReconciler(dir.Sequential(), acs, p, worker.ReconcilerOptions{})
 		res, err := r.Reconcile(context.Background(), tc.target)
 		if err != nil {
 			t.Fatal(err)

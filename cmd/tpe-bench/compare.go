@@ -26,7 +26,7 @@ type comparison struct {
 
 // comparedFigures are the fields Ratios are computed for, when both lines have them.
 var comparedFigures = []string{"msgs_per_sec", "p50_ms", "p99_ms", "noop_p50_ms", "write_p50_ms",
-	"cpu_us_per_msg", "peak_rss_mb", "graph_calls_per_msg", "graph_ru_per_msg", "acs_calls_per_msg"}
+	"cpu_us_per_msg", "peak_rss_mb", "graph_calls_per_msg", "graph_requests_per_msg", "graph_ru_per_msg", "acs_calls_per_msg"}
 
 // runBaseline runs bin with sub and args less --compare and decodes its line; nil, nil when
 // bin is empty.

@@ -42,24 +42,52 @@ var graphBaseCosts = map[string]int{
 // graphRequestCost is the resource units of one Graph request; body is its body (a
 // $batch's requests are read from it).
 func graphRequestCost(r *http.Request, body []byte) int {
-	path := graphPath(r.URL.Path)
-	if r.Method == http.MethodPost && path == "$batch" {
-		reqs, ok := batchRequests(body)
-		if !ok || len(reqs) == 0 {
-			return 1
-		}
-		n := 0
-		for _, br := range reqs {
-			u, err := url.Parse(br.URL)
-			if err != nil {
-				n++
-				continue
-			}
-			n += graphCost(strings.ToUpper(br.Method), graphPath(u.Path), u.Query())
-		}
-		return n
+	reqs, isBatch := batchOf(r, body)
+	return graphCallCost(r, reqs, isBatch)
+}
+
+// batchOf reports whether r is a $batch and, when it is, its requests (none when the body
+// cannot be read).
+func batchOf(r *http.Request, body []byte) ([]batchRequest, bool) {
+	if graphPath(r.URL.Path) != "$batch" {
+		return nil, false
 	}
-	return graphCost(r.Method, path, r.URL.Query())
+	reqs, _ := batchRequests(body)
+	return reqs, true
+}
+
+// graphCallCost is graphRequestCost with the batch already read: a batch costs what its
+// requests cost, 1 when it holds none that can be read.
+func graphCallCost(r *http.Request, reqs []batchRequest, isBatch bool) int {
+	if !isBatch {
+		return graphCost(r.Method, graphPath(r.URL.Path), r.URL.Query())
+	}
+	if len(reqs) == 0 {
+		return 1
+	}
+	n := 0
+	for _, br := range reqs {
+		u, err := url.Parse(br.URL)
+		if err != nil {
+			n++
+			continue
+		}
+		n += graphCost(strings.ToUpper(br.Method), graphPath(u.Path), u.Query())
+	}
+	return n
+}
+
+// graphRequestCount is how many Graph requests r carries: a $batch's requests (1 when its
+// body cannot be read), 1 for any other request.
+func graphRequestCount(r *http.Request, body []byte) int {
+	return graphCallCount(batchOf(r, body))
+}
+
+func graphCallCount(reqs []batchRequest, isBatch bool) int {
+	if isBatch && len(reqs) > 0 {
+		return len(reqs)
+	}
+	return 1
 }
 
 // graphCost is the cost of one request to path (relative to the version root).

@@ -51,9 +51,12 @@ type latencyResult struct {
 	ByOutcome map[string]latencyFigures `json:"by_outcome"`
 
 	// Calls per message, counted at the transport (retries included), over all messages.
-	GraphCallsPerMsg float64 `json:"graph_calls_per_msg"`
-	ACSCallsPerMsg   float64 `json:"acs_calls_per_msg"`
-	GraphRUPerMsg    float64 `json:"graph_ru_per_msg"`
+	// A Graph call is one HTTP request; GraphRequestsPerMsg counts a $batch's inner
+	// requests one by one (each is throttled and costed on its own).
+	GraphCallsPerMsg    float64 `json:"graph_calls_per_msg"`
+	GraphRequestsPerMsg float64 `json:"graph_requests_per_msg"`
+	ACSCallsPerMsg      float64 `json:"acs_calls_per_msg"`
+	GraphRUPerMsg       float64 `json:"graph_ru_per_msg"`
 	// UnattributedCalls are calls that named no principal, or none a message reported.
 	UnattributedCalls int `json:"unattributed_calls"`
 
@@ -86,6 +89,7 @@ type latencyFigures struct {
 	// call.
 	Queued        int     `json:"queued"`
 	GraphCalls    float64 `json:"graph_calls_per_msg"`
+	GraphRequests float64 `json:"graph_requests_per_msg"`
 	ACSCalls      float64 `json:"acs_calls_per_msg"`
 	GraphRUPerMsg float64 `json:"graph_ru_per_msg"`
 }
@@ -113,6 +117,7 @@ func runLatency(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	traces, unattributed := t.traces()
 	res := latency(f, run, traces)
 	res.UnattributedCalls = unattributed
+	res.GraphRequestsPerMsg = round3(float64(t.requests()) / float64(f.messages))
 	res.emulatorReport = newEmulatorReport(f.inProcess, emu, res.Messages)
 	res.Compare = base.against(res)
 	return printJSON(stdout, res)
@@ -168,7 +173,7 @@ func figures(group []*msgTrace, graph, acs, rt time.Duration) latencyFigures {
 	paths := make([]time.Duration, len(group)) // call counts, sorted as durations
 	var f latencyFigures
 	var waits []time.Duration
-	var graphCalls, acsCalls, ru int
+	var graphCalls, graphRequests, acsCalls, ru int
 	for i, m := range group {
 		lat[i] = m.latency
 		if len(m.calls) > 0 {
@@ -184,6 +189,7 @@ func figures(group []*msgTrace, graph, acs, rt time.Duration) latencyFigures {
 		for _, c := range m.calls {
 			if c.graph {
 				graphCalls++
+				graphRequests += c.requests
 				ru += c.ru
 			} else {
 				acsCalls++
@@ -199,6 +205,7 @@ func figures(group []*msgTrace, graph, acs, rt time.Duration) latencyFigures {
 	f.PathCalls = float64(percentile(sorted(paths), 0.5))
 	f.WaitP50MS, f.WaitP99MS = ms(percentile(sorted(waits), 0.5)), ms(percentile(sorted(waits), 0.99))
 	f.GraphCalls, f.ACSCalls = round3(float64(graphCalls)/k), round3(float64(acsCalls)/k)
+	f.GraphRequests = round3(float64(graphRequests) / k)
 	f.GraphRUPerMsg = round3(float64(ru) / k)
 	if rt > 0 {
 		f.RoundTrips = round3(f.P50MS / ms(rt))

@@ -28,12 +28,23 @@ func TestGraphCostFollowsThePublishedTable(t *testing.T) {
 			`{"requests":[{"id":"1","method":"GET","url":"/users/` + user + `?$select=id"},` +
 				`{"id":"2","method":"POST","url":"/users/` + user + `/checkMemberGroups"}]}`, 5},
 		{"a batch that is not JSON costs 1", "POST", "/v1.0/$batch", `{`, 1},
+		{"the worker's combined read costs 2", "POST", "/v1.0/$batch",
+			`{"requests":[{"id":"user","method":"GET","url":"/users/` + user + `?$select=id,accountEnabled"},` +
+				`{"id":"member","method":"GET","url":"/users/` + user + `/transitiveMemberOf?$select=id&$top=999"}]}`, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := httptest.NewRequest(tt.method, "http://graph.test"+tt.target, strings.NewReader(tt.body))
 			if got := graphRequestCost(r, []byte(tt.body)); got != tt.want {
 				t.Errorf("cost of %s %s = %d, want %d", tt.method, tt.target, got, tt.want)
+			}
+			reqs, ok := batchRequests([]byte(tt.body))
+			want := 1
+			if ok && len(reqs) > 0 && strings.HasSuffix(tt.target, "$batch") {
+				want = len(reqs)
+			}
+			if got := graphRequestCount(r, []byte(tt.body)); got != want {
+				t.Errorf("requests in %s %s = %d, want %d", tt.method, tt.target, got, want)
 			}
 		})
 	}

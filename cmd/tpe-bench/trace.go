@@ -30,6 +30,9 @@ type call struct {
 	graph      bool
 	start, end time.Time
 	ru         int // Graph resource units (graphcost.go); 0 for ACS
+	// requests is how many Graph requests the call carried: a $batch's inner requests, 1
+	// for any other Graph call, 0 for ACS.
+	requests int
 }
 
 // msgTrace is one delivery's measures.
@@ -63,6 +66,8 @@ type tracer struct {
 	open         map[*worker.Delivery]*msgTrace
 	done         []*msgTrace
 	unattributed int
+	// graphRequests counts the Graph requests of every call, attributed or not.
+	graphRequests int
 }
 
 func newTracer() *tracer {
@@ -83,14 +88,16 @@ func (t *tracer) transport(next http.RoundTripper) http.RoundTripper {
 			r = r.Clone(r.Context())
 			r.Body = io.NopCloser(bytes.NewReader(b))
 		}
-		graph, id := principalOf(r, body)
+		reqs, isBatch := batchOf(r, body) // read once: the tracer's CPU counts in the bench's
+		graph, id := principalOfParsed(r, reqs, isBatch)
 		c := call{graph: graph, start: time.Now()}
 		if graph {
-			c.ru = graphRequestCost(r, body)
+			c.ru, c.requests = graphCallCost(r, reqs, isBatch), graphCallCount(reqs, isBatch)
 		}
 		resp, err := next.RoundTrip(r)
 		c.end = time.Now()
 		t.mu.Lock()
+		t.graphRequests += c.requests
 		if id == "" {
 			t.unattributed++
 		} else {
@@ -105,6 +112,12 @@ func (t *tracer) transport(next http.RoundTripper) http.RoundTripper {
 // is about: the id after users/ (in the path or in a $batch's first request that has one),
 // or the last segment of an ACS assignments path; "" when none.
 func principalOf(r *http.Request, body []byte) (graph bool, id string) {
+	reqs, isBatch := batchOf(r, body)
+	return principalOfParsed(r, reqs, isBatch)
+}
+
+// principalOfParsed is principalOf with a $batch's requests already read (batchOf).
+func principalOfParsed(r *http.Request, reqs []batchRequest, isBatch bool) (graph bool, id string) {
 	p := r.URL.Path
 	graph = strings.HasPrefix(p, "/v1.0/") || strings.HasPrefix(p, "/beta/")
 	if !graph {
@@ -113,8 +126,7 @@ func principalOf(r *http.Request, body []byte) (graph bool, id string) {
 		}
 		return false, strings.ToLower(id)
 	}
-	if graphPath(p) == "$batch" {
-		reqs, _ := batchRequests(body)
+	if isBatch {
 		for _, br := range reqs {
 			if u, err := url.Parse(br.URL); err == nil {
 				if id = userOf(graphPath(u.Path)); id != "" {
@@ -260,4 +272,11 @@ func criticalPath(calls []call, graph, acs time.Duration) (n int, bound time.Dur
 		}
 	}
 	return out.n, out.bound
+}
+
+// requests is how many Graph requests the calls so far carried.
+func (t *tracer) requests() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.graphRequests
 }

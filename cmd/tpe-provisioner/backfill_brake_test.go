@@ -285,8 +285,8 @@ func TestBrakeAndSweepSettings(t *testing.T) {
 
 // A transitiveMembers index that lost its entries answers an empty listing while the
 // group still has its members: backfill refuses to plan from it; forced, it plans every
-// holder's out-of-scope revoke, and each one's own checkMemberGroups keeps it from being
-// written.
+// holder's out-of-scope revoke, and each one's own scope check (transitiveMemberOf) keeps
+// it from being written.
 func TestBackfillConfirmsListingRevokesWithTheUsersScopeCheck(t *testing.T) {
 	emu := startLocalEmulators(t)
 	withEnviron(t, emulatorEnv(emu))
@@ -303,7 +303,7 @@ func TestBackfillConfirmsListingRevokesWithTheUsersScopeCheck(t *testing.T) {
 	if code := realMain([]string{"backfill", "--output", "json"}, &out, &errOut); code == 0 || !strings.Contains(errOut.String(), "empty") {
 		t.Errorf("backfill on an emptied listing exit %d, want non-zero saying the listing is empty\n%s", code, errOut.String())
 	}
-	checks := emu.graph.Calls("POST /v1.0/users/{id}/checkMemberGroups")
+	checks := emu.graph.Calls("GET /v1.0/users/{id}/transitiveMemberOf")
 	out, errOut = lockedBuffer{}, lockedBuffer{}
 	if code := realMain([]string{"backfill", "--output", "json", "--force"}, &out, &errOut); code != 0 {
 		t.Fatalf("forced backfill exit %d, want 0\n%s", code, errOut.String())
@@ -316,7 +316,7 @@ func TestBackfillConfirmsListingRevokesWithTheUsersScopeCheck(t *testing.T) {
 		t.Errorf("%d writes, applied %v, stale %d: want every planned revoke found stale by the user's scope check and none written",
 			writes()-before, totals.Applied, totals.Stale)
 	}
-	if got := emu.graph.Calls("POST /v1.0/users/{id}/checkMemberGroups") - checks; got < totals.Planned[worker.ActionRevoke] {
+	if got := emu.graph.Calls("GET /v1.0/users/{id}/transitiveMemberOf") - checks; got < totals.Planned[worker.ActionRevoke] {
 		t.Errorf("%d scope checks for %d planned revokes; want one per revoke", got, totals.Planned[worker.ActionRevoke])
 	}
 	if after := emu.acs.Assignments(); len(after) != len(held) {

@@ -10,8 +10,8 @@ import (
 	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
-// A permission missing for one operation only — ACS refusing PUT, Graph refusing
-// checkMemberGroups (no GroupMember.Read.All consent) — is invisible to a probe that only
+// A permission missing for one operation only — ACS refusing PUT, Graph refusing the
+// scope check (transitiveMemberOf, inside the worker's $batch) — is invisible to a probe that only
 // reads, and used to cycle every message through the broker until it was dead-lettered
 // MaxDeliveryCountExceeded. While such a fault lasts (here ~150 probe cycles) nothing is
 // dead-lettered and no message is abandoned more than once; once it is fixed, every
@@ -34,8 +34,8 @@ func TestE2EOneOperationRefusedKeepsTheCircuitOpenWithoutDeadLetters(t *testing.
 				}
 				return n
 			}},
-		{name: "Graph 403 on checkMemberGroups only",
-			fault: func(e *e2eEnv) { e.graph.FailOn(graphtest.OpCheckMemberGroups, 403, 0) },
+		{name: "Graph 403 on the scope check only",
+			fault: func(e *e2eEnv) { e.graph.FailOn(graphtest.OpTransitiveMemberOf, 403, 0) },
 			seen: func(e *e2eEnv) int {
 				n := 0
 				for _, r := range e.graph.Requests() {

@@ -1,7 +1,7 @@
 // Package graphtest is an in-process Microsoft Graph emulator for tests and local runs: it
 // serves, over real HTTP, exactly the endpoints the graph package calls (users by id or UPN,
-// filtered and paged user listings, transitive group members, checkMemberGroups, a group,
-// deleted users and subscriptions), with Graph's $select, paging and error shapes, and with
+// filtered and paged user listings, transitive group members, checkMemberGroups, a user's
+// transitiveMemberOf, a group, deleted users, subscriptions, and JSON batches of these), with Graph's $select, paging and error shapes, and with
 // scripted faults, so the real client runs end to end.
 //
 // A Directory holds the emulated tenant. It is safe for concurrent use, so tests may mutate
@@ -31,6 +31,14 @@
 //     silently ignored and the /$count segment is an error; the index behind these queries
 //     is separate from the one direct reads use.
 //   - user-checkmembergroups: at most 20 group ids per call.
+//   - user-list-transitivememberof: the user's groups (direct and nested) as directoryObjects
+//     with @odata.type; $select and $top (default 100, at most 999) in standard query mode;
+//     $search, $filter, $orderby and the OData cast need ConsistencyLevel: eventual.
+//   - json-batching: POST /v1.0/$batch with requests[{id, method, url, headers, body,
+//     dependsOn}], at most 20, ids unique regardless of case, relative urls, Content-Type
+//     with a body; responses[{id, status, headers, body}] in any order; a malformed batch is
+//     400, a parseable one 200 whatever its requests answered; each request is throttled on
+//     its own (an inner 429); a request depending on a failed one answers 424.
 //   - subscription-post-subscriptions, "Duplicate subscription behavior": a second
 //     subscription for the same resource and changeType, whatever its notificationUrl, is
 //     409 "Subscription Id <id> already exists for the requested combination".
@@ -67,6 +75,13 @@
 //     assignedLicenses/skuId the graph package sends; any other filter is 400
 //     Request_UnsupportedQuery (deletedItems and transitiveMembers take none).
 //   - GET /groups/{id} returns only id and displayName.
+//   - $batch: the codes of the whole-batch 400s; a body without Content-Type fails the whole
+//     batch; a nested batch is refused; requests run one after another (without a second
+//     Latency); the envelope meets FailNext, FailOn(OpBatch) and the fault rate like any
+//     request; responses are shuffled by the seeded generator.
+//   - transitiveMemberOf: items ordered by id; @odata.type sent with $select=id too; $filter,
+//     $search, $orderby and $count are refused (not implemented); the emulator holds no
+//     directory roles or administrative units.
 //
 // # Scripted faults
 //
@@ -74,7 +89,9 @@
 // Whole-server: FailNext(status, retryAfter) fails the next requests whatever their route;
 // Options.FaultRate fails a seeded share with 429, 500 or 503; Options.Latency slows every
 // answer. Per operation, named by the Op constants (OpGetUser, OpListUsers,
-// OpCheckMemberGroups, OpTransitiveMembers, OpDeletedItems, OpGetGroup, OpSubscriptions):
+// OpCheckMemberGroups, OpTransitiveMembers, OpTransitiveMemberOf, OpDeletedItems,
+// OpGetGroup, OpSubscriptions, OpBatch for a batch's envelope; a batch's requests meet the
+// faults of their own operations):
 //
 //	srv.FailOn(graphtest.OpCheckMemberGroups, 403, 0) // 403 on checkMemberGroups only, until cleared
 //	srv.FailOn(graphtest.OpGetUser, 503, 2)           // the next two user reads

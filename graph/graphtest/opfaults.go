@@ -11,13 +11,15 @@ import (
 // Operation names for the per-operation faults (FailOn, EmptyListing). Each names the
 // Graph operations of one or more routes; OpSubscriptions covers every /subscriptions route.
 const (
-	OpGetUser           = "getUser"           // GET /users/{id | UPN} and /users('{UPN}')
-	OpListUsers         = "listUsers"         // GET /users
-	OpCheckMemberGroups = "checkMemberGroups" // POST /users/{id}/checkMemberGroups
-	OpTransitiveMembers = "transitiveMembers" // GET /groups/{id}/transitiveMembers/microsoft.graph.user
-	OpDeletedItems      = "deletedItems"      // GET /directory/deletedItems/microsoft.graph.user
-	OpGetGroup          = "getGroup"          // GET /groups/{id}
-	OpSubscriptions     = "subscriptions"     // every /subscriptions route
+	OpGetUser            = "getUser"            // GET /users/{id | UPN} and /users('{UPN}')
+	OpListUsers          = "listUsers"          // GET /users
+	OpCheckMemberGroups  = "checkMemberGroups"  // POST /users/{id}/checkMemberGroups
+	OpTransitiveMembers  = "transitiveMembers"  // GET /groups/{id}/transitiveMembers/microsoft.graph.user
+	OpDeletedItems       = "deletedItems"       // GET /directory/deletedItems/microsoft.graph.user
+	OpGetGroup           = "getGroup"           // GET /groups/{id}
+	OpTransitiveMemberOf = "transitiveMemberOf" // GET /users/{id}/transitiveMemberOf
+	OpBatch              = "batch"              // POST /$batch, the envelope (its requests fault as their own operations)
+	OpSubscriptions      = "subscriptions"      // every /subscriptions route
 )
 
 // routeOps maps each route pattern (as Calls names it) to its operation.
@@ -28,6 +30,8 @@ var routeOps = map[string]string{
 	"GET /v1.0/groups/{id}/transitiveMembers/microsoft.graph.user": OpTransitiveMembers,
 	"GET /v1.0/directory/deletedItems/microsoft.graph.user":        OpDeletedItems,
 	"GET /v1.0/groups/{id}":                                        OpGetGroup,
+	"GET /v1.0/users/{id}/transitiveMemberOf":                      OpTransitiveMemberOf,
+	"POST /v1.0/$batch":                                            OpBatch,
 	"POST /v1.0/subscriptions":                                     OpSubscriptions,
 	"GET /v1.0/subscriptions":                                      OpSubscriptions,
 	"GET /v1.0/subscriptions/{id}":                                 OpSubscriptions,

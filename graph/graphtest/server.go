@@ -178,7 +178,9 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1.0/users", s.listUsers)
 	s.mux.HandleFunc("GET /v1.0/users/{id}", s.getUser)
 	s.mux.HandleFunc("POST /v1.0/users/{id}/checkMemberGroups", s.checkMemberGroups)
+	s.mux.HandleFunc("GET /v1.0/users/{id}/transitiveMemberOf", s.transitiveMemberOf)
 	s.mux.HandleFunc("GET /v1.0/groups/{id}", s.getGroup)
+	s.mux.HandleFunc("POST /v1.0/$batch", s.batch)
 	// Graph accepts the type cast with its full namespace or the "graph." alias (which the
 	// SDK sends); both count under the full route name.
 	s.mux.HandleFunc("GET /v1.0/users/$count", s.countUsers)
@@ -198,45 +200,49 @@ func (s *Server) routes() {
 // Handler returns the emulator's handler: request log and counters, latency, bearer-token
 // check, scripted faults, then the route.
 func (s *Server) Handler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		received := r // the request log shows what was sent
-		r = unquoteUserKey(r)
-		_, route := s.mux.Handler(r)
-		route = strings.Replace(route, "/graph.user", "/microsoft.graph.user", 1)
-		rec := &statusRecorder{ResponseWriter: w}
-		reqID := s.nextRequestID()
-		rec.Header().Set("request-id", reqID)
-		// Graph echoes the caller's client-request-id; without one, the emulator answers
-		// with the request-id (its own choice: observed, not documented).
-		clientID := r.Header.Get("client-request-id")
-		if clientID == "" {
-			clientID = reqID
-		}
-		rec.Header().Set("client-request-id", clientID)
-		defer s.record(received, route, rec)
-		if s.opts.Latency > 0 {
-			select {
-			case <-time.After(s.opts.Latency):
-			case <-r.Context().Done():
-				return
-			}
-		}
-		if e := s.authenticate(r); e != nil {
-			s.writeError(rec, r, e)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.serve(w, r, s.opts.Latency) })
+}
+
+// serve is Handler for one request, with latency added before it is served: a request of a
+// $batch is served the same way, without latency of its own (the batch paid it once).
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, latency time.Duration) {
+	received := r // the request log shows what was sent
+	r = unquoteUserKey(r)
+	_, route := s.mux.Handler(r)
+	route = strings.Replace(route, "/graph.user", "/microsoft.graph.user", 1)
+	rec := &statusRecorder{ResponseWriter: w}
+	reqID := s.nextRequestID()
+	rec.Header().Set("request-id", reqID)
+	// Graph echoes the caller's client-request-id; without one, the emulator answers
+	// with the request-id (its own choice: observed, not documented).
+	clientID := r.Header.Get("client-request-id")
+	if clientID == "" {
+		clientID = reqID
+	}
+	rec.Header().Set("client-request-id", clientID)
+	defer s.record(received, route, rec)
+	if latency > 0 {
+		select {
+		case <-time.After(latency):
+		case <-r.Context().Done():
 			return
 		}
-		op := routeOps[route]
-		r = withOp(r, op)
-		if e := s.fault(op); e != nil {
-			s.writeError(rec, r, e)
-			return
-		}
-		if route == "" {
-			s.writeError(rec, r, badRequest("BadRequest", "Resource not found for the segment '"+lastSegment(r.URL.Path)+"'."))
-			return
-		}
-		s.mux.ServeHTTP(rec, r)
-	})
+	}
+	if e := s.authenticate(r); e != nil {
+		s.writeError(rec, r, e)
+		return
+	}
+	op := routeOps[route]
+	r = withOp(r, op)
+	if e := s.fault(op); e != nil {
+		s.writeError(rec, r, e)
+		return
+	}
+	if route == "" {
+		s.writeError(rec, r, badRequest("BadRequest", "Resource not found for the segment '"+lastSegment(r.URL.Path)+"'."))
+		return
+	}
+	s.mux.ServeHTTP(rec, r)
 }
 
 func (s *Server) authenticate(r *http.Request) *apiError {

@@ -83,6 +83,16 @@ func (g Graph) MemberOf(ctx context.Context, userID string, groupIDs []string) (
 	return g.Client.MemberOf(ctx, userID, groupIDs)
 }
 
+// UserInGroups reads the user and which of groupIDs it is a transitive member of in one
+// Graph $batch (the worker's combined read).
+func (g Graph) UserInGroups(ctx context.Context, userID string, groupIDs []string) (worker.User, []string, error) {
+	u, in, err := g.Client.UserInGroups(ctx, userID, groupIDs)
+	if err != nil {
+		return worker.User{}, nil, err
+	}
+	return fromGraph(u), in, nil
+}
+
 // GroupExists reports whether the directory holds the group; only Graph's 404 says no.
 func (g Graph) GroupExists(ctx context.Context, groupID string) (bool, error) {
 	return g.Client.GroupExists(ctx, groupID)
