@@ -20,6 +20,7 @@ import (
 func init() {
 	commands["backfill"] = command{
 		summary: "reconcile the whole scope: plan (--dry-run), apply, or --enqueue the changes for every replica",
+		exits:   []exitCode{{3, "the revoke brake refused the plan: nothing was applied (review it, then --force)"}},
 		run:     runBackfill,
 	}
 }
@@ -31,7 +32,6 @@ const backfillConcurrency = 32
 func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c Config
 	fs := flag.NewFlagSet("backfill", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	output := fs.String("output", "table", "plan format: table or json (JSON Lines)")
 	force := fs.Bool("force", false, "apply revokes even when the brake trips")
 	enqueue := fs.Bool("enqueue", false, "send one reconcile command per planned change to SERVICEBUS_QUEUE instead of writing to ACS")
@@ -43,8 +43,8 @@ func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if environ("TPE_CONCURRENCY") == "" {
 		c.Concurrency = backfillConcurrency
 	}
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	if err := parseNoArgs(fs, args, stdout); err != nil {
+		return err
 	}
 	if *output != "table" && *output != "json" {
 		return fmt.Errorf("--output must be table or json, got %q", *output)

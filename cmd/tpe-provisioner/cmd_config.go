@@ -15,16 +15,15 @@ func init() {
 	}
 }
 
-func runConfig(_ context.Context, args []string, stdout, stderr io.Writer) error {
+func runConfig(_ context.Context, args []string, stdout, _ io.Writer) error {
 	var c Config
 	fs := flag.NewFlagSet("config", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	markdown := fs.Bool("markdown", false, "print the configuration table for the README")
 	if err := c.bindFlags(fs, environ); err != nil {
 		return err
 	}
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	if err := parseNoArgs(fs, args, stdout); err != nil {
+		return err
 	}
 	if *markdown {
 		fmt.Fprintln(stdout, "| env | flag | default | meaning |")

@@ -25,7 +25,24 @@ import (
 )
 
 func init() {
-	commands["deadletters"] = command{summary: "list, show, resubmit or purge the queue's dead letters", run: runDeadLetters}
+	commands["deadletters"] = command{
+		summary: "list, show, resubmit or purge the queue's dead letters",
+		args:    "list|show|resubmit|purge [SEQUENCE_NUMBER...]",
+		detail: `  list                     the dead letters: sequence number, enqueued time, reason, description,
+                           principal when the body names one
+  show SEQ                 one dead letter in full (clientState values redacted)
+  resubmit [SEQ...]        send each selected dead letter's original body, content type and
+                           application properties back to the queue, then remove the dead letter;
+                           all of them unless SEQ or --reason selects; --dry-run only lists them
+  purge [SEQ...]           remove the selected dead letters (all unless SEQ or --reason selects);
+                           asks on a terminal, needs --yes otherwise`,
+		exits: []exitCode{
+			{1, "also: purge was not confirmed on the terminal (nothing deleted)"},
+			{2, "also: purge off a terminal without --yes (nothing deleted)"},
+			{4, "show: no dead letter with that sequence number"},
+		},
+		run: runDeadLetters,
+	}
 }
 
 // Dead-letter properties Service Bus adds (application properties of the dead letter); a
@@ -55,22 +72,6 @@ var (
 	}
 )
 
-func deadLettersUsage(w io.Writer) {
-	fmt.Fprint(w, `usage: tpe-provisioner deadletters <list|show|resubmit|purge> [flags] [SEQUENCE_NUMBER...]
-
-  list                     the dead letters: sequence number, enqueued time, reason, description,
-                           principal when the body names one
-  show SEQ                 one dead letter in full (clientState values redacted)
-  resubmit [SEQ...]        send each selected dead letter's original body, content type and
-                           application properties back to the queue, then remove the dead letter;
-                           all of them unless SEQ or --reason selects; --dry-run only lists them
-  purge [SEQ...]           remove the selected dead letters (all unless SEQ or --reason selects);
-                           asks on a terminal, needs --yes otherwise
-
-flags:
-`)
-}
-
 // deadLetterCmd is the parsed command line of deadletters.
 type deadLetterCmd struct {
 	cfg    Config
@@ -83,11 +84,9 @@ type deadLetterCmd struct {
 	max    int
 }
 
-func parseDeadLetters(args []string, stderr io.Writer) (*deadLetterCmd, error) {
+func parseDeadLetters(args []string, stdout io.Writer) (*deadLetterCmd, error) {
 	d := &deadLetterCmd{}
 	fs := flag.NewFlagSet("deadletters", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { deadLettersUsage(stderr); fs.PrintDefaults() }
 	if err := d.cfg.bindGroups(fs, environ, groupQueue, groupLog); err != nil {
 		return nil, err
 	}
@@ -96,32 +95,30 @@ func parseDeadLetters(args []string, stderr io.Writer) (*deadLetterCmd, error) {
 	fs.BoolVar(&d.dryRun, "dry-run", false, "resubmit: list what would be resubmitted, change nothing")
 	fs.BoolVar(&d.yes, "yes", false, "purge without asking")
 	fs.IntVar(&d.max, "max", 10000, "read at most this many dead letters")
-	pos, err := parseInterleaved(fs, args)
+	pos, err := parseArgs(fs, args, stdout)
 	if err != nil {
-		return nil, errUsage
+		return nil, err
 	}
 	if len(pos) == 0 {
-		fs.Usage()
-		return nil, errUsage
+		return nil, usagef("missing the command: list, show, resubmit or purge")
 	}
 	d.verb, d.output = pos[0], *out
 	for _, a := range pos[1:] {
 		n, err := strconv.ParseInt(a, 10, 64)
 		if err != nil || n < 0 {
-			return nil, fmt.Errorf("%q is not a sequence number", a)
+			return nil, usagef("%q is not a sequence number", a)
 		}
 		d.seqs = append(d.seqs, n)
 	}
 	switch {
 	case !slices.Contains([]string{"list", "show", "resubmit", "purge"}, d.verb):
-		fs.Usage()
-		return nil, fmt.Errorf("unknown deadletters command %q (want list, show, resubmit or purge)", d.verb)
+		return nil, usagef("unknown deadletters command %q (want list, show, resubmit or purge)", d.verb)
 	case d.verb == "show" && len(d.seqs) != 1:
-		return nil, fmt.Errorf("show takes one sequence number")
+		return nil, usagef("show takes one sequence number")
 	case d.verb == "list" && len(d.seqs) > 0:
-		return nil, fmt.Errorf("list takes no sequence numbers")
+		return nil, usagef("list takes no sequence numbers")
 	case d.max < 1:
-		return nil, fmt.Errorf("--max must be at least 1")
+		return nil, usagef("--max must be at least 1")
 	}
 	if err := checkOutputFormat(d.output); err != nil {
 		return nil, err
@@ -130,7 +127,7 @@ func parseDeadLetters(args []string, stderr io.Writer) (*deadLetterCmd, error) {
 }
 
 func runDeadLetters(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	d, err := parseDeadLetters(args, stderr)
+	d, err := parseDeadLetters(args, stdout)
 	if err != nil {
 		return err
 	}

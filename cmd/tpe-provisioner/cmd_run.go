@@ -22,6 +22,8 @@ import (
 func init() {
 	commands["run"] = command{
 		summary: "consume the queue (or --source file:PATH) and keep assignments in step with the directory",
+		detail:  "The first SIGINT/SIGTERM drains: stop receiving, let in-flight messages finish within\nTPE_SHUTDOWN_TIMEOUT; a second one exits at once.",
+		exits:   []exitCode{{130, "a second SIGINT/SIGTERM ended the drain at once"}},
 		run:     runRun,
 	}
 }
@@ -34,13 +36,12 @@ var runGroups = []settingGroup{groupACS, groupTenant, groupGraph, groupPolicy, g
 func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c Config
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	source := fs.String("source", "", "read messages from `file:PATH` (JSON Lines, - for stdin) instead of Service Bus")
 	if err := c.bindGroups(fs, environ, runGroups...); err != nil {
 		return err
 	}
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	if err := parseNoArgs(fs, args, stdout); err != nil {
+		return err
 	}
 	if err := c.Validate(needs{acs: true, clientIDs: true, graph: true, source: *source == "", clientState: true}); err != nil {
 		return err

@@ -22,14 +22,13 @@ func init() {
 func runSubscribe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c Config
 	fs := flag.NewFlagSet("subscribe", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	list := fs.Bool("list", false, "list our subscriptions and their expiry")
 	del := fs.Bool("delete", false, "delete our subscriptions")
 	if err := c.bindGroups(fs, environ, groupGraph, groupTenant, groupTrust, groupPolicy, groupSubscriptions, groupLog); err != nil {
 		return err
 	}
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	if err := parseNoArgs(fs, args, stdout); err != nil {
+		return err
 	}
 	if err := c.Validate(needs{graph: true}); err != nil {
 		return err

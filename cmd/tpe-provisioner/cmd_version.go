@@ -90,10 +90,9 @@ func newBuildInfo() prometheus.Collector {
 
 func runVersion(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("version", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	out := outputFormatFlag(fs)
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	if err := parseNoArgs(fs, args, stdout); err != nil {
+		return err
 	}
 	if err := checkOutputFormat(*out); err != nil {
 		return err

@@ -1,0 +1,228 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+)
+
+// The habits every subcommand shares, so that the CLI behaves as az, kubectl and terraform
+// users expect: help on stdout with exit 0, a one-line usage error with a hint and exit 2,
+// flags before and after the positional arguments, -o/--output json|table, documented exit
+// codes, and --yes for what deletes.
+
+// exitCode is one documented exit status of a command.
+type exitCode struct {
+	code    int
+	meaning string
+}
+
+// Exit statuses every command shares.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+var commonExits = []exitCode{
+	{exitOK, "success"},
+	{exitFailure, "failure: the error is on stderr (a setting, a service, a check)"},
+	{exitUsage, "usage error: unknown command or flag, bad or missing argument, or a deletion off a terminal without --yes"},
+}
+
+// programExits are the statuses the top-level help lists: the common ones and every
+// command's own.
+var programExits = []exitCode{
+	{3, "backfill: the revoke brake refused the plan, nothing was applied"},
+	{4, "not found: get (no assignment), deadletters show (no such sequence number)"},
+	{130, "run: a second SIGINT/SIGTERM ended the drain at once"},
+}
+
+// usageError is a command line that cannot be run: realMain prints it with a hint to the
+// command's help and exits 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(format, a...)} }
+
+// parseArgs parses a command's flags from args, before, between and after its positional
+// arguments ("--" ends the flags), and returns the positional ones. -h or --help prints the
+// command's help on stdout and returns flag.ErrHelp (exit 0); a bad flag or value returns a
+// usageError. The flag package prints nothing itself.
+func parseArgs(fs *flag.FlagSet, args []string, stdout io.Writer) ([]string, error) {
+	fs.Usage = func() {}
+	fs.SetOutput(io.Discard)
+	pos, err := parseInterleaved(fs, args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		printHelp(stdout, fs)
+		return nil, flag.ErrHelp
+	case err != nil:
+		return nil, &usageError{err.Error()}
+	}
+	return pos, nil
+}
+
+// parseNoArgs is parseArgs for a command that takes no positional argument.
+func parseNoArgs(fs *flag.FlagSet, args []string, stdout io.Writer) error {
+	pos, err := parseArgs(fs, args, stdout)
+	if err == nil && len(pos) > 0 {
+		err = usagef("unexpected argument %q: %s takes only flags", pos[0], fs.Name())
+	}
+	return err
+}
+
+// parseInterleaved parses fs from args with flags before, between and after the positional
+// arguments (`explain UPN -o json`), and returns the positional ones. "--" ends the flags.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
+	}
+}
+
+// printHelp writes a command's help: synopsis, description, flags and exit codes. Secret
+// settings show no default (secretValue), so help never prints one.
+func printHelp(w io.Writer, fs *flag.FlagSet) {
+	name := fs.Name()
+	cmd := commands[name]
+	synopsis := "usage: tpe-provisioner " + name + " [flags]"
+	if cmd.args != "" {
+		synopsis += " " + cmd.args
+	}
+	fmt.Fprintf(w, "%s\n\n%s\n", synopsis, upperFirst(cmd.summary)+".")
+	if cmd.detail != "" {
+		fmt.Fprintf(w, "\n%s\n", strings.TrimRight(cmd.detail, "\n"))
+	}
+	fmt.Fprintln(w, "\nflags (before or after the arguments; -- ends them; each setting also reads its environment variable):")
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+	printExits(w, append(append([]exitCode{}, commonExits...), cmd.exits...))
+}
+
+func printExits(w io.Writer, codes []exitCode) {
+	sort.SliceStable(codes, func(i, j int) bool { return codes[i].code < codes[j].code })
+	fmt.Fprintln(w, "\nexit codes:")
+	for _, c := range codes {
+		fmt.Fprintf(w, "  %3d  %s\n", c.code, c.meaning)
+	}
+}
+
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// usage is the program's help.
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: tpe-provisioner <command> [flags] [arguments]")
+	fmt.Fprintln(w, "\ncommands:")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, n := range commandNames() {
+		fmt.Fprintf(tw, "  %s\t%s\n", n, commands[n].summary)
+	}
+	_ = tw.Flush()
+	fmt.Fprint(w, `
+Run 'tpe-provisioner help <command>' or 'tpe-provisioner <command> --help' for its flags.
+Flags go before or after the arguments ('--' ends them); every setting also reads an
+environment variable (see the README or 'tpe-provisioner config'). Output meant for scripts:
+-o json on get, explain, config, doctor, subscribe --list, deadletters, backfill and version.
+Commands that delete (subscribe --delete, deadletters purge) ask on a terminal and need --yes
+otherwise. Logs go to stderr: text on a terminal, JSON otherwise, unless TPE_LOG_FORMAT says.
+`)
+	printExits(w, append(append([]exitCode{}, commonExits...), programExits...))
+}
+
+func commandNames() []string {
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// suggest returns the command nearest to name by edit distance, or "" when none is near
+// enough to be what was meant.
+func suggest(name string) string {
+	best, bestD := "", 0
+	for _, n := range commandNames() {
+		d := editDistance(strings.ToLower(name), n)
+		if best == "" || d < bestD {
+			best, bestD = n, d
+		}
+	}
+	if bestD <= max(2, len(best)/4) && bestD < len(best) {
+		return best
+	}
+	return ""
+}
+
+// editDistance is the Damerau-Levenshtein distance (optimal string alignment): an
+// insertion, deletion, substitution or swap of neighbours costs one.
+func editDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	d := make([][]int, len(ra)+1)
+	for i := range d {
+		d[i] = make([]int, len(rb)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(ra)][len(rb)]
+}
+
+// unknownCommand reports a command that does not exist, with the nearest one.
+func unknownCommand(w io.Writer, name string) int {
+	msg := fmt.Sprintf("tpe-provisioner: unknown command %q", name)
+	if s := suggest(name); s != "" {
+		msg += fmt.Sprintf("; did you mean %q?", s)
+	}
+	fmt.Fprintf(w, "%s\nrun 'tpe-provisioner --help' for the commands\n", msg)
+	return exitUsage
+}
+
+// outputFormatFlag registers -o and --output (table or json) on fs.
+func outputFormatFlag(fs *flag.FlagSet) *string {
+	out := fs.String("output", "table", "output format: table or json")
+	fs.Var(stringValue{out}, "o", "shorthand for --output")
+	return out
+}
+
+func checkOutputFormat(out string) error {
+	if out != "table" && out != "json" {
+		return fmt.Errorf("--output must be table or json, got %q", out)
+	}
+	return nil
+}
