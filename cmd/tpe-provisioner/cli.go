@@ -213,16 +213,28 @@ func unknownCommand(w io.Writer, name string) int {
 	return exitUsage
 }
 
-// outputFormatFlag registers -o and --output (table or json) on fs.
-func outputFormatFlag(fs *flag.FlagSet) *string {
-	out := fs.String("output", "table", "output format: table or json")
-	fs.Var(stringValue{out}, "o", "shorthand for --output")
-	return out
+// outputFormatFlag registers -o and --output (table or json, def when not given) on fs. An
+// unknown format is a usage error, the same on every command.
+func outputFormatFlag(fs *flag.FlagSet, def string) *string {
+	out := def
+	fs.Var(outputValue{&out}, "output", "output format: table or json (one JSON document on stdout)")
+	fs.Var(outputValue{&out}, "o", "shorthand for --output")
+	return &out
 }
 
-func checkOutputFormat(out string) error {
-	if out != "table" && out != "json" {
-		return fmt.Errorf("--output must be table or json, got %q", out)
+type outputValue struct{ p *string }
+
+func (v outputValue) String() string {
+	if v.p == nil {
+		return ""
 	}
+	return *v.p
+}
+
+func (v outputValue) Set(s string) error {
+	if s != "table" && s != "json" {
+		return errors.New("must be table or json")
+	}
+	*v.p = s
 	return nil
 }

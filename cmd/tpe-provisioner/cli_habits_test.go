@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"github.com/tpe-provisioner/tpe-provisioner/backfill"
 	"io"
 	"strings"
 	"testing"
@@ -135,4 +137,131 @@ func TestFlagsBeforeAndAfterPositionals(t *testing.T) {
 			t.Errorf("%q: principal %q, level %q; want %q, %q", tc.args, principal, c.LogLevel, tc.principal, tc.level)
 		}
 	}
+}
+
+// -o/--output is one flag with one error for an unknown format, on every command that
+// prints something a script may read.
+func TestOutputFlagIsTheSameEverywhere(t *testing.T) {
+	withEnviron(t, map[string]string{})
+	cmds := [][]string{{"get", "x@contoso.com"}, {"explain", "x@contoso.com"}, {"config"}, {"subscribe", "--list"},
+		{"deadletters", "list"}, {"deadletters", "show", "1"}, {"backfill"}, {"doctor"}, {"version"}}
+	for _, args := range cmds {
+		for _, f := range []string{"-o", "--output"} {
+			code, out, errOut := call(append(append([]string{}, args...), f, "yaml")...)
+			want := `invalid value "yaml" for flag ` + f[strings.LastIndex(f, "-"):] + `: must be table or json`
+			if code != 2 || out != "" || !strings.Contains(errOut, want) {
+				t.Errorf("%q %s yaml: exit %d, stderr %q; want 2 and %q", args, f, code, errOut, want)
+			}
+		}
+	}
+}
+
+// JSON output is one document on stdout a script parses as a whole: get, subscribe --list,
+// backfill, against the emulators.
+func TestJSONOutputIsOneDocument(t *testing.T) {
+	emu := startLocalEmulators(t)
+	env := emulatorEnv(emu)
+	env["TPE_EVENT_GRID"] = "azuresubscriptionid=11111111-2222-3333-4444-555555555555&resourcegroup=rg&partnertopic=tpe-graph&location=westeurope"
+	withEnviron(t, env)
+
+	code, out, errOut := call("backfill", "--dry-run", "-o", "json")
+	var plan struct {
+		Plan   []backfill.PlanRow   `json:"plan"`
+		Totals *backfill.PlanTotals `json:"totals"`
+	}
+	if err := json.Unmarshal([]byte(out), &plan); code != 0 || err != nil || len(plan.Plan) == 0 || plan.Totals == nil || !plan.Totals.DryRun {
+		t.Fatalf("backfill --dry-run -o json: exit %d, %v; want one document with the plan and its totals\nstdout:\n%s\nstderr:\n%s", code, err, out, errOut)
+	}
+	if code, _, errOut := call("backfill"); code != 0 {
+		t.Fatalf("backfill: exit %d\n%s", code, errOut)
+	}
+	code, out, errOut = call("get", e2eAdele, "-o", "json")
+	var a map[string]any
+	if err := json.Unmarshal([]byte(out), &a); code != 0 || err != nil || a["principalType"] != "user" {
+		t.Errorf("get -o json: exit %d, %v\n%s%s", code, err, out, errOut)
+	}
+	if code, out, errOut := call("get", "-o", "table", e2eAdele); code != 0 || !strings.Contains(out, "PRINCIPAL TYPE") || !strings.Contains(out, e2eAdele) {
+		t.Errorf("get -o table: exit %d\n%s%s", code, out, errOut)
+	}
+
+	if code, _, errOut := call("subscribe"); code != 0 {
+		t.Fatalf("subscribe: exit %d\n%s", code, errOut)
+	}
+	code, out, errOut = call("subscribe", "--list", "-o", "json")
+	var subs []map[string]any
+	if err := json.Unmarshal([]byte(out), &subs); code != 0 || err != nil || len(subs) != 2 || subs[0]["expirationDateTime"] == nil {
+		t.Errorf("subscribe --list -o json: exit %d, %v; want the two subscriptions\n%s%s", code, err, out, errOut)
+	}
+	if code, out, _ := call("subscribe", "--list"); code != 0 || !strings.Contains(out, "EXPIRES") {
+		t.Errorf("subscribe --list: exit %d\n%s", code, out)
+	}
+}
+
+// config runs every setting's parser and validation: an invalid value exits 1 naming the
+// setting and where its value came from, and prints no configuration.
+func TestConfigValidatesEveryValue(t *testing.T) {
+	withEnviron(t, mergeEnv(canaryEnv, map[string]string{
+		"TPE_CONCURRENCY": "many", "TPE_MAX_REVOKE_PERCENT": "lots", "TPE_LOG_LEVEL": "loud", "TPE_SCOPE_GROUPS": "not-a-guid",
+	}))
+	code, out, errOut := call("config", "--max-revokes", "0")
+	for _, want := range []string{"TPE_CONCURRENCY (environment)", "TPE_MAX_REVOKE_PERCENT (environment)", "TPE_LOG_LEVEL (environment)",
+		"TPE_SCOPE_GROUPS (environment)", "TPE_MAX_REVOKES (flag --max-revokes)"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("config with invalid values: stderr lacks %q", want)
+		}
+	}
+	if code != 1 || out != "" {
+		t.Errorf("config with invalid values: exit %d (want 1), stdout %q\nstderr:\n%s", code, out, errOut)
+	}
+	for _, secret := range []string{canaryACSKey, canarySBKey, canaryClientState} {
+		if strings.Contains(out+errOut, secret) {
+			t.Errorf("config printed the secret %q", secret)
+		}
+	}
+}
+
+// config says where each value came from, in the table and in JSON, secrets masked.
+func TestConfigShowsWhereEachValueCameFrom(t *testing.T) {
+	withEnviron(t, mergeEnv(canaryEnv, map[string]string{"TPE_CONCURRENCY": "7"}))
+	code, out, errOut := call("config", "--log-level", "debug")
+	if code != 0 {
+		t.Fatalf("config: exit %d\n%s", code, errOut)
+	}
+	for _, want := range [][]string{{"TPE_CONCURRENCY=7", "environment"}, {"TPE_LOG_LEVEL=debug", "flag"},
+		{"ACS_API_VERSION=2025-06-30", "default"}, {"TPE_CLIENT_STATE=(set, redacted)", "environment"}} {
+		line := lineWith(out, want[0])
+		if !strings.Contains(line, want[1]) {
+			t.Errorf("config: the line of %s is %q, want it to say %s\n%s", want[0], line, want[1], out)
+		}
+	}
+	code, out, errOut = call("config", "-o", "json", "--log-level", "debug")
+	var got []struct{ Setting, Flag, Value, Source string }
+	if err := json.Unmarshal([]byte(out), &got); code != 0 || err != nil || len(got) != len(settings) {
+		t.Fatalf("config -o json: exit %d, %v, %d settings\n%s%s", code, err, len(got), out, errOut)
+	}
+	bySetting := map[string]string{}
+	for _, s := range got {
+		bySetting[s.Setting] = s.Value + " from " + s.Source
+	}
+	for k, want := range map[string]string{"TPE_CONCURRENCY": "7 from environment", "TPE_LOG_LEVEL": "debug from flag",
+		"ACS_API_VERSION": "2025-06-30 from default", "TPE_CLIENT_STATE": "(set, redacted) from environment",
+		"ACS_CONNECTION_STRING": "(set, redacted) from environment", "TPE_WEBHOOK_URL": " from default"} {
+		if bySetting[k] != want {
+			t.Errorf("config -o json: %s = %q, want %q", k, bySetting[k], want)
+		}
+	}
+	for _, secret := range []string{canaryACSKey, canarySBKey, canaryClientState} {
+		if strings.Contains(out+errOut, secret) {
+			t.Errorf("config -o json printed the secret %q", secret)
+		}
+	}
+}
+
+func lineWith(s, sub string) string {
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			return l
+		}
+	}
+	return ""
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/tpe-provisioner/tpe-provisioner/acs"
 	"github.com/tpe-provisioner/tpe-provisioner/internal/adapt"
@@ -16,7 +17,7 @@ import (
 )
 
 func init() {
-	commands["get"] = command{summary: "print a principal's assignment as JSON (OBJECT_ID or UPN)", args: "OBJECT_ID|UPN",
+	commands["get"] = command{summary: "print a principal's assignment (OBJECT_ID or UPN), as JSON unless -o table", args: "OBJECT_ID|UPN",
 		exits: []exitCode{{4, "no assignment for the principal in the tenant"}}, run: runGet}
 	commands["grant"] = command{summary: "grant our client ids (or, with --resource-account, server consent) to OBJECT_ID or UPN", args: "OBJECT_ID|UPN",
 		detail: "The assignment written is printed as JSON on stdout. A principal the policy refuses is\nnot granted unless --force (the next resync would undo it).",
@@ -106,7 +107,8 @@ func openPrincipal(ctx context.Context, c *Config, principal string, n needs, st
 }
 
 func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	c, principal, err := assignFlags("get", args, stdout, nil)
+	var out *string
+	c, principal, err := assignFlags("get", args, stdout, func(fs *flag.FlagSet) { out = outputFormatFlag(fs, "json") })
 	if err != nil {
 		return err
 	}
@@ -122,7 +124,20 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	return printJSON(stdout, a)
+	if *out == "json" {
+		return printJSON(stdout, a)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "OBJECT ID\tTENANT\tPRINCIPAL TYPE\tCLIENT IDS")
+	fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", a.ObjectID, a.TenantID, a.PrincipalType, orNone(strings.Join(a.ClientIDs, ",")))
+	return tw.Flush()
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 // assignVerb is grant or revoke: an operator override through the Reconciler, as a grant

@@ -90,7 +90,7 @@ func parseDeadLetters(args []string, stdout io.Writer) (*deadLetterCmd, error) {
 	if err := d.cfg.bindGroups(fs, environ, groupQueue, groupLog); err != nil {
 		return nil, err
 	}
-	out := outputFormatFlag(fs)
+	out := outputFormatFlag(fs, "table")
 	fs.StringVar(&d.reason, "reason", "", "resubmit/purge only the dead letters with this reason (e.g. MaxDeliveryCountExceeded)")
 	fs.BoolVar(&d.dryRun, "dry-run", false, "resubmit: list what would be resubmitted, change nothing")
 	fs.BoolVar(&d.yes, "yes", false, "purge without asking")
@@ -119,9 +119,6 @@ func parseDeadLetters(args []string, stdout io.Writer) (*deadLetterCmd, error) {
 		return nil, usagef("list takes no sequence numbers")
 	case d.max < 1:
 		return nil, usagef("--max must be at least 1")
-	}
-	if err := checkOutputFormat(d.output); err != nil {
-		return nil, err
 	}
 	return d, d.cfg.Validate(needs{source: true})
 }

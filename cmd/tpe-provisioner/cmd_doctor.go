@@ -85,11 +85,8 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := c.bindFlags(fs, environ); err != nil {
 		return err
 	}
-	out := outputFormatFlag(fs)
+	out := outputFormatFlag(fs, "table")
 	if err := parseNoArgs(fs, args, stdout); err != nil {
-		return err
-	}
-	if err := checkOutputFormat(*out); err != nil {
 		return err
 	}
 	d := &doctor{cfg: &c}

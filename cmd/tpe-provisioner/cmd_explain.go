@@ -32,15 +32,12 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := c.bindGroups(fs, environ, explainGroups...); err != nil {
 		return err
 	}
-	out := outputFormatFlag(fs)
+	out := outputFormatFlag(fs, "table")
 	pos, err := parseArgs(fs, args, stdout)
 	if err != nil {
 		return err
 	}
 	if err := onePositional(pos, "OBJECT_ID or UPN"); err != nil {
-		return err
-	}
-	if err := checkOutputFormat(*out); err != nil {
 		return err
 	}
 	if err := c.Validate(needs{acs: true, graph: true}); err != nil {

@@ -24,6 +24,7 @@ func runSubscribe(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs := flag.NewFlagSet("subscribe", flag.ContinueOnError)
 	list := fs.Bool("list", false, "list our subscriptions and their expiry")
 	del := fs.Bool("delete", false, "delete our subscriptions")
+	out := outputFormatFlag(fs, "table")
 	if err := c.bindGroups(fs, environ, groupGraph, groupTenant, groupTrust, groupPolicy, groupSubscriptions, groupLog); err != nil {
 		return err
 	}
@@ -69,23 +70,37 @@ func runSubscribe(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		if err != nil {
 			return err
 		}
-		printSubscriptions(stdout, subs)
-		return nil
+		return printSubscriptions(stdout, *out, subs)
 	}
 	subs, err := k.Ensure(ctx)
 	if err != nil {
 		return err
 	}
-	printSubscriptions(stdout, subs)
-	return nil
+	return printSubscriptions(stdout, *out, subs)
 }
 
-func printSubscriptions(w io.Writer, subs []subscriptions.Subscription) {
+// subscriptionJSON is one subscription as -o json prints it.
+type subscriptionJSON struct {
+	ID                 string    `json:"id"`
+	Resource           string    `json:"resource"`
+	ChangeType         string    `json:"changeType"`
+	NotificationURL    string    `json:"notificationUrl"`
+	ExpirationDateTime time.Time `json:"expirationDateTime"`
+}
+
+func printSubscriptions(w io.Writer, output string, subs []subscriptions.Subscription) error {
+	if output == "json" {
+		out := make([]subscriptionJSON, 0, len(subs))
+		for _, s := range subs {
+			out = append(out, subscriptionJSON{s.ID, s.Resource, s.ChangeType, s.NotificationURL, s.ExpirationDateTime.UTC()})
+		}
+		return printJSON(w, out)
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tRESOURCE\tCHANGE TYPE\tEXPIRES\tIN")
 	for _, s := range subs {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.ID, s.Resource, s.ChangeType,
 			s.ExpirationDateTime.UTC().Format(time.RFC3339), time.Until(s.ExpirationDateTime).Round(time.Minute))
 	}
-	_ = tw.Flush()
+	return tw.Flush()
 }

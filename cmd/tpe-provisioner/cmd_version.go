@@ -90,11 +90,8 @@ func newBuildInfo() prometheus.Collector {
 
 func runVersion(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("version", flag.ContinueOnError)
-	out := outputFormatFlag(fs)
+	out := outputFormatFlag(fs, "table")
 	if err := parseNoArgs(fs, args, stdout); err != nil {
-		return err
-	}
-	if err := checkOutputFormat(*out); err != nil {
 		return err
 	}
 	b := currentBuild()

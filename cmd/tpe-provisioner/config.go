@@ -140,11 +140,14 @@ func settingsIn(groups ...settingGroup) []string {
 
 // bindFlags fills every setting from its default, then from the environment, and registers
 // the named ones as flags on fs (all when names is empty); flags parsed later override both.
+// Every setting's environment value is parsed: the error names each one that does not
+// parse (a *settingError each).
 func (c *Config) bindFlags(fs *flag.FlagSet, getenv func(string) string, names ...string) error {
 	want := map[string]bool{}
 	for _, n := range names {
 		want[n] = true
 	}
+	var errs []error
 	for _, s := range settings {
 		v := s.bind(c)
 		if err := v.Set(s.def); err != nil {
@@ -152,7 +155,7 @@ func (c *Config) bindFlags(fs *flag.FlagSet, getenv func(string) string, names .
 		}
 		if e, ok := lookupEnv(getenv, s.env); ok {
 			if err := v.Set(e); err != nil {
-				return fmt.Errorf("%s: %w", s.env, err)
+				errs = append(errs, &settingError{s.env, err})
 			}
 		}
 		if len(names) == 0 || want[s.env] {
@@ -162,8 +165,17 @@ func (c *Config) bindFlags(fs *flag.FlagSet, getenv func(string) string, names .
 			fs.Var(v, s.flag, s.usage+" (env "+s.env+")")
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
+
+// settingError is a bad or missing value of one setting.
+type settingError struct {
+	env string
+	err error
+}
+
+func (e *settingError) Error() string { return e.env + ": " + e.err.Error() }
+func (e *settingError) Unwrap() error { return e.err }
 
 func lookupEnv(getenv func(string) string, k string) (string, bool) {
 	v := strings.TrimSpace(getenv(k))
@@ -179,7 +191,7 @@ type needs struct{ acs, tenant, clientIDs, graph, source, clientState bool }
 func (c *Config) Validate(n needs) error {
 	var errs []error
 	bad := func(env, format string, a ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", env, fmt.Sprintf(format, a...)))
+		errs = append(errs, &settingError{env, fmt.Errorf(format, a...)})
 	}
 	if n.acs && c.ACSConnectionString == "" && c.ACSEndpoint == "" {
 		bad("ACS_CONNECTION_STRING", "set it (or ACS_ENDPOINT for Entra ID auth); for a local emulator run `tpe-provisioner emulate` and export the lines it prints")
@@ -321,9 +333,16 @@ func list(f func(*Config) *[]string) func(*Config) flag.Value {
 
 type boolValue struct{ p *bool }
 
-func (v boolValue) String() string     { return strconv.FormatBool(v.p != nil && *v.p) }
-func (v boolValue) IsBoolFlag() bool   { return true }
-func (v boolValue) Set(s string) error { b, err := strconv.ParseBool(s); *v.p = b; return err }
+func (v boolValue) String() string   { return strconv.FormatBool(v.p != nil && *v.p) }
+func (v boolValue) IsBoolFlag() bool { return true }
+func (v boolValue) Set(s string) error {
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		return fmt.Errorf("%q is not true or false", s)
+	}
+	*v.p = b
+	return nil
+}
 
 func boolean(f func(*Config) *bool) func(*Config) flag.Value {
 	return func(c *Config) flag.Value { return boolValue{f(c)} }
@@ -337,7 +356,14 @@ func (v intValue) String() string {
 	}
 	return strconv.Itoa(*v.p)
 }
-func (v intValue) Set(s string) error { n, err := strconv.Atoi(s); *v.p = n; return err }
+func (v intValue) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a whole number", s)
+	}
+	*v.p = n
+	return nil
+}
 
 func integer(f func(*Config) *int) func(*Config) flag.Value {
 	return func(c *Config) flag.Value { return intValue{f(c)} }
@@ -351,7 +377,14 @@ func (v floatValue) String() string {
 	}
 	return strconv.FormatFloat(*v.p, 'g', -1, 64)
 }
-func (v floatValue) Set(s string) error { n, err := strconv.ParseFloat(s, 64); *v.p = n; return err }
+func (v floatValue) Set(s string) error {
+	n, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return fmt.Errorf("%q is not a number", s)
+	}
+	*v.p = n
+	return nil
+}
 
 func float(f func(*Config) *float64) func(*Config) flag.Value {
 	return func(c *Config) flag.Value { return floatValue{f(c)} }
@@ -371,8 +404,11 @@ func (v durationValue) Set(s string) error {
 		return nil
 	}
 	d, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (e.g. 30s, 2m, 24h)", s)
+	}
 	*v.p = d
-	return err
+	return nil
 }
 
 func duration(f func(*Config) *time.Duration) func(*Config) flag.Value {
