@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -236,5 +238,41 @@ func (v outputValue) Set(s string) error {
 		return errors.New("must be table or json")
 	}
 	*v.p = s
+	return nil
+}
+
+// Where confirm asks; tests replace them.
+var (
+	confirmStdin    io.Reader = os.Stdin
+	stdinIsTerminal           = func() bool {
+		fi, err := os.Stdin.Stat()
+		if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+			return false
+		}
+		null, err := os.Stat(os.DevNull)
+		return err != nil || !os.SameFile(fi, null)
+	}
+)
+
+// yesFlag registers --yes, the consent of a command that deletes.
+func yesFlag(fs *flag.FlagSet, yes *bool) {
+	fs.BoolVar(yes, "yes", false, "delete without asking (needed when stdin is not a terminal)")
+}
+
+// confirm is the consent of every command that deletes: --yes gives it; otherwise it asks
+// on a terminal ("y" or "yes"), and off a terminal it refuses with exit 2, so a script
+// deletes nothing by accident. what says what would be deleted.
+func confirm(yes bool, verb, what string, stderr io.Writer) error {
+	if yes {
+		return nil
+	}
+	if !stdinIsTerminal() {
+		return &exitError{code: exitUsage, err: fmt.Errorf("%s would %s: pass --yes to confirm (stdin is not a terminal to ask on); nothing deleted", verb, what)}
+	}
+	fmt.Fprintf(stderr, "%s? [y/N] ", upperFirst(what))
+	answer, _ := bufio.NewReader(confirmStdin).ReadString('\n')
+	if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
+		return &exitError{code: exitFailure, err: fmt.Errorf("%s not confirmed; nothing deleted", verb)}
+	}
 	return nil
 }

@@ -265,3 +265,36 @@ func lineWith(s, sub string) string {
 	}
 	return ""
 }
+
+// subscribe --delete asks on a terminal and needs --yes otherwise, as deadletters purge
+// does: off a terminal without --yes it exits 2 and the Graph emulator keeps every
+// subscription.
+func TestSubscribeDeleteNeedsYesOffATerminal(t *testing.T) {
+	emu := startLocalEmulators(t)
+	env := emulatorEnv(emu)
+	env["TPE_EVENT_GRID"] = "azuresubscriptionid=11111111-2222-3333-4444-555555555555&resourcegroup=rg&partnertopic=tpe-graph&location=westeurope"
+	withEnviron(t, env)
+	if code, _, errOut := call("subscribe"); code != 0 || len(emu.graph.Subscriptions()) != 2 {
+		t.Fatalf("subscribe: exit %d, %d subscriptions\n%s", code, len(emu.graph.Subscriptions()), errOut)
+	}
+	notTerminal(t)
+	code, out, errOut := call("subscribe", "--delete")
+	if code != 2 || out != "" || !strings.Contains(errOut, "pass --yes") || len(emu.graph.Subscriptions()) != 2 {
+		t.Fatalf("subscribe --delete off a terminal: exit %d (want 2), %d subscriptions left (want 2)\nstderr:\n%s", code, len(emu.graph.Subscriptions()), errOut)
+	}
+	restore := fakeTerminal(t, "n\n")
+	if code, _, errOut := call("subscribe", "--delete"); code != 1 || !strings.Contains(errOut, "not confirmed") || len(emu.graph.Subscriptions()) != 2 {
+		t.Fatalf("subscribe --delete answered n: exit %d, %d subscriptions left\n%s", code, len(emu.graph.Subscriptions()), errOut)
+	}
+	restore()
+	if code, _, errOut := call("subscribe", "--delete", "--yes"); code != 0 || len(emu.graph.Subscriptions()) != 0 {
+		t.Fatalf("subscribe --delete --yes: exit %d, %d subscriptions left\n%s", code, len(emu.graph.Subscriptions()), errOut)
+	}
+}
+
+// notTerminal makes stdin not a terminal for one test, whatever runs the tests.
+func notTerminal(t *testing.T) {
+	old := stdinIsTerminal
+	stdinIsTerminal = func() bool { return false }
+	t.Cleanup(func() { stdinIsTerminal = old })
+}

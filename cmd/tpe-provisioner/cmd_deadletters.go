@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -59,19 +57,6 @@ const (
 // or purging: when it passes with nothing received, the messages still sought are gone.
 var deadLetterReceiveWait = 5 * time.Second
 
-// Where purge asks for confirmation; tests replace them.
-var (
-	deadLetterStdin io.Reader = os.Stdin
-	stdinIsTerminal           = func() bool {
-		fi, err := os.Stdin.Stat()
-		if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
-			return false
-		}
-		null, err := os.Stat(os.DevNull)
-		return err != nil || !os.SameFile(fi, null)
-	}
-)
-
 // deadLetterCmd is the parsed command line of deadletters.
 type deadLetterCmd struct {
 	cfg    Config
@@ -93,7 +78,7 @@ func parseDeadLetters(args []string, stdout io.Writer) (*deadLetterCmd, error) {
 	out := outputFormatFlag(fs, "table")
 	fs.StringVar(&d.reason, "reason", "", "resubmit/purge only the dead letters with this reason (e.g. MaxDeliveryCountExceeded)")
 	fs.BoolVar(&d.dryRun, "dry-run", false, "resubmit: list what would be resubmitted, change nothing")
-	fs.BoolVar(&d.yes, "yes", false, "purge without asking")
+	yesFlag(fs, &d.yes)
 	fs.IntVar(&d.max, "max", 10000, "read at most this many dead letters")
 	pos, err := parseArgs(fs, args, stdout)
 	if err != nil {
@@ -165,7 +150,7 @@ func runDeadLetters(ctx context.Context, args []string, stdout, stderr io.Writer
 		return printDeadLetters(stdout, d.output, selected)
 	}
 	if d.verb == "purge" {
-		if err := confirmPurge(d, len(selected), dlq.path(), stderr); err != nil {
+		if err := confirm(d.yes, "purge", fmt.Sprintf("delete %d dead letter(s) from %s for good", len(selected), dlq.path()), stderr); err != nil {
 			return err
 		}
 	}
@@ -182,22 +167,6 @@ func pastTense(verb string) string {
 		return "resubmitted"
 	}
 	return "purged"
-}
-
-// confirmPurge asks on a terminal; elsewhere it needs --yes.
-func confirmPurge(d *deadLetterCmd, n int, path string, stderr io.Writer) error {
-	if d.yes {
-		return nil
-	}
-	if !stdinIsTerminal() {
-		return fmt.Errorf("purge deletes %d dead letter(s) from %s for good: pass --yes to confirm (stdin is not a terminal to ask on)", n, path)
-	}
-	fmt.Fprintf(stderr, "delete %d dead letter(s) from %s for good? [y/N] ", n, path)
-	answer, _ := bufio.NewReader(deadLetterStdin).ReadString('\n')
-	if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
-		return &exitError{code: 1, err: errors.New("purge not confirmed; nothing deleted")}
-	}
-	return nil
 }
 
 // deadLetter is one message of the dead-letter sub-queue, as list and show print it.

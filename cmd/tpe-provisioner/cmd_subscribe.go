@@ -15,7 +15,11 @@ import (
 func init() {
 	commands["subscribe"] = command{
 		summary: "create or renew the Graph change-notification subscriptions (--list, --delete for operators)",
-		run:     runSubscribe,
+		exits: []exitCode{
+			{1, "also: --delete was not confirmed on the terminal (nothing deleted)"},
+			{2, "also: --delete off a terminal without --yes (nothing deleted)"},
+		},
+		run: runSubscribe,
 	}
 }
 
@@ -23,7 +27,9 @@ func runSubscribe(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	var c Config
 	fs := flag.NewFlagSet("subscribe", flag.ContinueOnError)
 	list := fs.Bool("list", false, "list our subscriptions and their expiry")
-	del := fs.Bool("delete", false, "delete our subscriptions")
+	del := fs.Bool("delete", false, "delete our subscriptions (asks on a terminal, needs --yes otherwise)")
+	var yes bool
+	yesFlag(fs, &yes)
 	out := outputFormatFlag(fs, "table")
 	if err := c.bindGroups(fs, environ, groupGraph, groupTenant, groupTrust, groupPolicy, groupSubscriptions, groupLog); err != nil {
 		return err
@@ -60,6 +66,17 @@ func runSubscribe(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	switch {
 	case *del:
+		subs, err := k.List(ctx)
+		if err != nil {
+			return err
+		}
+		if len(subs) == 0 {
+			fmt.Fprintln(stderr, "no subscriptions of ours to delete")
+			return nil
+		}
+		if err := confirm(yes, "subscribe --delete", fmt.Sprintf("delete our %d Graph subscription(s); no notification arrives until the next subscribe", len(subs)), stderr); err != nil {
+			return err
+		}
 		if err := k.Delete(ctx); err != nil {
 			return err
 		}
