@@ -244,14 +244,7 @@ func (v outputValue) Set(s string) error {
 // Where confirm asks; tests replace them.
 var (
 	confirmStdin    io.Reader = os.Stdin
-	stdinIsTerminal           = func() bool {
-		fi, err := os.Stdin.Stat()
-		if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
-			return false
-		}
-		null, err := os.Stat(os.DevNull)
-		return err != nil || !os.SameFile(fi, null)
-	}
+	stdinIsTerminal           = func() bool { return isTerminal(os.Stdin) }
 )
 
 // yesFlag registers --yes, the consent of a command that deletes.

@@ -68,7 +68,7 @@ func resolve(ctx context.Context, c *Config, principal string, stderr io.Writer)
 	if err := c.Validate(needs{graph: true}); err != nil {
 		return "", err
 	}
-	g, err := newGraphClient(c, newLogger(stderr, "text", c.LogLevel), nil)
+	g, err := newGraphClient(c, newLogger(stderr, c.LogFormat, c.LogLevel), nil)
 	if err != nil {
 		return "", err
 	}
@@ -102,7 +102,7 @@ func openPrincipal(ctx context.Context, c *Config, principal string, n needs, st
 	if err != nil {
 		return "", nil, err
 	}
-	client, err := newACSClient(c, newLogger(stderr, "text", c.LogLevel), nil)
+	client, err := newACSClient(c, newLogger(stderr, c.LogFormat, c.LogLevel), nil)
 	return oid, client, err
 }
 
@@ -168,7 +168,7 @@ func assignVerb(cmd worker.Command) func(context.Context, []string, io.Writer, i
 		if err := c.Validate(needs{acs: true, graph: true, clientIDs: !ra}); err != nil {
 			return err
 		}
-		svc, err := newService(c, newLogger(stderr, "text", c.LogLevel), nil)
+		svc, err := newService(c, newLogger(stderr, c.LogFormat, c.LogLevel), nil)
 		if err != nil {
 			return err
 		}

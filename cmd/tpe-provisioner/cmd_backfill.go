@@ -192,14 +192,19 @@ func levelOf(err error) slog.Level {
 	return slog.LevelInfo
 }
 
-// isTerminal reports whether w is a character device (a person is watching).
+// isTerminal reports whether w is a character device other than the null device (a person
+// is watching).
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	if !ok {
 		return false
 	}
 	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		return false
+	}
+	null, err := os.Stat(os.DevNull)
+	return err != nil || !os.SameFile(fi, null)
 }
 
 // queueSender returns an Enqueue function that sends reconcile commands to the queue in

@@ -43,7 +43,7 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := c.Validate(needs{acs: true, graph: true}); err != nil {
 		return err
 	}
-	svc, err := newService(&c, newLogger(stderr, "text", c.LogLevel), nil)
+	svc, err := newService(&c, newLogger(stderr, c.LogFormat, c.LogLevel), nil)
 	if err != nil {
 		return err
 	}
@@ -202,7 +202,7 @@ func grantAgainstPolicy(ctx context.Context, c *Config, principal string, ra, fo
 	if err := c.Validate(needs{acs: true, graph: true}); err != nil {
 		return "", err
 	}
-	svc, err := newService(c, newLogger(stderr, "text", c.LogLevel), nil)
+	svc, err := newService(c, newLogger(stderr, c.LogFormat, c.LogLevel), nil)
 	if err != nil {
 		return "", err
 	}

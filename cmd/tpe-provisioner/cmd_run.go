@@ -9,8 +9,10 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tpe-provisioner/tpe-provisioner/backfill"
 	"github.com/tpe-provisioner/tpe-provisioner/internal/adapt"
@@ -70,6 +72,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 	var bg sync.WaitGroup
 	defer bg.Wait()
+	stopping := ctx // cancelled by the first signal: the drain starts
 	ctx, cancelBG := context.WithCancel(ctx)
 	defer cancelBG()
 
@@ -101,9 +104,44 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 	log.Info("worker started", "concurrency", c.Concurrency, "dry_run", c.DryRun, "scope_groups", len(c.ScopeGroups),
 		"resync_interval", c.ResyncInterval.String(), "renew_subscriptions", c.RenewSubscriptions, "source", sourceName(&c, *source), "build", currentBuild())
+	drainStarted := make(chan time.Time, 1)
+	watchDrain := context.AfterFunc(stopping, func() {
+		t0 := time.Now()
+		log.Info("draining", "in_flight", inFlight(svc.reg), "drain_timeout", c.ShutdownTimeout,
+			"detail", "stopped receiving; waiting for the in-flight messages to finish")
+		drainStarted <- t0 // after the line, so "stopped" follows it
+	})
+	started := time.Now()
 	err = w.Run(ctx)
+	attrs := []any{"uptime", time.Since(started).Round(time.Millisecond), "messages", messagesSettled(w.Stats())}
+	if !watchDrain() {
+		attrs = append(attrs, "drain_took", time.Since(<-drainStarted).Round(time.Microsecond))
+	}
+	if err != nil {
+		attrs = append(attrs, "error", err.Error())
+	}
+	log.Info("stopped", attrs...)
 	printStats(stdout, w.Stats())
 	return err
+}
+
+// inFlight reads the worker's tpe_inflight_messages gauge from reg (-1 when absent).
+func inFlight(reg prometheus.Gatherer) int {
+	families, _ := reg.Gather()
+	for _, f := range families {
+		if f.GetName() == "tpe_inflight_messages" && len(f.GetMetric()) == 1 {
+			return int(f.GetMetric()[0].GetGauge().GetValue())
+		}
+	}
+	return -1
+}
+
+func messagesSettled(s worker.Stats) int {
+	n := 0
+	for _, c := range s.Messages {
+		n += c
+	}
+	return n
 }
 
 // setExplicitly says whether the setting was given as a flag or in the environment.

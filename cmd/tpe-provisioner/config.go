@@ -89,7 +89,7 @@ var settings = []setting{
 	{groupBrake, "TPE_MAX_REVOKES", "max-revokes", "100", "brake: refuse (apply nothing of) a backfill/resync plan with more revokes than this (-1 = no count limit)", false, integer(func(c *Config) *int { return &c.MaxRevokes })},
 	{groupBrake, "TPE_MAX_REVOKE_PERCENT", "max-revoke-percent", "10", "brake: refuse (apply nothing of) a backfill/resync plan of 3 or more revokes that revokes more than this percent of the principals holding an assignment; a real number, 0 = off", false, float(func(c *Config) *float64 { return &c.MaxRevokePercent })},
 	{groupLog, "TPE_LOG_LEVEL", "log-level", "info", "debug, info, warn or error", false, str(func(c *Config) *string { return &c.LogLevel })},
-	{groupLog, "TPE_LOG_FORMAT", "log-format", "json", "json or text", false, str(func(c *Config) *string { return &c.LogFormat })},
+	{groupLog, "TPE_LOG_FORMAT", "log-format", "auto", "json, text, or auto: text when stderr is a terminal, JSON otherwise", false, str(func(c *Config) *string { return &c.LogFormat })},
 	{groupQueue, "SERVICEBUS_NAMESPACE", "servicebus-namespace", "", "Service Bus namespace FQDN `<ns>.servicebus.windows.net` (Entra auth)", false, str(func(c *Config) *string { return &c.ServiceBusNamespace })},
 	{groupQueue, "SERVICEBUS_CONNECTION_STRING", "servicebus-connection-string", "", "Service Bus connection string (SAS auth); takes precedence over SERVICEBUS_NAMESPACE", true, str(func(c *Config) *string { return &c.ServiceBusConnectionString })},
 	{groupQueue, "SERVICEBUS_QUEUE", "servicebus-queue", "", "queue the notifications and commands arrive on", false, str(func(c *Config) *string { return &c.ServiceBusQueue })},
@@ -243,9 +243,9 @@ func (c *Config) Validate(n needs) error {
 		bad("TPE_MAX_REVOKE_PERCENT", "must be a number from 0 (off) to 100, got %v", c.MaxRevokePercent)
 	}
 	switch c.LogFormat {
-	case "json", "text":
+	case "auto", "json", "text":
 	default:
-		bad("TPE_LOG_FORMAT", "must be json or text, got %q", c.LogFormat)
+		bad("TPE_LOG_FORMAT", "must be auto, json or text, got %q", c.LogFormat)
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		bad("TPE_LOG_LEVEL", "%v", err)
