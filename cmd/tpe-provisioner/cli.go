@@ -254,15 +254,15 @@ func yesFlag(fs *flag.FlagSet, yes *bool) {
 
 // confirm is the consent of every command that deletes: --yes gives it; otherwise it asks
 // on a terminal ("y" or "yes"), and off a terminal it refuses with exit 2, so a script
-// deletes nothing by accident. what says what would be deleted.
+// deletes nothing by accident. what names what would be deleted.
 func confirm(yes bool, verb, what string, stderr io.Writer) error {
 	if yes {
 		return nil
 	}
 	if !stdinIsTerminal() {
-		return &exitError{code: exitUsage, err: fmt.Errorf("%s would %s: pass --yes to confirm (stdin is not a terminal to ask on); nothing deleted", verb, what)}
+		return &exitError{code: exitUsage, err: fmt.Errorf("%s deletes %s for good: pass --yes to confirm (stdin is not a terminal to ask on); nothing deleted", verb, what)}
 	}
-	fmt.Fprintf(stderr, "%s? [y/N] ", upperFirst(what))
+	fmt.Fprintf(stderr, "delete %s for good? [y/N] ", what)
 	answer, _ := bufio.NewReader(confirmStdin).ReadString('\n')
 	if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
 		return &exitError{code: exitFailure, err: fmt.Errorf("%s not confirmed; nothing deleted", verb)}

@@ -50,9 +50,9 @@ func runConfig(_ context.Context, args []string, stdout, _ io.Writer) error {
 		return printJSON(stdout, entries)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SETTING=VALUE\tSOURCE")
+	fmt.Fprintln(tw, "SOURCE\tSETTING=VALUE")
 	for _, e := range entries {
-		fmt.Fprintf(tw, "%s=%s\t%s\n", e.Setting, e.Value, e.Source)
+		fmt.Fprintf(tw, "%s\t%s=%s\n", e.Source, e.Setting, e.Value)
 	}
 	return tw.Flush()
 }

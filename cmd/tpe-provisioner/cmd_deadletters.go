@@ -150,7 +150,7 @@ func runDeadLetters(ctx context.Context, args []string, stdout, stderr io.Writer
 		return printDeadLetters(stdout, d.output, selected)
 	}
 	if d.verb == "purge" {
-		if err := confirm(d.yes, "purge", fmt.Sprintf("delete %d dead letter(s) from %s for good", len(selected), dlq.path()), stderr); err != nil {
+		if err := confirm(d.yes, "purge", fmt.Sprintf("%d dead letter(s) from %s", len(selected), dlq.path()), stderr); err != nil {
 			return err
 		}
 	}

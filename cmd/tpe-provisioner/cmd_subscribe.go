@@ -27,7 +27,7 @@ func runSubscribe(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	var c Config
 	fs := flag.NewFlagSet("subscribe", flag.ContinueOnError)
 	list := fs.Bool("list", false, "list our subscriptions and their expiry")
-	del := fs.Bool("delete", false, "delete our subscriptions (asks on a terminal, needs --yes otherwise)")
+	del := fs.Bool("delete", false, "delete our subscriptions: no notification arrives until the next subscribe (asks on a terminal, needs --yes otherwise)")
 	var yes bool
 	yesFlag(fs, &yes)
 	out := outputFormatFlag(fs, "table")
@@ -74,7 +74,7 @@ func runSubscribe(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			fmt.Fprintln(stderr, "no subscriptions of ours to delete")
 			return nil
 		}
-		if err := confirm(yes, "subscribe --delete", fmt.Sprintf("delete our %d Graph subscription(s); no notification arrives until the next subscribe", len(subs)), stderr); err != nil {
+		if err := confirm(yes, "subscribe --delete", fmt.Sprintf("our %d Graph subscription(s)", len(subs)), stderr); err != nil {
 			return err
 		}
 		if err := k.Delete(ctx); err != nil {
