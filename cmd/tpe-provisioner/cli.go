@@ -70,6 +70,14 @@ func parseArgs(fs *flag.FlagSet, args []string, stdout io.Writer) ([]string, err
 	return pos, nil
 }
 
+// didYouMean is "; did you mean "X"?" for the candidate nearest to name, or "".
+func didYouMean(name string, candidates []string) string {
+	if s := suggest(name, candidates); s != "" {
+		return fmt.Sprintf("; did you mean %q?", s)
+	}
+	return ""
+}
+
 // parseNoArgs is parseArgs for a command that takes no positional argument.
 func parseNoArgs(fs *flag.FlagSet, args []string, stdout io.Writer) error {
 	pos, err := parseArgs(fs, args, stdout)
@@ -112,10 +120,49 @@ func printHelp(w io.Writer, fs *flag.FlagSet) {
 		fmt.Fprintf(w, "\n%s\n", strings.TrimRight(cmd.detail, "\n"))
 	}
 	fmt.Fprintln(w, "\nflags (before or after the arguments; -- ends them; each setting also reads its environment variable):")
-	fs.SetOutput(w)
-	fs.PrintDefaults()
-	fs.SetOutput(io.Discard)
+	printFlags(w, fs)
 	printExits(w, append(append([]exitCode{}, commonExits...), cmd.exits...))
+}
+
+// printFlags lists fs's flags as --name TYPE, the usage and the default (secrets have none).
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		kind, text := flag.UnquoteUsage(f)
+		if kind == "value" {
+			kind = valueKind(f.Value)
+		}
+		dash := "--"
+		if len(f.Name) == 1 {
+			dash = "-"
+		}
+		line := "  " + dash + f.Name
+		if kind != "" {
+			line += " " + kind
+		}
+		if f.DefValue != "" && f.DefValue != "false" {
+			text += " (default " + f.DefValue + ")"
+		}
+		fmt.Fprintf(w, "%s\n      %s\n", line, text)
+	})
+}
+
+// valueKind names the type of a settings-table flag for its help line.
+func valueKind(v flag.Value) string {
+	switch v := v.(type) {
+	case secretValue:
+		return valueKind(v.v)
+	case intValue:
+		return "int"
+	case floatValue:
+		return "number"
+	case durationValue:
+		return "duration"
+	case listValue:
+		return "list"
+	case outputValue:
+		return "table|json"
+	}
+	return "string"
 }
 
 func printExits(w io.Writer, codes []exitCode) {
@@ -162,11 +209,11 @@ func commandNames() []string {
 	return names
 }
 
-// suggest returns the command nearest to name by edit distance, or "" when none is near
+// suggest returns the candidate nearest to name by edit distance, or "" when none is near
 // enough to be what was meant.
-func suggest(name string) string {
+func suggest(name string, candidates []string) string {
 	best, bestD := "", 0
-	for _, n := range commandNames() {
+	for _, n := range candidates {
 		d := editDistance(strings.ToLower(name), n)
 		if best == "" || d < bestD {
 			best, bestD = n, d
@@ -208,8 +255,9 @@ func editDistance(a, b string) int {
 // unknownCommand reports a command that does not exist, with the nearest one.
 func unknownCommand(w io.Writer, name string) int {
 	msg := fmt.Sprintf("tpe-provisioner: unknown command %q", name)
-	if s := suggest(name); s != "" {
-		msg += fmt.Sprintf("; did you mean %q?", s)
+	msg += didYouMean(name, commandNames())
+	if strings.HasPrefix(name, "-") {
+		msg = fmt.Sprintf("tpe-provisioner: %s before the command: flags follow the command (tpe-provisioner <command> [flags])", name)
 	}
 	fmt.Fprintf(w, "%s\nrun 'tpe-provisioner --help' for the commands\n", msg)
 	return exitUsage

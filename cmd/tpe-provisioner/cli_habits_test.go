@@ -111,6 +111,13 @@ func TestUnknownCommandSuggestsTheNearest(t *testing.T) {
 	if code, _, errOut := call("frobnicate"); code != 2 || strings.Contains(errOut, "did you mean") || !strings.Contains(errOut, "unknown command") {
 		t.Errorf("frobnicate: exit %d, stderr %q; want 2 and no suggestion", code, errOut)
 	}
+	if code, _, errOut := call("--log-level", "debug", "get", e2eAdele); code != 2 || !strings.Contains(errOut, "flags follow the command") {
+		t.Errorf("a flag before the command: exit %d, stderr %q; want 2 and where flags go", code, errOut)
+	}
+	withEnviron(t, map[string]string{})
+	if code, _, errOut := call("deadletters", "lsit"); code != 2 || !strings.Contains(errOut, `did you mean "list"?`) {
+		t.Errorf("deadletters lsit: exit %d, stderr %q; want 2 and did you mean \"list\"", code, errOut)
+	}
 }
 
 // Flags go before or after the positional arguments; "--" ends them.

@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 
 	"github.com/tpe-provisioner/tpe-provisioner/backfill"
 	"github.com/tpe-provisioner/tpe-provisioner/internal/limiter"
@@ -44,6 +45,7 @@ func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	if environ("TPE_CONCURRENCY") == "" {
 		c.Concurrency = backfillConcurrency
+		fs.Lookup("concurrency").DefValue = strconv.Itoa(backfillConcurrency)
 	}
 	if err := parseNoArgs(fs, args, stdout); err != nil {
 		return err

@@ -57,6 +57,8 @@ const (
 // or purging: when it passes with nothing received, the messages still sought are gone.
 var deadLetterReceiveWait = 5 * time.Second
 
+var deadLetterVerbs = []string{"list", "show", "resubmit", "purge"}
+
 // deadLetterCmd is the parsed command line of deadletters.
 type deadLetterCmd struct {
 	cfg    Config
@@ -96,8 +98,8 @@ func parseDeadLetters(args []string, stdout io.Writer) (*deadLetterCmd, error) {
 		d.seqs = append(d.seqs, n)
 	}
 	switch {
-	case !slices.Contains([]string{"list", "show", "resubmit", "purge"}, d.verb):
-		return nil, usagef("unknown deadletters command %q (want list, show, resubmit or purge)", d.verb)
+	case !slices.Contains(deadLetterVerbs, d.verb):
+		return nil, usagef("unknown deadletters command %q (want list, show, resubmit or purge)%s", d.verb, didYouMean(d.verb, deadLetterVerbs))
 	case d.verb == "show" && len(d.seqs) != 1:
 		return nil, usagef("show takes one sequence number")
 	case d.verb == "list" && len(d.seqs) > 0:
