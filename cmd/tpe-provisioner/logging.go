@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"strings"
-	"time"
 )
 
 // newLogger builds the process logger: format "text" or "json", or "auto" (the default):
@@ -26,10 +25,8 @@ func newLogger(w io.Writer, format, level string) *slog.Logger {
 
 // readableDurations renders a time.Duration with its String method.
 func readableDurations(_ []string, a slog.Attr) slog.Attr {
-	if a.Value.Kind() == slog.KindDuration {
+	if a.Value.Kind() == slog.KindDuration { // slog.Any of a time.Duration is one too
 		a.Value = slog.StringValue(a.Value.Duration().String())
-	} else if d, ok := a.Value.Any().(time.Duration); ok && a.Value.Kind() == slog.KindAny {
-		a.Value = slog.StringValue(d.String())
 	}
 	return a
 }
