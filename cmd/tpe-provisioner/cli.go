@@ -41,7 +41,7 @@ var commonExits = []exitCode{
 var programExits = []exitCode{
 	{3, "backfill: the revoke brake refused the plan, nothing was applied"},
 	{4, "not found: get (no assignment), deadletters show (no such sequence number)"},
-	{130, "run: a second SIGINT/SIGTERM ended the drain at once"},
+	{130, "a second SIGINT/SIGTERM: exit at once (the first stops gracefully; run drains)"},
 }
 
 // usageError is a command line that cannot be run: realMain prints it with a hint to the
