@@ -60,7 +60,6 @@ func runConfig(_ context.Context, args []string, stdout, _ io.Writer) error {
 // configErrors is every setting that does not parse (envErr) or does not validate, each
 // with where its value came from. A value that did not parse is not validated again.
 func configErrors(c *Config, fs *flag.FlagSet, envErr error) error {
-	src := settingSources(fs)
 	var lines []string
 	failed := map[string]bool{}
 	add := func(errs []error) {
@@ -74,7 +73,7 @@ func configErrors(c *Config, fs *flag.FlagSet, envErr error) error {
 				continue
 			}
 			failed[se.env] = true
-			lines = append(lines, fmt.Sprintf("%s (%s): %v", se.env, src(se.env), se.err))
+			lines = append(lines, fmt.Sprintf("%s (%s): %v", se.env, settingSource(fs, se.env), se.err))
 		}
 	}
 	add(unjoin(envErr))
@@ -85,37 +84,14 @@ func configErrors(c *Config, fs *flag.FlagSet, envErr error) error {
 	return fmt.Errorf("invalid configuration:\n  %s", strings.Join(lines, "\n  "))
 }
 
-// settingSources says where each setting's value came from: "flag --NAME" when parsed
-// from the command line, "environment" when set there, "default" otherwise.
-func settingSources(fs *flag.FlagSet) func(env string) string {
-	flags := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { flags[f.Name] = true })
-	return func(env string) string {
-		for _, s := range settings {
-			if s.env != env {
-				continue
-			}
-			if flags[s.flag] {
-				return "flag --" + s.flag
-			}
-			if _, ok := lookupEnv(environ, s.env); ok {
-				return "environment"
-			}
-			return "default"
-		}
-		return "unknown setting"
-	}
-}
-
 func configEntries(c *Config, fs *flag.FlagSet) []configEntry {
-	src := settingSources(fs)
 	entries := make([]configEntry, 0, len(settings))
 	for _, s := range settings {
 		v := s.bind(c).String()
 		if s.secret && v != "" {
 			v = "(set, redacted)"
 		}
-		source := src(s.env)
+		source := settingSource(fs, s.env)
 		if strings.HasPrefix(source, "flag") {
 			source = "flag"
 		}

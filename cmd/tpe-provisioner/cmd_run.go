@@ -48,7 +48,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := c.Validate(needs{acs: true, clientIDs: true, graph: true, source: *source == "", clientState: true}); err != nil {
 		return err
 	}
-	if *source != "" && !setExplicitly(fs, "http-listen", "TPE_HTTP_LISTEN") {
+	if *source != "" && settingSource(fs, "TPE_HTTP_LISTEN") == "default" {
 		c.HTTPListen = "off" // a one-shot replay serves no ops port unless asked for one
 	}
 	log := newLogger(stderr, c.LogFormat, c.LogLevel)
@@ -142,14 +142,6 @@ func messagesSettled(s worker.Stats) int {
 		n += c
 	}
 	return n
-}
-
-// setExplicitly says whether the setting was given as a flag or in the environment.
-func setExplicitly(fs *flag.FlagSet, flagName, env string) bool {
-	set := false
-	fs.Visit(func(f *flag.Flag) { set = set || f.Name == flagName })
-	_, inEnv := lookupEnv(environ, env)
-	return set || inEnv
 }
 
 func sourceName(c *Config, source string) string {

@@ -177,6 +177,26 @@ type settingError struct {
 func (e *settingError) Error() string { return e.env + ": " + e.err.Error() }
 func (e *settingError) Unwrap() error { return e.err }
 
+// settingSource says where the value of the setting env came from: "flag --NAME" when fs
+// parsed it, "environment" when set there, "default" otherwise.
+func settingSource(fs *flag.FlagSet, env string) string {
+	for _, s := range settings {
+		if s.env != env {
+			continue
+		}
+		set := false
+		fs.Visit(func(f *flag.Flag) { set = set || f.Name == s.flag })
+		if set {
+			return "flag --" + s.flag
+		}
+		if _, ok := lookupEnv(environ, s.env); ok {
+			return "environment"
+		}
+		return "default"
+	}
+	return "unknown setting"
+}
+
 func lookupEnv(getenv func(string) string, k string) (string, bool) {
 	v := strings.TrimSpace(getenv(k))
 	return v, v != ""
