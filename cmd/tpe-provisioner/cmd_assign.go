@@ -9,6 +9,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/tpe-provisioner/tpe-provisioner/acs"
 	"github.com/tpe-provisioner/tpe-provisioner/internal/adapt"
@@ -16,47 +17,44 @@ import (
 )
 
 func init() {
-	commands["get"] = command{summary: "print a principal's assignment as JSON (OBJECT_ID or UPN)", run: runGet}
-	commands["grant"] = command{summary: "grant our client ids (or, with --resource-account, server consent) to OBJECT_ID or UPN", run: assignVerb(worker.CommandGrant)}
-	commands["revoke"] = command{summary: "remove our client ids (or, with --resource-account, server consent) from OBJECT_ID or UPN", run: assignVerb(worker.CommandRevoke)}
+	commands["get"] = command{summary: "print a principal's assignment (OBJECT_ID or UPN), as JSON unless -o table", args: "OBJECT_ID|UPN",
+		exits: []exitCode{{4, "no assignment for the principal in the tenant"}}, run: runGet}
+	commands["grant"] = command{summary: "grant our client ids (or, with --resource-account, server consent) to OBJECT_ID or UPN", args: "OBJECT_ID|UPN",
+		detail: "The assignment written is printed as JSON on stdout. A principal the policy refuses is\nnot granted unless --force (the next resync would undo it).",
+		exits:  []exitCode{{1, "also: the policy refuses the principal and --force was not given"}}, run: assignVerb(worker.CommandGrant)}
+	commands["revoke"] = command{summary: "remove our client ids (or, with --resource-account, server consent) from OBJECT_ID or UPN", args: "OBJECT_ID|UPN",
+		detail: "The assignment left is printed as JSON on stdout; nothing when it was deleted.", run: assignVerb(worker.CommandRevoke)}
 }
 
 // assignFlags parses the shared flags of get/grant/revoke and returns the principal.
-func assignFlags(name string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) (*Config, string, error) {
+func assignFlags(name string, args []string, stdout io.Writer, extra func(*flag.FlagSet)) (*Config, string, error) {
 	var c Config
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: tpe-provisioner %s [flags] OBJECT_ID|UPN\n", name)
-		fs.PrintDefaults()
-	}
 	if err := c.bindGroups(fs, environ, groupACS, groupTenant, groupGraph, groupPolicy, groupLog); err != nil {
 		return nil, "", err
 	}
 	if extra != nil {
 		extra(fs)
 	}
-	if err := fs.Parse(flagsFirst(args)); err != nil {
-		return nil, "", errUsage
+	pos, err := parseArgs(fs, args, stdout)
+	if err != nil {
+		return nil, "", err
 	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return nil, "", errUsage
+	if err := onePositional(pos, "OBJECT_ID or UPN"); err != nil {
+		return nil, "", err
 	}
-	return &c, strings.TrimSpace(fs.Arg(0)), nil
+	return &c, strings.TrimSpace(pos[0]), nil
 }
 
-// flagsFirst lets flags follow the positional argument (`grant ID --resource-account`).
-func flagsFirst(args []string) []string {
-	var flags, pos []string
-	for _, a := range args {
-		if strings.HasPrefix(a, "-") {
-			flags = append(flags, a)
-		} else {
-			pos = append(pos, a)
-		}
+// onePositional checks that exactly one positional argument, what, was given.
+func onePositional(pos []string, what string) error {
+	switch {
+	case len(pos) == 0:
+		return usagef("missing %s", what)
+	case len(pos) > 1:
+		return usagef("unexpected argument %q: takes one %s", pos[1], what)
 	}
-	return append(flags, pos...)
+	return nil
 }
 
 // resolve turns a UPN into an object id through Graph; an object id is used as it is.
@@ -70,7 +68,7 @@ func resolve(ctx context.Context, c *Config, principal string, stderr io.Writer)
 	if err := c.Validate(needs{graph: true}); err != nil {
 		return "", err
 	}
-	g, err := newGraphClient(c, newLogger(stderr, "text", c.LogLevel), nil)
+	g, err := newGraphClient(c, newLogger(stderr, c.LogFormat, c.LogLevel), nil)
 	if err != nil {
 		return "", err
 	}
@@ -104,12 +102,13 @@ func openPrincipal(ctx context.Context, c *Config, principal string, n needs, st
 	if err != nil {
 		return "", nil, err
 	}
-	client, err := newACSClient(c, newLogger(stderr, "text", c.LogLevel), nil)
+	client, err := newACSClient(c, newLogger(stderr, c.LogFormat, c.LogLevel), nil)
 	return oid, client, err
 }
 
 func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	c, principal, err := assignFlags("get", args, stderr, nil)
+	var out *string
+	c, principal, err := assignFlags("get", args, stdout, func(fs *flag.FlagSet) { out = outputFormatFlag(fs, "json") })
 	if err != nil {
 		return err
 	}
@@ -125,7 +124,20 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	return printJSON(stdout, a)
+	if *out == "json" {
+		return printJSON(stdout, a)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "OBJECT ID\tTENANT\tPRINCIPAL TYPE\tCLIENT IDS")
+	fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", a.ObjectID, a.TenantID, a.PrincipalType, orNone(strings.Join(a.ClientIDs, ",")))
+	return tw.Flush()
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 // assignVerb is grant or revoke: an operator override through the Reconciler, as a grant
@@ -136,7 +148,7 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 func assignVerb(cmd worker.Command) func(context.Context, []string, io.Writer, io.Writer) error {
 	return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		var ra, force bool
-		c, principal, err := assignFlags(string(cmd), args, stderr, func(fs *flag.FlagSet) {
+		c, principal, err := assignFlags(string(cmd), args, stdout, func(fs *flag.FlagSet) {
 			fs.BoolVar(&ra, "resource-account", false, "the principal is a Teams resource account (server consent)")
 			if cmd == worker.CommandGrant {
 				fs.BoolVar(&force, "force", false, "grant even when the policy refuses the principal (the next resync undoes it)")
@@ -156,7 +168,7 @@ func assignVerb(cmd worker.Command) func(context.Context, []string, io.Writer, i
 		if err := c.Validate(needs{acs: true, graph: true, clientIDs: !ra}); err != nil {
 			return err
 		}
-		svc, err := newService(c, newLogger(stderr, "text", c.LogLevel), nil)
+		svc, err := newService(c, newLogger(stderr, c.LogFormat, c.LogLevel), nil)
 		if err != nil {
 			return err
 		}

@@ -1,15 +1,18 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 
 	"github.com/tpe-provisioner/tpe-provisioner/backfill"
 	"github.com/tpe-provisioner/tpe-provisioner/internal/limiter"
@@ -20,6 +23,7 @@ import (
 func init() {
 	commands["backfill"] = command{
 		summary: "reconcile the whole scope: plan (--dry-run), apply, or --enqueue the changes for every replica",
+		exits:   []exitCode{{3, "the revoke brake refused the plan: nothing was applied (review it, then --force)"}},
 		run:     runBackfill,
 	}
 }
@@ -31,8 +35,7 @@ const backfillConcurrency = 32
 func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c Config
 	fs := flag.NewFlagSet("backfill", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	output := fs.String("output", "table", "plan format: table or json (JSON Lines)")
+	output := outputFormatFlag(fs, "table")
 	force := fs.Bool("force", false, "apply revokes even when the brake trips")
 	enqueue := fs.Bool("enqueue", false, "send one reconcile command per planned change to SERVICEBUS_QUEUE instead of writing to ACS")
 	showNoops := fs.Bool("show-noops", false, "print rows that need no change too")
@@ -42,12 +45,10 @@ func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	if environ("TPE_CONCURRENCY") == "" {
 		c.Concurrency = backfillConcurrency
+		fs.Lookup("concurrency").DefValue = strconv.Itoa(backfillConcurrency)
 	}
-	if err := fs.Parse(args); err != nil {
-		return errUsage
-	}
-	if *output != "table" && *output != "json" {
-		return fmt.Errorf("--output must be table or json, got %q", *output)
+	if err := parseNoArgs(fs, args, stdout); err != nil {
+		return err
 	}
 	if err := c.Validate(needs{acs: true, clientIDs: true, graph: true, source: *enqueue}); err != nil {
 		return err
@@ -65,8 +66,10 @@ func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	o.Force, o.ShowNoops, o.Limiter = *force, *showNoops, lim
 	o.Progress, o.IsTerminal = stderr, isTerminal(stderr)
 	o.Out = backfill.PlanWriter(backfill.NewPlanTable(stdout))
+	var doc *planDocument
 	if *output == "json" {
-		o.Out = backfill.NewPlanJSON(stdout)
+		doc = &planDocument{w: bufio.NewWriter(stdout)}
+		o.Out = doc
 	}
 	if *enqueue {
 		send, closeSender, err := queueSender(ctx, &c)
@@ -77,6 +80,9 @@ func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		o.Enqueue = send
 	}
 	sum, err := backfill.Run(ctx, o)
+	if doc != nil {
+		err = errors.Join(err, doc.close())
+	}
 	log.LogAttrs(ctx, levelOf(err), "backfill finished", sum.LogAttrs()...)
 	switch {
 	case errors.Is(err, backfill.ErrBrake):
@@ -85,6 +91,80 @@ func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	return nil
+}
+
+// planDocument writes a plan as one JSON document, {"plan":[rows],"totals":{...}}, row by
+// row, so a script parses it whole and a tenant-wide plan is never held in memory. A run
+// that ends before its totals still closes the document (without totals).
+type planDocument struct {
+	w      *bufio.Writer
+	rows   int
+	opened bool
+	closed bool
+}
+
+var _ backfill.PlanWriter = (*planDocument)(nil)
+
+func (d *planDocument) open() error {
+	if d.opened {
+		return nil
+	}
+	d.opened = true
+	_, err := d.w.WriteString(`{"plan":[`)
+	return err
+}
+
+func (d *planDocument) WriteRow(r backfill.PlanRow) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	if err := d.open(); err != nil {
+		return err
+	}
+	sep := ",\n  "
+	if d.rows == 0 {
+		sep = "\n  "
+	}
+	if _, err := d.w.WriteString(sep); err != nil {
+		return err
+	}
+	if _, err := d.w.Write(b); err != nil {
+		return err
+	}
+	if d.rows++; d.rows%64 == 0 {
+		return d.w.Flush()
+	}
+	return nil
+}
+
+func (d *planDocument) WriteTotals(t backfill.PlanTotals) error {
+	b, err := json.Marshal(t)
+	if err != nil {
+		return err
+	}
+	if err := d.open(); err != nil {
+		return err
+	}
+	if _, err := fmt.Fprintf(d.w, "\n],\n\"totals\":%s}\n", b); err != nil {
+		return err
+	}
+	d.closed = true
+	return d.w.Flush()
+}
+
+// close ends a document whose totals were never written.
+func (d *planDocument) close() error {
+	if !d.closed {
+		if err := d.open(); err != nil {
+			return err
+		}
+		if _, err := d.w.WriteString("\n]}\n"); err != nil {
+			return err
+		}
+		d.closed = true
+	}
+	return d.w.Flush()
 }
 
 // checkScopeGroups stops a start whose TPE_SCOPE_GROUPS names a group the directory does
@@ -114,14 +194,19 @@ func levelOf(err error) slog.Level {
 	return slog.LevelInfo
 }
 
-// isTerminal reports whether w is a character device (a person is watching).
+// isTerminal reports whether w is a character device other than the null device (a person
+// is watching).
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	if !ok {
 		return false
 	}
 	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		return false
+	}
+	null, err := os.Stat(os.DevNull)
+	return err != nil || !os.SameFile(fi, null)
 }
 
 // queueSender returns an Enqueue function that sends reconcile commands to the queue in

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,7 +23,24 @@ import (
 )
 
 func init() {
-	commands["deadletters"] = command{summary: "list, show, resubmit or purge the queue's dead letters", run: runDeadLetters}
+	commands["deadletters"] = command{
+		summary: "list, show, resubmit or purge the queue's dead letters",
+		args:    "list|show|resubmit|purge [SEQUENCE_NUMBER...]",
+		detail: `  list                     the dead letters: sequence number, enqueued time, reason, description,
+                           principal when the body names one
+  show SEQ                 one dead letter in full (clientState values redacted)
+  resubmit [SEQ...]        send each selected dead letter's original body, content type and
+                           application properties back to the queue, then remove the dead letter;
+                           all of them unless SEQ or --reason selects; --dry-run only lists them
+  purge [SEQ...]           remove the selected dead letters (all unless SEQ or --reason selects);
+                           asks on a terminal, needs --yes otherwise`,
+		exits: []exitCode{
+			{1, "also: purge was not confirmed on the terminal (nothing deleted)"},
+			{2, "also: purge off a terminal without --yes (nothing deleted)"},
+			{4, "show: no dead letter with that sequence number"},
+		},
+		run: runDeadLetters,
+	}
 }
 
 // Dead-letter properties Service Bus adds (application properties of the dead letter); a
@@ -42,34 +57,7 @@ const (
 // or purging: when it passes with nothing received, the messages still sought are gone.
 var deadLetterReceiveWait = 5 * time.Second
 
-// Where purge asks for confirmation; tests replace them.
-var (
-	deadLetterStdin io.Reader = os.Stdin
-	stdinIsTerminal           = func() bool {
-		fi, err := os.Stdin.Stat()
-		if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
-			return false
-		}
-		null, err := os.Stat(os.DevNull)
-		return err != nil || !os.SameFile(fi, null)
-	}
-)
-
-func deadLettersUsage(w io.Writer) {
-	fmt.Fprint(w, `usage: tpe-provisioner deadletters <list|show|resubmit|purge> [flags] [SEQUENCE_NUMBER...]
-
-  list                     the dead letters: sequence number, enqueued time, reason, description,
-                           principal when the body names one
-  show SEQ                 one dead letter in full (clientState values redacted)
-  resubmit [SEQ...]        send each selected dead letter's original body, content type and
-                           application properties back to the queue, then remove the dead letter;
-                           all of them unless SEQ or --reason selects; --dry-run only lists them
-  purge [SEQ...]           remove the selected dead letters (all unless SEQ or --reason selects);
-                           asks on a terminal, needs --yes otherwise
-
-flags:
-`)
-}
+var deadLetterVerbs = []string{"list", "show", "resubmit", "purge"}
 
 // deadLetterCmd is the parsed command line of deadletters.
 type deadLetterCmd struct {
@@ -83,54 +71,47 @@ type deadLetterCmd struct {
 	max    int
 }
 
-func parseDeadLetters(args []string, stderr io.Writer) (*deadLetterCmd, error) {
+func parseDeadLetters(args []string, stdout io.Writer) (*deadLetterCmd, error) {
 	d := &deadLetterCmd{}
 	fs := flag.NewFlagSet("deadletters", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { deadLettersUsage(stderr); fs.PrintDefaults() }
 	if err := d.cfg.bindGroups(fs, environ, groupQueue, groupLog); err != nil {
 		return nil, err
 	}
-	out := outputFormatFlag(fs)
+	out := outputFormatFlag(fs, "table")
 	fs.StringVar(&d.reason, "reason", "", "resubmit/purge only the dead letters with this reason (e.g. MaxDeliveryCountExceeded)")
 	fs.BoolVar(&d.dryRun, "dry-run", false, "resubmit: list what would be resubmitted, change nothing")
-	fs.BoolVar(&d.yes, "yes", false, "purge without asking")
+	yesFlag(fs, &d.yes)
 	fs.IntVar(&d.max, "max", 10000, "read at most this many dead letters")
-	pos, err := parseInterleaved(fs, args)
+	pos, err := parseArgs(fs, args, stdout)
 	if err != nil {
-		return nil, errUsage
+		return nil, err
 	}
 	if len(pos) == 0 {
-		fs.Usage()
-		return nil, errUsage
+		return nil, usagef("missing the command: list, show, resubmit or purge")
 	}
 	d.verb, d.output = pos[0], *out
 	for _, a := range pos[1:] {
 		n, err := strconv.ParseInt(a, 10, 64)
 		if err != nil || n < 0 {
-			return nil, fmt.Errorf("%q is not a sequence number", a)
+			return nil, usagef("%q is not a sequence number", a)
 		}
 		d.seqs = append(d.seqs, n)
 	}
 	switch {
-	case !slices.Contains([]string{"list", "show", "resubmit", "purge"}, d.verb):
-		fs.Usage()
-		return nil, fmt.Errorf("unknown deadletters command %q (want list, show, resubmit or purge)", d.verb)
+	case !slices.Contains(deadLetterVerbs, d.verb):
+		return nil, usagef("unknown deadletters command %q (want list, show, resubmit or purge)%s", d.verb, didYouMean(d.verb, deadLetterVerbs))
 	case d.verb == "show" && len(d.seqs) != 1:
-		return nil, fmt.Errorf("show takes one sequence number")
+		return nil, usagef("show takes one sequence number")
 	case d.verb == "list" && len(d.seqs) > 0:
-		return nil, fmt.Errorf("list takes no sequence numbers")
+		return nil, usagef("list takes no sequence numbers")
 	case d.max < 1:
-		return nil, fmt.Errorf("--max must be at least 1")
-	}
-	if err := checkOutputFormat(d.output); err != nil {
-		return nil, err
+		return nil, usagef("--max must be at least 1")
 	}
 	return d, d.cfg.Validate(needs{source: true})
 }
 
 func runDeadLetters(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	d, err := parseDeadLetters(args, stderr)
+	d, err := parseDeadLetters(args, stdout)
 	if err != nil {
 		return err
 	}
@@ -171,7 +152,7 @@ func runDeadLetters(ctx context.Context, args []string, stdout, stderr io.Writer
 		return printDeadLetters(stdout, d.output, selected)
 	}
 	if d.verb == "purge" {
-		if err := confirmPurge(d, len(selected), dlq.path(), stderr); err != nil {
+		if err := confirm(d.yes, "purge", fmt.Sprintf("%d dead letter(s) from %s", len(selected), dlq.path()), stderr); err != nil {
 			return err
 		}
 	}
@@ -188,22 +169,6 @@ func pastTense(verb string) string {
 		return "resubmitted"
 	}
 	return "purged"
-}
-
-// confirmPurge asks on a terminal; elsewhere it needs --yes.
-func confirmPurge(d *deadLetterCmd, n int, path string, stderr io.Writer) error {
-	if d.yes {
-		return nil
-	}
-	if !stdinIsTerminal() {
-		return fmt.Errorf("purge deletes %d dead letter(s) from %s for good: pass --yes to confirm (stdin is not a terminal to ask on)", n, path)
-	}
-	fmt.Fprintf(stderr, "delete %d dead letter(s) from %s for good? [y/N] ", n, path)
-	answer, _ := bufio.NewReader(deadLetterStdin).ReadString('\n')
-	if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
-		return &exitError{code: 1, err: errors.New("purge not confirmed; nothing deleted")}
-	}
-	return nil
 }
 
 // deadLetter is one message of the dead-letter sub-queue, as list and show print it.

@@ -169,8 +169,12 @@ func TestDeadLettersListShowResubmitPurge(t *testing.T) {
 	}
 
 	// Purge asks: without a terminal it needs --yes; a terminal's "n" keeps everything.
-	if code, _, errOut := call("deadletters", "purge"); code != 1 || !strings.Contains(errOut, "--yes") {
-		t.Errorf("purge without --yes: exit %d, %s", code, errOut)
+	notTerminal(t)
+	if code, _, errOut := call("deadletters", "purge"); code != 2 || !strings.Contains(errOut, "pass --yes") {
+		t.Errorf("purge without --yes: exit %d (want 2), %s", code, errOut)
+	}
+	if st := f.stats(t); st.DeadLettered != 1 {
+		t.Fatalf("a purge without --yes deleted: %+v", st)
 	}
 	restoreTTY := fakeTerminal(t, "n\n")
 	if code, _, errOut := call("deadletters", "purge"); code != 1 || !strings.Contains(errOut, "not confirmed") {
@@ -207,9 +211,9 @@ func (f *dlFixture) receiveOne(t *testing.T) *azservicebus.ReceivedMessage {
 
 // fakeTerminal makes purge believe stdin is a terminal holding input.
 func fakeTerminal(t *testing.T, input string) func() {
-	oldIn, oldTTY := deadLetterStdin, stdinIsTerminal
-	deadLetterStdin, stdinIsTerminal = strings.NewReader(input), func() bool { return true }
-	restore := func() { deadLetterStdin, stdinIsTerminal = oldIn, oldTTY }
+	oldIn, oldTTY := confirmStdin, stdinIsTerminal
+	confirmStdin, stdinIsTerminal = strings.NewReader(input), func() bool { return true }
+	restore := func() { confirmStdin, stdinIsTerminal = oldIn, oldTTY }
 	t.Cleanup(restore)
 	return restore
 }

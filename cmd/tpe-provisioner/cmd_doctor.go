@@ -29,7 +29,13 @@ import (
 )
 
 func init() {
-	commands["doctor"] = command{summary: "check the configured ACS, Graph, Service Bus and subscriptions end to end (reads only)", run: runDoctor}
+	commands["doctor"] = command{
+		summary: "check the configured ACS, Graph, Service Bus and subscriptions end to end (reads only)",
+		detail: `Checks the configured setup end to end without changing anything: one line per check with
+PASS, WARN, FAIL or SKIP and the fix.`,
+		exits: []exitCode{{1, "a check failed (FAIL); WARN and SKIP exit 0"}},
+		run:   runDoctor,
+	}
 }
 
 // Check outcomes. SKIP is a check that does not apply to these settings or that cannot be
@@ -76,19 +82,11 @@ func (d *doctor) failed() int {
 func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c Config
 	fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: tpe-provisioner doctor [flags]\n\nChecks the configured setup end to end without changing anything: one line per check with\nPASS, WARN, FAIL or SKIP and the fix. Exits 1 when any check fails.")
-		fs.PrintDefaults()
-	}
 	if err := c.bindFlags(fs, environ); err != nil {
 		return err
 	}
-	out := outputFormatFlag(fs)
-	if _, err := parseInterleaved(fs, args); err != nil {
-		return errUsage
-	}
-	if err := checkOutputFormat(*out); err != nil {
+	out := outputFormatFlag(fs, "table")
+	if err := parseNoArgs(fs, args, stdout); err != nil {
 		return err
 	}
 	d := &doctor{cfg: &c}

@@ -126,10 +126,9 @@ func startEmulators(ctx context.Context, f emulateFlags, sbLog io.Writer) (*emul
 func runEmulate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var f emulateFlags
 	fs := flag.NewFlagSet("emulate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	f.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	if err := parseNoArgs(fs, args, stdout); err != nil {
+		return err
 	}
 	e, err := startEmulators(ctx, f, stderr)
 	if err != nil {

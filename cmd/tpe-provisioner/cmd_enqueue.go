@@ -19,30 +19,30 @@ import (
 func init() {
 	commands["enqueue"] = command{
 		summary: "send message bodies (JSON Lines) to the queue: replay dead letters, or feed the local queue",
+		args:    "FILE",
+		detail:  "FILE holds JSON Lines, one message body per line; - reads stdin.",
 		run:     runEnqueue,
 	}
 }
 
-func runEnqueue(ctx context.Context, args []string, _, stderr io.Writer) error {
+func runEnqueue(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c Config
 	fs := flag.NewFlagSet("enqueue", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: tpe-provisioner enqueue [flags] FILE   (JSON Lines, one message body per line; - for stdin)")
-		fs.PrintDefaults()
-	}
 	if err := c.bindGroups(fs, environ, groupQueue); err != nil {
 		return err
 	}
-	if err := fs.Parse(flagsFirst(args)); err != nil || fs.NArg() != 1 {
-		fs.Usage()
-		return errUsage
+	pos, err := parseArgs(fs, args, stdout)
+	if err != nil {
+		return err
+	}
+	if err := onePositional(pos, "FILE"); err != nil {
+		return err
 	}
 	if err := c.Validate(needs{source: true}); err != nil {
 		return err
 	}
 	in := io.Reader(os.Stdin)
-	if path := fs.Arg(0); path != "-" {
+	if path := pos[0]; path != "-" {
 		f, err := os.Open(path)
 		if err != nil {
 			return err

@@ -14,72 +14,36 @@ import (
 )
 
 func init() {
-	commands["explain"] = command{summary: "say why OBJECT_ID or UPN is (not) eligible and what a reconcile would do (reads only)", run: runExplain}
+	commands["explain"] = command{
+		summary: "say why OBJECT_ID or UPN is (not) eligible and what a reconcile would do (reads only)",
+		args:    "OBJECT_ID|UPN",
+		detail: `Reads the principal from Graph and its assignment from ACS, applies every rule of the
+policy, and says what a reconcile would do. It writes nothing.`,
+		run: runExplain,
+	}
 }
 
 // explainGroups are the settings explain (and grant's policy check) read.
 var explainGroups = []settingGroup{groupACS, groupTenant, groupGraph, groupPolicy, groupLog}
 
-// outputFormatFlag registers -o and --output (table or json) on fs.
-func outputFormatFlag(fs *flag.FlagSet) *string {
-	out := fs.String("output", "table", "output format: table or json")
-	fs.Var(stringValue{out}, "o", "shorthand for --output")
-	return out
-}
-
-// parseInterleaved parses fs from args with flags before, between and after the positional
-// arguments (`explain UPN -o json`), and returns the positional ones. "--" ends the flags.
-func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
-			return append(pos, rest...), nil
-		}
-		pos, args = append(pos, rest[0]), rest[1:]
-	}
-}
-
-func checkOutputFormat(out string) error {
-	if out != "table" && out != "json" {
-		return fmt.Errorf("--output must be table or json, got %q", out)
-	}
-	return nil
-}
-
 func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c Config
 	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: tpe-provisioner explain [flags] OBJECT_ID|UPN\n\nReads the principal from Graph and its assignment from ACS, applies every rule of the\npolicy, and says what a reconcile would do. It writes nothing.")
-		fs.PrintDefaults()
-	}
 	if err := c.bindGroups(fs, environ, explainGroups...); err != nil {
 		return err
 	}
-	out := outputFormatFlag(fs)
-	pos, err := parseInterleaved(fs, args)
+	out := outputFormatFlag(fs, "table")
+	pos, err := parseArgs(fs, args, stdout)
 	if err != nil {
-		return errUsage
+		return err
 	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return errUsage
-	}
-	if err := checkOutputFormat(*out); err != nil {
+	if err := onePositional(pos, "OBJECT_ID or UPN"); err != nil {
 		return err
 	}
 	if err := c.Validate(needs{acs: true, graph: true}); err != nil {
 		return err
 	}
-	svc, err := newService(&c, newLogger(stderr, "text", c.LogLevel), nil)
+	svc, err := newService(&c, newLogger(stderr, c.LogFormat, c.LogLevel), nil)
 	if err != nil {
 		return err
 	}
@@ -238,7 +202,7 @@ func grantAgainstPolicy(ctx context.Context, c *Config, principal string, ra, fo
 	if err := c.Validate(needs{acs: true, graph: true}); err != nil {
 		return "", err
 	}
-	svc, err := newService(c, newLogger(stderr, "text", c.LogLevel), nil)
+	svc, err := newService(c, newLogger(stderr, c.LogFormat, c.LogLevel), nil)
 	if err != nil {
 		return "", err
 	}

@@ -130,7 +130,7 @@ func TestExplainFailsOnAGraphOrACSErrorInsteadOfGuessing(t *testing.T) {
 		t.Errorf("bad principal: exit %d, stderr %s", code, errOut)
 	}
 	code, _, _ = call("explain", e2eAdele, "-o", "yaml")
-	if code != 1 {
-		t.Errorf("-o yaml: exit %d, want 1", code)
+	if code != 2 {
+		t.Errorf("-o yaml: exit %d, want 2 (a usage error)", code)
 	}
 }

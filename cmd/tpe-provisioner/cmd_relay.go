@@ -22,17 +22,16 @@ func init() {
 	}
 }
 
-func runRelay(ctx context.Context, args []string, _, stderr io.Writer) error {
+func runRelay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c Config
 	fs := flag.NewFlagSet("relay", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	certFile := fs.String("tls-cert", "", "TLS certificate (PEM); without it the relay serves plain HTTP for a TLS-terminating ingress")
 	keyFile := fs.String("tls-key", "", "TLS private key (PEM)")
 	if err := c.bindGroups(fs, environ, groupTenant, groupTrust, groupRelay, groupLog, groupQueue); err != nil {
 		return err
 	}
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	if err := parseNoArgs(fs, args, stdout); err != nil {
+		return err
 	}
 	if (*certFile == "") != (*keyFile == "") {
 		return fmt.Errorf("--tls-cert and --tls-key go together: give both to serve HTTPS, or neither to serve plain HTTP behind a TLS-terminating ingress")

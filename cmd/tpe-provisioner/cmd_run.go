@@ -9,8 +9,10 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tpe-provisioner/tpe-provisioner/backfill"
 	"github.com/tpe-provisioner/tpe-provisioner/internal/adapt"
@@ -22,6 +24,8 @@ import (
 func init() {
 	commands["run"] = command{
 		summary: "consume the queue (or --source file:PATH) and keep assignments in step with the directory",
+		detail:  "The first SIGINT/SIGTERM drains: stop receiving, let in-flight messages finish within\nTPE_SHUTDOWN_TIMEOUT; a second one exits at once.",
+		exits:   []exitCode{{130, "a second SIGINT/SIGTERM ended the drain at once"}},
 		run:     runRun,
 	}
 }
@@ -34,18 +38,17 @@ var runGroups = []settingGroup{groupACS, groupTenant, groupGraph, groupPolicy, g
 func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c Config
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	source := fs.String("source", "", "read messages from `file:PATH` (JSON Lines, - for stdin) instead of Service Bus")
 	if err := c.bindGroups(fs, environ, runGroups...); err != nil {
 		return err
 	}
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	if err := parseNoArgs(fs, args, stdout); err != nil {
+		return err
 	}
 	if err := c.Validate(needs{acs: true, clientIDs: true, graph: true, source: *source == "", clientState: true}); err != nil {
 		return err
 	}
-	if *source != "" && !setExplicitly(fs, "http-listen", "TPE_HTTP_LISTEN") {
+	if *source != "" && settingSource(fs, "TPE_HTTP_LISTEN") == "default" {
 		c.HTTPListen = "off" // a one-shot replay serves no ops port unless asked for one
 	}
 	log := newLogger(stderr, c.LogFormat, c.LogLevel)
@@ -69,6 +72,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 	var bg sync.WaitGroup
 	defer bg.Wait()
+	stopping := ctx // cancelled by the first signal: the drain starts
 	ctx, cancelBG := context.WithCancel(ctx)
 	defer cancelBG()
 
@@ -100,17 +104,44 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 	log.Info("worker started", "concurrency", c.Concurrency, "dry_run", c.DryRun, "scope_groups", len(c.ScopeGroups),
 		"resync_interval", c.ResyncInterval.String(), "renew_subscriptions", c.RenewSubscriptions, "source", sourceName(&c, *source), "build", currentBuild())
+	drainStarted := make(chan time.Time, 1)
+	watchDrain := context.AfterFunc(stopping, func() {
+		t0 := time.Now()
+		log.Info("draining", "in_flight", inFlight(svc.reg), "drain_timeout", c.ShutdownTimeout,
+			"detail", "stopped receiving; waiting for the in-flight messages to finish")
+		drainStarted <- t0 // after the line, so "stopped" follows it
+	})
+	started := time.Now()
 	err = w.Run(ctx)
+	attrs := []any{"uptime", time.Since(started).Round(time.Millisecond), "messages", messagesSettled(w.Stats())}
+	if !watchDrain() {
+		attrs = append(attrs, "drain_took", time.Since(<-drainStarted).Round(time.Microsecond))
+	}
+	if err != nil {
+		attrs = append(attrs, "error", err.Error())
+	}
+	log.Info("stopped", attrs...)
 	printStats(stdout, w.Stats())
 	return err
 }
 
-// setExplicitly says whether the setting was given as a flag or in the environment.
-func setExplicitly(fs *flag.FlagSet, flagName, env string) bool {
-	set := false
-	fs.Visit(func(f *flag.Flag) { set = set || f.Name == flagName })
-	_, inEnv := lookupEnv(environ, env)
-	return set || inEnv
+// inFlight reads the worker's tpe_inflight_messages gauge from reg (-1 when absent).
+func inFlight(reg prometheus.Gatherer) int {
+	families, _ := reg.Gather()
+	for _, f := range families {
+		if f.GetName() == "tpe_inflight_messages" && len(f.GetMetric()) == 1 {
+			return int(f.GetMetric()[0].GetGauge().GetValue())
+		}
+	}
+	return -1
+}
+
+func messagesSettled(s worker.Stats) int {
+	n := 0
+	for _, c := range s.Messages {
+		n += c
+	}
+	return n
 }
 
 func sourceName(c *Config, source string) string {

@@ -15,21 +15,27 @@ import (
 func init() {
 	commands["subscribe"] = command{
 		summary: "create or renew the Graph change-notification subscriptions (--list, --delete for operators)",
-		run:     runSubscribe,
+		exits: []exitCode{
+			{1, "also: --delete was not confirmed on the terminal (nothing deleted)"},
+			{2, "also: --delete off a terminal without --yes (nothing deleted)"},
+		},
+		run: runSubscribe,
 	}
 }
 
 func runSubscribe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c Config
 	fs := flag.NewFlagSet("subscribe", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	list := fs.Bool("list", false, "list our subscriptions and their expiry")
-	del := fs.Bool("delete", false, "delete our subscriptions")
+	del := fs.Bool("delete", false, "delete our subscriptions: no notification arrives until the next subscribe (asks on a terminal, needs --yes otherwise)")
+	var yes bool
+	yesFlag(fs, &yes)
+	out := outputFormatFlag(fs, "table")
 	if err := c.bindGroups(fs, environ, groupGraph, groupTenant, groupTrust, groupPolicy, groupSubscriptions, groupLog); err != nil {
 		return err
 	}
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	if err := parseNoArgs(fs, args, stdout); err != nil {
+		return err
 	}
 	if err := c.Validate(needs{graph: true}); err != nil {
 		return err
@@ -60,6 +66,17 @@ func runSubscribe(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	switch {
 	case *del:
+		subs, err := k.List(ctx)
+		if err != nil {
+			return err
+		}
+		if len(subs) == 0 {
+			fmt.Fprintln(stderr, "no subscriptions of ours to delete")
+			return nil
+		}
+		if err := confirm(yes, "subscribe --delete", fmt.Sprintf("our %d Graph subscription(s)", len(subs)), stderr); err != nil {
+			return err
+		}
 		if err := k.Delete(ctx); err != nil {
 			return err
 		}
@@ -70,23 +87,37 @@ func runSubscribe(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		if err != nil {
 			return err
 		}
-		printSubscriptions(stdout, subs)
-		return nil
+		return printSubscriptions(stdout, *out, subs)
 	}
 	subs, err := k.Ensure(ctx)
 	if err != nil {
 		return err
 	}
-	printSubscriptions(stdout, subs)
-	return nil
+	return printSubscriptions(stdout, *out, subs)
 }
 
-func printSubscriptions(w io.Writer, subs []subscriptions.Subscription) {
+// subscriptionJSON is one subscription as -o json prints it.
+type subscriptionJSON struct {
+	ID                 string    `json:"id"`
+	Resource           string    `json:"resource"`
+	ChangeType         string    `json:"changeType"`
+	NotificationURL    string    `json:"notificationUrl"`
+	ExpirationDateTime time.Time `json:"expirationDateTime"`
+}
+
+func printSubscriptions(w io.Writer, output string, subs []subscriptions.Subscription) error {
+	if output == "json" {
+		out := make([]subscriptionJSON, 0, len(subs))
+		for _, s := range subs {
+			out = append(out, subscriptionJSON{s.ID, s.Resource, s.ChangeType, s.NotificationURL, s.ExpirationDateTime.UTC()})
+		}
+		return printJSON(w, out)
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tRESOURCE\tCHANGE TYPE\tEXPIRES\tIN")
 	for _, s := range subs {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.ID, s.Resource, s.ChangeType,
 			s.ExpirationDateTime.UTC().Format(time.RFC3339), time.Until(s.ExpirationDateTime).Round(time.Minute))
 	}
-	_ = tw.Flush()
+	return tw.Flush()
 }

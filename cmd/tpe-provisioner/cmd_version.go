@@ -90,12 +90,8 @@ func newBuildInfo() prometheus.Collector {
 
 func runVersion(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("version", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	out := outputFormatFlag(fs)
-	if err := fs.Parse(args); err != nil {
-		return errUsage
-	}
-	if err := checkOutputFormat(*out); err != nil {
+	out := outputFormatFlag(fs, "table")
+	if err := parseNoArgs(fs, args, stdout); err != nil {
 		return err
 	}
 	b := currentBuild()

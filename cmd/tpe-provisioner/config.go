@@ -89,7 +89,7 @@ var settings = []setting{
 	{groupBrake, "TPE_MAX_REVOKES", "max-revokes", "100", "brake: refuse (apply nothing of) a backfill/resync plan with more revokes than this (-1 = no count limit)", false, integer(func(c *Config) *int { return &c.MaxRevokes })},
 	{groupBrake, "TPE_MAX_REVOKE_PERCENT", "max-revoke-percent", "10", "brake: refuse (apply nothing of) a backfill/resync plan of 3 or more revokes that revokes more than this percent of the principals holding an assignment; a real number, 0 = off", false, float(func(c *Config) *float64 { return &c.MaxRevokePercent })},
 	{groupLog, "TPE_LOG_LEVEL", "log-level", "info", "debug, info, warn or error", false, str(func(c *Config) *string { return &c.LogLevel })},
-	{groupLog, "TPE_LOG_FORMAT", "log-format", "json", "json or text", false, str(func(c *Config) *string { return &c.LogFormat })},
+	{groupLog, "TPE_LOG_FORMAT", "log-format", "auto", "json, text, or auto: text when stderr is a terminal, JSON otherwise", false, str(func(c *Config) *string { return &c.LogFormat })},
 	{groupQueue, "SERVICEBUS_NAMESPACE", "servicebus-namespace", "", "Service Bus namespace FQDN `<ns>.servicebus.windows.net` (Entra auth)", false, str(func(c *Config) *string { return &c.ServiceBusNamespace })},
 	{groupQueue, "SERVICEBUS_CONNECTION_STRING", "servicebus-connection-string", "", "Service Bus connection string (SAS auth); takes precedence over SERVICEBUS_NAMESPACE", true, str(func(c *Config) *string { return &c.ServiceBusConnectionString })},
 	{groupQueue, "SERVICEBUS_QUEUE", "servicebus-queue", "", "queue the notifications and commands arrive on", false, str(func(c *Config) *string { return &c.ServiceBusQueue })},
@@ -140,11 +140,14 @@ func settingsIn(groups ...settingGroup) []string {
 
 // bindFlags fills every setting from its default, then from the environment, and registers
 // the named ones as flags on fs (all when names is empty); flags parsed later override both.
+// Every setting's environment value is parsed: the error names each one that does not
+// parse (a *settingError each).
 func (c *Config) bindFlags(fs *flag.FlagSet, getenv func(string) string, names ...string) error {
 	want := map[string]bool{}
 	for _, n := range names {
 		want[n] = true
 	}
+	var errs []error
 	for _, s := range settings {
 		v := s.bind(c)
 		if err := v.Set(s.def); err != nil {
@@ -152,7 +155,7 @@ func (c *Config) bindFlags(fs *flag.FlagSet, getenv func(string) string, names .
 		}
 		if e, ok := lookupEnv(getenv, s.env); ok {
 			if err := v.Set(e); err != nil {
-				return fmt.Errorf("%s: %w", s.env, err)
+				errs = append(errs, &settingError{s.env, err})
 			}
 		}
 		if len(names) == 0 || want[s.env] {
@@ -162,7 +165,36 @@ func (c *Config) bindFlags(fs *flag.FlagSet, getenv func(string) string, names .
 			fs.Var(v, s.flag, s.usage+" (env "+s.env+")")
 		}
 	}
-	return nil
+	return errors.Join(errs...)
+}
+
+// settingError is a bad or missing value of one setting.
+type settingError struct {
+	env string
+	err error
+}
+
+func (e *settingError) Error() string { return e.env + ": " + e.err.Error() }
+func (e *settingError) Unwrap() error { return e.err }
+
+// settingSource says where the value of the setting env came from: "flag --NAME" when fs
+// parsed it, "environment" when set there, "default" otherwise.
+func settingSource(fs *flag.FlagSet, env string) string {
+	for _, s := range settings {
+		if s.env != env {
+			continue
+		}
+		set := false
+		fs.Visit(func(f *flag.Flag) { set = set || f.Name == s.flag })
+		if set {
+			return "flag --" + s.flag
+		}
+		if _, ok := lookupEnv(environ, s.env); ok {
+			return "environment"
+		}
+		return "default"
+	}
+	return "unknown setting"
 }
 
 func lookupEnv(getenv func(string) string, k string) (string, bool) {
@@ -179,7 +211,7 @@ type needs struct{ acs, tenant, clientIDs, graph, source, clientState bool }
 func (c *Config) Validate(n needs) error {
 	var errs []error
 	bad := func(env, format string, a ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", env, fmt.Sprintf(format, a...)))
+		errs = append(errs, &settingError{env, fmt.Errorf(format, a...)})
 	}
 	if n.acs && c.ACSConnectionString == "" && c.ACSEndpoint == "" {
 		bad("ACS_CONNECTION_STRING", "set it (or ACS_ENDPOINT for Entra ID auth); for a local emulator run `tpe-provisioner emulate` and export the lines it prints")
@@ -231,9 +263,9 @@ func (c *Config) Validate(n needs) error {
 		bad("TPE_MAX_REVOKE_PERCENT", "must be a number from 0 (off) to 100, got %v", c.MaxRevokePercent)
 	}
 	switch c.LogFormat {
-	case "json", "text":
+	case "auto", "json", "text":
 	default:
-		bad("TPE_LOG_FORMAT", "must be json or text, got %q", c.LogFormat)
+		bad("TPE_LOG_FORMAT", "must be auto, json or text, got %q", c.LogFormat)
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		bad("TPE_LOG_LEVEL", "%v", err)
@@ -321,9 +353,16 @@ func list(f func(*Config) *[]string) func(*Config) flag.Value {
 
 type boolValue struct{ p *bool }
 
-func (v boolValue) String() string     { return strconv.FormatBool(v.p != nil && *v.p) }
-func (v boolValue) IsBoolFlag() bool   { return true }
-func (v boolValue) Set(s string) error { b, err := strconv.ParseBool(s); *v.p = b; return err }
+func (v boolValue) String() string   { return strconv.FormatBool(v.p != nil && *v.p) }
+func (v boolValue) IsBoolFlag() bool { return true }
+func (v boolValue) Set(s string) error {
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		return fmt.Errorf("%q is not true or false", s)
+	}
+	*v.p = b
+	return nil
+}
 
 func boolean(f func(*Config) *bool) func(*Config) flag.Value {
 	return func(c *Config) flag.Value { return boolValue{f(c)} }
@@ -337,7 +376,14 @@ func (v intValue) String() string {
 	}
 	return strconv.Itoa(*v.p)
 }
-func (v intValue) Set(s string) error { n, err := strconv.Atoi(s); *v.p = n; return err }
+func (v intValue) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a whole number", s)
+	}
+	*v.p = n
+	return nil
+}
 
 func integer(f func(*Config) *int) func(*Config) flag.Value {
 	return func(c *Config) flag.Value { return intValue{f(c)} }
@@ -351,7 +397,14 @@ func (v floatValue) String() string {
 	}
 	return strconv.FormatFloat(*v.p, 'g', -1, 64)
 }
-func (v floatValue) Set(s string) error { n, err := strconv.ParseFloat(s, 64); *v.p = n; return err }
+func (v floatValue) Set(s string) error {
+	n, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return fmt.Errorf("%q is not a number", s)
+	}
+	*v.p = n
+	return nil
+}
 
 func float(f func(*Config) *float64) func(*Config) flag.Value {
 	return func(c *Config) flag.Value { return floatValue{f(c)} }
@@ -371,8 +424,11 @@ func (v durationValue) Set(s string) error {
 		return nil
 	}
 	d, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (e.g. 30s, 2m, 24h)", s)
+	}
 	*v.p = d
-	return err
+	return nil
 }
 
 func duration(f func(*Config) *time.Duration) func(*Config) flag.Value {

@@ -24,6 +24,7 @@ import (
 func init() {
 	commands["demo"] = command{
 		summary: "the whole product on local emulators: onboarding, offboarding, duplicates, throttling, a forged message, a backfill",
+		exits:   []exitCode{{1, "also: a chapter or the final state did not match the policy"}},
 		run:     runStoryDemo,
 	}
 }
@@ -34,11 +35,10 @@ func init() {
 // action and the final state must match the policy for every principal, else it exits 1.
 func runStoryDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	keep := fs.Bool("keep-running", false, "leave the emulators up afterwards and print the settings to use them")
 	verbose := fs.Bool("verbose", false, "write the JSON audit log to stderr")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	if err := parseNoArgs(fs, args, stdout); err != nil {
+		return err
 	}
 	root, err := demoRoot()
 	if err != nil {

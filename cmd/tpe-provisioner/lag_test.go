@@ -45,12 +45,15 @@ func lagBackfill(t *testing.T, args ...string) (map[string]backfill.PlanRow, bac
 	if code := realMain(append([]string{"backfill", "--output", "json"}, args...), &out, &errOut); code != 0 {
 		t.Fatalf("backfill %v exit %d, want 0\nstdout:\n%s\nstderr:\n%s", args, code, out.String(), errOut.String())
 	}
+	var doc struct {
+		Plan []backfill.PlanRow `json:"plan"`
+	}
+	if err := json.Unmarshal([]byte(out.String()), &doc); err != nil {
+		t.Fatalf("backfill -o json printed no JSON document: %v\n%s", err, out.String())
+	}
 	rows := map[string]backfill.PlanRow{}
-	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
-		var r backfill.PlanRow
-		if err := json.Unmarshal([]byte(line), &r); err == nil && r.ObjectID != "" {
-			rows[r.ObjectID] = r
-		}
+	for _, r := range doc.Plan {
+		rows[r.ObjectID] = r
 	}
 	return rows, backfillTotals(t, out.String())
 }

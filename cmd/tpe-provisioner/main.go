@@ -5,17 +5,21 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"sort"
 	"syscall"
 )
 
-// command is one subcommand: it parses its own flags from args and returns an exit error.
+// command is one subcommand: it parses its own flags from args (parseArgs) and returns an
+// exit error. args, detail and exits feed its --help (printHelp).
 type command struct {
 	summary string
+	args    string     // the positional arguments in the synopsis, e.g. "OBJECT_ID|UPN"
+	detail  string     // more help after the summary
+	exits   []exitCode // exit codes besides the common ones
 	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
@@ -35,42 +39,52 @@ func main() {
 }
 
 func realMain(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
 		usage(stderr)
-		if len(args) == 0 {
-			return 2
-		}
-		return 0
+		return exitUsage
 	}
-	if args[0] == "--version" {
+	switch args[0] {
+	case "-h", "-help", "--help":
+		usage(stdout)
+		return exitOK
+	case "help":
+		if len(args) == 1 {
+			usage(stdout)
+			return exitOK
+		}
+		if _, ok := commands[args[1]]; !ok {
+			return unknownCommand(stderr, args[1])
+		}
+		args = []string{args[1], "--help"}
+	case "--version", "-version":
 		args = append([]string{"version"}, args[1:]...)
 	}
 	cmd, ok := commands[args[0]]
 	if !ok {
-		fmt.Fprintf(stderr, "tpe-provisioner: unknown command %q\n\n", args[0])
-		usage(stderr)
-		return 2
+		return unknownCommand(stderr, args[0])
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	if err := cmd.run(ctx, args[1:], stdout, stderr); err != nil {
-		var ee *exitError
-		if errors.As(err, &ee) {
-			if ee.err != nil {
-				fmt.Fprintf(stderr, "tpe-provisioner %s: %v\n", args[0], ee.err)
-			}
-			return ee.code
+	err := cmd.run(ctx, args[1:], stdout, stderr)
+	var (
+		ee *exitError
+		ue *usageError
+	)
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return exitOK
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "tpe-provisioner %s: %v\nrun 'tpe-provisioner %s --help' for usage\n", args[0], ue, args[0])
+		return exitUsage
+	case errors.As(err, &ee):
+		if ee.err != nil {
+			fmt.Fprintf(stderr, "tpe-provisioner %s: %v\n", args[0], ee.err)
 		}
-		if errors.Is(err, errUsage) {
-			return 2
-		}
-		fmt.Fprintf(stderr, "tpe-provisioner %s: %v\n", args[0], err)
-		return 1
+		return ee.code
 	}
-	return 0
+	fmt.Fprintf(stderr, "tpe-provisioner %s: %v\n", args[0], err)
+	return exitFailure
 }
-
-var errUsage = errors.New("usage")
 
 // signalContext is cancelled by the first SIGINT/SIGTERM (drain); a second one exits at once.
 func signalContext() (context.Context, context.CancelFunc) {
@@ -90,18 +104,4 @@ func signalContext() (context.Context, context.CancelFunc) {
 		os.Exit(130)
 	}()
 	return ctx, func() { signal.Stop(ch); cancel() }
-}
-
-func usage(w io.Writer) {
-	fmt.Fprintln(w, "usage: tpe-provisioner <command> [flags]")
-	fmt.Fprintln(w, "\ncommands:")
-	names := make([]string, 0, len(commands))
-	for n := range commands {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
-	}
-	fmt.Fprintln(w, "\nRun `tpe-provisioner <command> -h` for its flags. Every flag also reads an environment variable (see the README).")
 }

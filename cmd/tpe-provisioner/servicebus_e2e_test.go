@@ -274,11 +274,10 @@ func acstestUser(oid string, clientIDs ...string) acstest.Assignment {
 // backfillTotals reads the totals line a JSON plan ends with.
 func backfillTotals(t *testing.T, out string) backfill.PlanTotals {
 	t.Helper()
-	lines := strings.Split(strings.TrimSpace(out), "\n")
 	var last struct {
 		Totals *backfill.PlanTotals `json:"totals"`
 	}
-	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil || last.Totals == nil {
+	if err := json.Unmarshal([]byte(out), &last); err != nil || last.Totals == nil {
 		t.Fatalf("plan output does not end with totals (%v):\n%s", err, out)
 	}
 	return *last.Totals
