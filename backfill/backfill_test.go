@@ -295,23 +295,24 @@ func TestBackfillBrake(t *testing.T) {
 	}
 }
 
-// bfDecodeJSONPlan counts the rows of a JSON Lines plan by action and checks that the
-// last line is the totals.
+// bfDecodeJSONPlan counts the rows of a JSON plan document by action and checks that it
+// ends with the totals.
 func bfDecodeJSONPlan(t *testing.T, b []byte) map[worker.Action]int {
 	t.Helper()
-	lines := bytes.Split(bytes.TrimSpace(b), []byte("\n"))
+	var doc struct {
+		Plan []struct {
+			Action worker.Action `json:"action"`
+		} `json:"plan"`
+		Totals json.RawMessage `json:"totals"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatalf("plan is not one JSON document: %v", err)
+	}
+	if doc.Totals == nil {
+		t.Fatalf("plan has no totals")
+	}
 	counts := map[worker.Action]int{}
-	for i, line := range lines {
-		var row struct {
-			Action worker.Action   `json:"action"`
-			Totals json.RawMessage `json:"totals"`
-		}
-		if err := json.Unmarshal(line, &row); err != nil {
-			t.Fatalf("line %d: %v", i, err)
-		}
-		if (row.Totals != nil) != (i == len(lines)-1) {
-			t.Fatalf("line %d of %d: totals %s; want totals only on the last line", i, len(lines), row.Totals)
-		}
+	for _, row := range doc.Plan {
 		counts[row.Action]++
 	}
 	return counts

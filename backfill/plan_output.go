@@ -163,11 +163,16 @@ func orDash(s string) string {
 	return s
 }
 
-// PlanJSON writes a plan as JSON Lines: one object per row, then
-// {"totals":{...}} as the last line.
+// PlanJSON writes a plan as one JSON document, {"plan":[rows],"totals":{...}}, a row per
+// line, so a script parses it whole while a tenant-wide plan is never held in memory. A run
+// that ends before its totals still gets a parseable document from Close (without totals).
+// Each row waits for the next (it only then knows whether a comma follows it), so what is
+// flushed always ends at a line's end.
 type PlanJSON struct {
-	w *bufio.Writer
-	n int
+	w       *bufio.Writer
+	rows    int
+	pending []byte // the last row, not yet written
+	closed  bool
 }
 
 var (
@@ -175,37 +180,64 @@ var (
 	_ PlanWriter = (*PlanJSON)(nil)
 )
 
-// NewPlanJSON returns a JSON Lines writer on w.
+// NewPlanJSON returns a JSON document writer on w. Call Close when the run ends.
 func NewPlanJSON(w io.Writer) *PlanJSON { return &PlanJSON{w: bufio.NewWriter(w)} }
 
-// WriteRow writes one row as a line.
+// WriteRow adds one row to the plan array.
 func (j *PlanJSON) WriteRow(r PlanRow) error {
-	if err := j.line(r); err != nil {
+	b, err := json.Marshal(r)
+	if err != nil {
 		return err
 	}
-	if j.n++; j.n%planFlushEvery == 0 {
+	if err := j.release(",\n"); err != nil {
+		return err
+	}
+	j.pending = append([]byte("  "), b...)
+	if j.rows++; j.rows%planFlushEvery == 0 {
 		return j.w.Flush()
 	}
 	return nil
 }
 
-// WriteTotals writes the totals line and flushes.
+// WriteTotals ends the document with the totals and flushes.
 func (j *PlanJSON) WriteTotals(s PlanTotals) error {
-	if err := j.line(struct {
-		Totals PlanTotals `json:"totals"`
-	}{s}); err != nil {
+	b, err := json.Marshal(s)
+	if err != nil {
 		return err
+	}
+	return j.end(fmt.Appendf(nil, "],\n\"totals\":%s}\n", b))
+}
+
+// Close ends a document whose totals were never written (a run that failed before them) and
+// flushes.
+func (j *PlanJSON) Close() error { return j.end([]byte("]}\n")) }
+
+// end writes the pending row and tail, once, and flushes.
+func (j *PlanJSON) end(tail []byte) error {
+	if !j.closed {
+		if err := j.release("\n"); err != nil {
+			return err
+		}
+		if err := writeLines(j.w, tail); err != nil {
+			return err
+		}
+		j.closed = true
 	}
 	return j.w.Flush()
 }
 
-// line writes v as one JSON line, as json.Encoder would.
-func (j *PlanJSON) line(v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
+// release writes the document's head before the first row, or the pending row followed by
+// sep.
+func (j *PlanJSON) release(sep string) error {
+	if j.pending == nil {
+		if j.rows > 0 || j.closed {
+			return nil
+		}
+		return writeLines(j.w, []byte("{\"plan\":[\n"))
 	}
-	return writeLines(j.w, append(b, '\n'))
+	p := append(j.pending, sep...)
+	j.pending = nil
+	return writeLines(j.w, p)
 }
 
 // ErrBrake says a backfill planned more revokes than the brake allows and therefore applied

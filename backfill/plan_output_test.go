@@ -84,36 +84,63 @@ func TestPlanTableSaysDryRunAndEnqueue(t *testing.T) {
 	}
 }
 
-func TestPlanJSONLines(t *testing.T) {
+func TestPlanJSONIsOneDocument(t *testing.T) {
 	var out bytes.Buffer
 	writePlan(t, NewPlanJSON(&out), planFixtureRows, planFixtureTotals)
-	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
-	if len(lines) != len(planFixtureRows)+1 {
-		t.Fatalf("%d lines, want %d rows and a totals line", len(lines), len(planFixtureRows))
+	var doc struct {
+		Plan   []json.RawMessage `json:"plan"`
+		Totals *PlanTotals       `json:"totals"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &doc); err != nil {
+		t.Fatalf("not one JSON document: %v\n%s", err, out.String())
+	}
+	if len(doc.Plan) != len(planFixtureRows) {
+		t.Fatalf("%d rows, want %d", len(doc.Plan), len(planFixtureRows))
 	}
 	for i, want := range planFixtureRows {
 		var got PlanRow
-		if err := json.Unmarshal([]byte(lines[i]), &got); err != nil {
-			t.Fatalf("line %d: %v", i, err)
+		if err := json.Unmarshal(doc.Plan[i], &got); err != nil {
+			t.Fatalf("row %d: %v", i, err)
 		}
 		if got.ObjectID != want.ObjectID || got.Action != want.Action || got.BeforeType != want.BeforeType ||
 			strings.Join(got.After, ",") != strings.Join(want.After, ",") {
-			t.Errorf("line %d = %+v, want %+v", i, got, want)
+			t.Errorf("row %d = %+v, want %+v", i, got, want)
 		}
 	}
 	// No assignment and a resource-account assignment must stay distinguishable.
-	if !strings.Contains(lines[0], `"before":null`) || !strings.Contains(lines[1], `"before":[]`) {
-		t.Errorf("before of rows 0 and 1: %s / %s; want null and []", lines[0], lines[1])
+	if !strings.Contains(string(doc.Plan[0]), `"before":null`) || !strings.Contains(string(doc.Plan[1]), `"before":[]`) {
+		t.Errorf("before of rows 0 and 1: %s / %s; want null and []", doc.Plan[0], doc.Plan[1])
 	}
-	var totals struct {
-		Totals PlanTotals `json:"totals"`
+	if doc.Totals == nil || doc.Totals.Planned[worker.ActionNoop] != 7 || doc.Totals.Withheld != 2 || doc.Totals.Brake == nil ||
+		doc.Totals.Brake.Revokes != 2 {
+		t.Errorf("totals = %+v, want 7 noops, 2 withheld and the brake", doc.Totals)
 	}
-	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &totals); err != nil {
-		t.Fatal(err)
+	// A row a line, so a reader of the stream sees each as it is planned.
+	if lines := strings.Count(out.String(), "\n"); lines != len(planFixtureRows)+3 {
+		t.Errorf("%d lines, want the head, a row per line, and the totals' two:\n%s", lines, out.String())
 	}
-	if totals.Totals.Planned[worker.ActionNoop] != 7 || totals.Totals.Withheld != 2 || totals.Totals.Brake == nil ||
-		totals.Totals.Brake.Revokes != 2 {
-		t.Errorf("totals = %+v, want 7 noops, 2 withheld and the brake", totals.Totals)
+}
+
+// A run that fails before its totals still leaves a document a script can parse.
+func TestPlanJSONClosedWithoutTotals(t *testing.T) {
+	for _, rows := range []int{0, 2} {
+		var out bytes.Buffer
+		j := NewPlanJSON(&out)
+		for _, r := range planFixtureRows[:rows] {
+			if err := j.WriteRow(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := j.Close(); err != nil {
+			t.Fatal(err)
+		}
+		var doc struct {
+			Plan   []PlanRow   `json:"plan"`
+			Totals *PlanTotals `json:"totals"`
+		}
+		if err := json.Unmarshal(out.Bytes(), &doc); err != nil || len(doc.Plan) != rows || doc.Totals != nil {
+			t.Errorf("%d rows: %+v, %v from\n%s; want %d rows and no totals", rows, doc, err, out.String(), rows)
+		}
 	}
 }
 

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -66,9 +64,9 @@ func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	o.Force, o.ShowNoops, o.Limiter = *force, *showNoops, lim
 	o.Progress, o.IsTerminal = stderr, isTerminal(stderr)
 	o.Out = backfill.PlanWriter(backfill.NewPlanTable(stdout))
-	var doc *planDocument
+	var doc *backfill.PlanJSON
 	if *output == "json" {
-		doc = &planDocument{w: bufio.NewWriter(stdout)}
+		doc = backfill.NewPlanJSON(stdout)
 		o.Out = doc
 	}
 	if *enqueue {
@@ -81,7 +79,7 @@ func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	sum, err := backfill.Run(ctx, o)
 	if doc != nil {
-		err = errors.Join(err, doc.close())
+		err = errors.Join(err, doc.Close())
 	}
 	log.LogAttrs(ctx, levelOf(err), "backfill finished", sum.LogAttrs()...)
 	switch {
@@ -91,80 +89,6 @@ func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	return nil
-}
-
-// planDocument writes a plan as one JSON document, {"plan":[rows],"totals":{...}}, row by
-// row, so a script parses it whole and a tenant-wide plan is never held in memory. A run
-// that ends before its totals still closes the document (without totals).
-type planDocument struct {
-	w      *bufio.Writer
-	rows   int
-	opened bool
-	closed bool
-}
-
-var _ backfill.PlanWriter = (*planDocument)(nil)
-
-func (d *planDocument) open() error {
-	if d.opened {
-		return nil
-	}
-	d.opened = true
-	_, err := d.w.WriteString(`{"plan":[`)
-	return err
-}
-
-func (d *planDocument) WriteRow(r backfill.PlanRow) error {
-	b, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
-	if err := d.open(); err != nil {
-		return err
-	}
-	sep := ",\n  "
-	if d.rows == 0 {
-		sep = "\n  "
-	}
-	if _, err := d.w.WriteString(sep); err != nil {
-		return err
-	}
-	if _, err := d.w.Write(b); err != nil {
-		return err
-	}
-	if d.rows++; d.rows%64 == 0 {
-		return d.w.Flush()
-	}
-	return nil
-}
-
-func (d *planDocument) WriteTotals(t backfill.PlanTotals) error {
-	b, err := json.Marshal(t)
-	if err != nil {
-		return err
-	}
-	if err := d.open(); err != nil {
-		return err
-	}
-	if _, err := fmt.Fprintf(d.w, "\n],\n\"totals\":%s}\n", b); err != nil {
-		return err
-	}
-	d.closed = true
-	return d.w.Flush()
-}
-
-// close ends a document whose totals were never written.
-func (d *planDocument) close() error {
-	if !d.closed {
-		if err := d.open(); err != nil {
-			return err
-		}
-		if _, err := d.w.WriteString("\n]}\n"); err != nil {
-			return err
-		}
-		d.closed = true
-	}
-	return d.w.Flush()
 }
 
 // checkScopeGroups stops a start whose TPE_SCOPE_GROUPS names a group the directory does
