@@ -43,7 +43,7 @@ func (b *backfillRun) apply(ctx context.Context, rows []PlanRow) error {
 }
 
 // applyFresh converges the row's principal with the worker.Reconciler's full Reconcile: a fresh
-// user read, the user's own scope check (checkMemberGroups), an ACS read, decide, write.
+// read of the user and its scope (one $batch), an ACS read, decide, write, verify.
 // The plan only chose whom to look at again; what is written is decided on reads made just
 // before the write, so a principal that changed since phase 1 (or that a lagging listing
 // misplaced) gets what is true now, and every write gets the worker.Reconciler's own checks.

@@ -15,10 +15,12 @@
 // values, which kiota-http-go's own retry handler truncates), and is counted
 // (Client.Calls). A UPN that starts with $ is read as /users('$x@y'); transitive member
 // listings are advanced queries (ConsistencyLevel: eventual, $count=true) served from an
-// eventually consistent index. The SDK builds and sends every
-// request; the answers of the hot reads (a user, checkMemberGroups, listing pages) are
-// decoded with encoding/json into small structs (wire.go), and listings read one page
-// ahead of their consumer.
+// eventually consistent index. The worker's read of a user and its scope membership is one
+// JSON $batch (userscope.go, batch.go: the user and its transitiveMemberOf, in standard
+// query mode), posted through the same token provider, retry handler and call counter. The
+// SDK builds and sends every other request; the answers of the hot reads (a user,
+// checkMemberGroups, a batch, listing pages) are decoded with encoding/json into small
+// structs (wire.go), and listings read one page ahead of their consumer.
 //
 // Tests run the real client against graph/graphtest, the in-process Graph emulator.
 package graph

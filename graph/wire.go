@@ -11,7 +11,7 @@ import (
 	"github.com/microsoftgraph/msgraph-sdk-go/models/odataerrors"
 )
 
-// The reads on the hot paths (a user, checkMemberGroups, listing pages) are built and sent
+// The single reads (a user, checkMemberGroups, listing pages) are built and sent
 // by the SDK — its request builders, token, retry and redirect middleware, and its mapping
 // of Graph's error body into odataerrors.ODataError, which classify reads — but a
 // successful answer is decoded with encoding/json into the small structs below instead of

@@ -19,7 +19,7 @@ import (
 //
 // A probe can only exercise what it can do harmlessly: read a user with our $select, check
 // group membership, read an assignment. A fault can sit in an operation no harmless probe
-// makes — ACS refusing only PUT, Graph refusing only checkMemberGroups for one group — and
+// makes — ACS refusing only PUT, Graph refusing only the membership read — and
 // then a probe passes, the circuit closes, the same messages fail again, and each failure
 // raises a delivery count until the broker dead-letters them (MaxDeliveryCountExceeded):
 // an outage of an hour loses every message. The design says "probe with the operations

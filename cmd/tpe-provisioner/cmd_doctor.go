@@ -266,6 +266,16 @@ func (d *doctor) graph(ctx context.Context) {
 	default:
 		d.add("graph GroupMember.Read.All", checkFail, graphDetail(err), "grant the application permission GroupMember.Read.All and admin consent")
 	}
+	// The read every message makes: the user and its memberships in one $batch, which the
+	// single calls above do not exercise.
+	_, _, err = d.svc.graph.UserInGroups(ctx, user, groups)
+	switch {
+	case err == nil, worker.IsNotFound(err) && user == probeObjectID:
+		d.add("graph worker read", checkPass, "the read every message makes (the user and its transitiveMemberOf in one $batch) answered", "")
+	default:
+		d.add("graph worker read", checkFail, graphDetail(err),
+			"every message reads the user and its memberships (transitiveMemberOf, needs User.Read.All) in one POST /v1.0/$batch: consent User.Read.All and let nothing between the worker and Graph refuse $batch")
+	}
 	for _, g := range groups {
 		ok, err := d.svc.graph.GroupExists(ctx, g)
 		switch {
@@ -280,8 +290,8 @@ func (d *doctor) graph(ctx context.Context) {
 	}
 }
 
-// someUser is a Teams user of the tenant to run checkMemberGroups for (checkMemberGroups of
-// an absent user answers 404 before it proves anything); the probe id when none is found.
+// someUser is a Teams user of the tenant to check memberships of (a membership read of an
+// absent user answers 404 before it proves anything); the probe id when none is found.
 func (d *doctor) someUser(ctx context.Context) string {
 	for u, err := range d.svc.dir.TeamsUsers(ctx) {
 		if err == nil && u.ID != "" {

@@ -64,6 +64,7 @@ func TestDoctorAgainstTheEmulators(t *testing.T) {
 	wantStatus(t, "healthy", got, map[string]string{
 		"settings": checkPass, "acs": checkPass, "graph token": checkPass, "graph User.Read.All": checkPass,
 		"graph GroupMember.Read.All": checkPass, "scope group " + localScopeGroup: checkPass,
+		"graph worker read": checkPass,
 		"service bus queue " + sb.Queue(): checkPass, "dead letters": checkPass,
 		// The local endpoint serves AMQP only: the administration API cannot be read.
 		"queue settings":              checkWarn,
@@ -97,6 +98,19 @@ func TestDoctorAgainstTheEmulators(t *testing.T) {
 		t.Errorf("403 on checkMemberGroups: exit %d, %+v", code, got["graph GroupMember.Read.All"])
 	}
 	emu.graph.ClearFaults()
+
+	// The worker's own read (the user and its memberships in one $batch) refused: named apart,
+	// since every message would fail on it while the single calls pass.
+	for _, op := range []string{graphtest.OpBatch, graphtest.OpTransitiveMemberOf} {
+		emu.graph.FailOn(op, http.StatusForbidden, 0)
+		code, got, _ = doctorReport(t)
+		wantStatus(t, "403 on "+op, got, map[string]string{
+			"graph worker read": checkFail, "graph User.Read.All": checkPass, "graph GroupMember.Read.All": checkPass})
+		if code != 1 || !strings.Contains(got["graph worker read"].Detail, "403") {
+			t.Errorf("403 on %s: exit %d, %+v", op, code, got["graph worker read"])
+		}
+		emu.graph.ClearFaults()
+	}
 
 	// A scope group the directory does not hold.
 	const ghost = "0badc0de-0000-4000-8000-000000000000"
