@@ -64,7 +64,7 @@ func TestDoctorAgainstTheEmulators(t *testing.T) {
 	wantStatus(t, "healthy", got, map[string]string{
 		"settings": checkPass, "acs": checkPass, "graph token": checkPass, "graph User.Read.All": checkPass,
 		"graph GroupMember.Read.All": checkPass, "scope group " + localScopeGroup: checkPass,
-		"graph worker read": checkPass,
+		"graph worker read":               checkPass,
 		"service bus queue " + sb.Queue(): checkPass, "dead letters": checkPass,
 		// The local endpoint serves AMQP only: the administration API cannot be read.
 		"queue settings":              checkWarn,
