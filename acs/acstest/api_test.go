@@ -2,6 +2,7 @@ package acstest
 
 import (
 	"encoding/json"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -207,6 +208,27 @@ func TestStartAndClose(t *testing.T) {
 	}
 	if _, err := http.Get(srv.URL() + "/_emulator/assignments"); err == nil {
 		t.Error("server still answers after Close")
+	}
+}
+
+// A client connection that never sent a request (a transport's spare dial) must not keep
+// Close waiting: http.Server.Shutdown waits 5 s for such a connection before it counts as
+// idle, which every test stopping an emulator paid.
+func TestCloseDoesNotWaitForAConnectionWithoutARequest(t *testing.T) {
+	srv := New(Options{})
+	if err := srv.Start(""); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL(), "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	time.Sleep(50 * time.Millisecond) // let the server accept it
+	start := time.Now()
+	srv.Close()
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("Close took %v with an idle new connection open, want well under a second", took)
 	}
 }
 

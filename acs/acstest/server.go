@@ -89,8 +89,9 @@ type Server struct {
 	closing   chan struct{}
 	closeOnce sync.Once
 	url       string
-	ts        *httptest.Server // NewServer
-	hs        *http.Server     // Start
+	ts        *httptest.Server  // NewServer
+	hs        *http.Server      // Start
+	fresh     map[net.Conn]bool // Start's connections that have not sent a request yet
 }
 
 // NewServer starts an emulator on a loopback port for the test and closes it when the test
@@ -152,7 +153,7 @@ func (s *Server) Start(addr string) error {
 	if err != nil {
 		return err
 	}
-	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, ConnState: s.connState}
 	s.mu.Lock()
 	s.hs, s.url = hs, "http://"+ln.Addr().String()
 	s.mu.Unlock()
@@ -173,11 +174,35 @@ func (s *Server) Close() {
 		if hs != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			if hs.Shutdown(ctx) != nil {
+			shut := make(chan error, 1)
+			go func() { shut <- hs.Shutdown(ctx) }()
+			// Shutdown lets requests in flight finish, but it also waits up to 5 s for a
+			// connection that never sent a request (a client transport's spare dial) to
+			// count as idle; nothing is in flight on those, so they are closed now.
+			s.mu.Lock()
+			for c := range s.fresh {
+				_ = c.Close()
+			}
+			s.mu.Unlock()
+			if <-shut != nil {
 				_ = hs.Close()
 			}
 		}
 	})
+}
+
+// connState tracks the connections that have not sent a request yet, for Close.
+func (s *Server) connState(c net.Conn, state http.ConnState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if state == http.StateNew {
+		if s.fresh == nil {
+			s.fresh = map[net.Conn]bool{}
+		}
+		s.fresh[c] = true
+	} else {
+		delete(s.fresh, c)
+	}
 }
 
 // Handler returns the emulator's HTTP handler.
