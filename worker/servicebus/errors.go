@@ -3,6 +3,7 @@ package servicebus
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 	"github.com/Azure/go-amqp"
@@ -34,15 +35,34 @@ func code(err error) azservicebus.Code {
 
 // Explain adds to an error an operator can fix what to check: a missing queue or missing
 // rights. Other errors are returned as they are.
+// go-amqp's *amqp.Error, which renders as a Go struct, is shown as the service's description
+// and its condition.
 func Explain(err error) error {
+	var hint string
 	switch code(err) {
 	case azservicebus.CodeNotFound:
-		return fmt.Errorf("%w (check SERVICEBUS_QUEUE: the queue does not exist in this namespace)", err)
+		hint = "check SERVICEBUS_QUEUE: the queue does not exist in this namespace"
 	case azservicebus.CodeUnauthorizedAccess:
-		return fmt.Errorf("%w (the identity or key lacks Listen/Send rights on the queue)", err)
+		hint = "the identity or key lacks Listen/Send rights on the queue"
+	default:
+		return err
 	}
-	return err
+	var amqpErr *amqp.Error
+	if errors.As(err, &amqpErr) && amqpErr.Description != "" {
+		text := strings.Replace(err.Error(), amqpErr.Error(), amqpErr.Description, 1)
+		return &explained{text: fmt.Sprintf("%s (%s; %s)", text, amqpErr.Condition, hint), err: err}
+	}
+	return fmt.Errorf("%w (%s)", err, hint)
 }
+
+// explained is an error shown with other words than its own; it still matches it.
+type explained struct {
+	text string
+	err  error
+}
+
+func (e *explained) Error() string { return e.text }
+func (e *explained) Unwrap() error { return e.err }
 
 // isSystemic reports whether err means the queue cannot be used at all: the credentials are
 // refused or the SDK gave up on the connection. The worker opens its circuit on it.

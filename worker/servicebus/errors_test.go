@@ -40,6 +40,14 @@ func TestExplainNamesWhatAnOperatorCanFix(t *testing.T) {
 			}
 		})
 	}
+	// go-amqp's own rendering (*Error{Condition: …, Info: map[]}) is for programmers: an
+	// operator reads the service's description, the condition and what to check.
+	peek := fmt.Errorf("peek: %w", &amqp.Error{Condition: amqp.ErrCondNotFound,
+		Description: "The messaging entity 'tpe-notificatons' could not be found."})
+	want := "peek: The messaging entity 'tpe-notificatons' could not be found. (amqp:not-found; check SERVICEBUS_QUEUE: the queue does not exist in this namespace)"
+	if got := Explain(peek).Error(); got != want {
+		t.Errorf("Explain(amqp not found) = %q, want %q", got, want)
+	}
 	if !isSystemic(&amqp.Error{Condition: amqp.ErrCondUnauthorizedAccess}) {
 		t.Error("an AMQP unauthorized-access refusal is not systemic")
 	}
