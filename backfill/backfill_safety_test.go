@@ -258,14 +258,7 @@ func TestResyncerKeepsDryRun(t *testing.T) {
 	o := bfOptions(dir, acs, clock)
 	o.DryRun = true
 	o.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
-	r := NewResyncer(0, o)
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() { r.Run(ctx); close(done) }()
-	r.Trigger()
-	clk.WaitUntil(t, "the resync summary is logged", func() bool { return strings.Contains(logs.String(), "resync finished") })
-	cancel()
-	<-done
+	resyncOnce(t, o, &logs, "resync finished")
 	if acs.Writes() != 0 {
 		t.Errorf("a dry-run resync wrote %d times", acs.Writes())
 	}

@@ -3,6 +3,7 @@ package backfill
 import (
 	"context"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -83,14 +84,7 @@ func TestResyncerAlwaysBrakesAndLogsSummary(t *testing.T) {
 	o := bfOptions(dir, acs, clock)
 	o.MaxRevokes, o.Force = 1, true // a resync ignores Force
 	o.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
-	r := NewResyncer(0, o)
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() { r.Run(ctx); close(done) }()
-	r.Trigger()
-	clk.WaitUntil(t, "the braked summary is logged", func() bool { return strings.Contains(logs.String(), "resync braked") })
-	cancel()
-	<-done
+	resyncOnce(t, o, &logs, "resync braked")
 	if acs.Calls("Delete") != 0 || acs.Calls("Put") != 0 {
 		t.Errorf("puts=%d deletes=%d; a braked resync applies nothing", acs.Calls("Put"), acs.Calls("Delete"))
 	}
@@ -99,4 +93,17 @@ func TestResyncerAlwaysBrakesAndLogsSummary(t *testing.T) {
 			t.Errorf("summary log lacks %s:\n%s", want, logs.String())
 		}
 	}
+}
+
+// resyncOnce runs a Resyncer on o, triggers one resync and stops it once logs holds want.
+func resyncOnce(t *testing.T, o Options, logs *wt.LogSink, want string) {
+	t.Helper()
+	r := NewResyncer(0, o)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	r.Trigger()
+	clk.WaitUntil(t, "a log line "+strconv.Quote(want), func() bool { return strings.Contains(logs.String(), want) })
+	cancel()
+	<-done
 }
