@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/tpe-provisioner/tpe-provisioner/internal/statusrec"
 )
 
 // DefaultAPIVersions are the api-version values the emulator accepts unless
@@ -25,13 +27,13 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	at := s.opts.Now()
 	s.mu.Unlock()
 	w.Header().Set("MS-CV", newCorrelationID())
-	rec := &statusRecorder{ResponseWriter: w}
+	rec := &statusrec.Recorder{ResponseWriter: w}
 	status := s.serveAPI(rec, r)
 	s.record(r, at, status)
 }
 
 // serveAPI answers one API request and returns the status recorded for it.
-func (s *Server) serveAPI(w *statusRecorder, r *http.Request) int {
+func (s *Server) serveAPI(w *statusrec.Recorder, r *http.Request) int {
 	if d := s.latency(); d > 0 {
 		t := time.NewTimer(d)
 		defer t.Stop()
@@ -51,13 +53,13 @@ func (s *Server) serveAPI(w *statusRecorder, r *http.Request) int {
 	}
 	if err != nil {
 		writeError(w, http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", "the body is larger than 1 MiB")
-		return w.status
+		return w.Status
 	}
 	if reason := s.authenticate(r, body); reason != "" {
 		// The code is the service's (observed: "Denied"); the reason is the emulator's, for
 		// whoever debugs a signature.
 		writeError(w, http.StatusUnauthorized, "Denied", "Denied by the resource provider: "+reason)
-		return w.status
+		return w.Status
 	}
 	if f, ok := s.methodFault(r.Method); ok {
 		return s.applyFault(w, r, f)
@@ -67,21 +69,21 @@ func (s *Server) serveAPI(w *statusRecorder, r *http.Request) int {
 	s.mu.Unlock()
 	if forbidden {
 		writeError(w, http.StatusForbidden, "SubscriptionNotAllowed", "API is not allowed to be accessed with your subscription.")
-		return w.status
+		return w.Status
 	}
 	if v := r.URL.Query().Get("api-version"); !slices.Contains(s.opts.APIVersions, v) {
 		writeError(w, http.StatusBadRequest, "UnsupportedApiVersion",
 			"api-version '"+v+"' is not supported; use one of "+strings.Join(s.opts.APIVersions, ", "))
-		return w.status
+		return w.Status
 	}
 	tenantID, objectID, ok := parseAssignmentPath(r.URL.Path)
 	if !ok {
 		writeError(w, http.StatusNotFound, "NotFound", "no such resource")
-		return w.status
+		return w.Status
 	}
 	if !isGUID(tenantID) || !isGUID(objectID) {
 		writeError(w, http.StatusBadRequest, "InvalidArgument", "tenantId and objectId must be GUIDs")
-		return w.status
+		return w.Status
 	}
 	switch r.Method {
 	case http.MethodGet:
@@ -94,7 +96,7 @@ func (s *Server) serveAPI(w *statusRecorder, r *http.Request) int {
 		w.Header().Set("Allow", "GET, PUT, DELETE")
 		writeError(w, http.StatusMethodNotAllowed, "MethodNotAllowed", r.Method+" is not supported")
 	}
-	return w.status
+	return w.Status
 }
 
 // parseAssignmentPath matches /access/teamsExtension/tenants/{t}/assignments/{o}.

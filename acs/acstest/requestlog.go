@@ -61,26 +61,3 @@ func (s *Server) record(r *http.Request, at time.Time, status int) {
 	}
 	s.counts[r.Method]++
 }
-
-// statusRecorder remembers the status written through it.
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusRecorder) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusRecorder) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the connection (for the reset fault).
-func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -8,6 +8,7 @@ import (
 	"github.com/tpe-provisioner/tpe-provisioner/acs/acstest"
 	"github.com/tpe-provisioner/tpe-provisioner/graph/graphtest"
 	"github.com/tpe-provisioner/tpe-provisioner/internal/oracle"
+	"github.com/tpe-provisioner/tpe-provisioner/internal/statusrec"
 	"github.com/tpe-provisioner/tpe-provisioner/worker"
 )
 
@@ -39,9 +40,9 @@ func (s *staleWatch) wrap(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		rec := &statusWriter{ResponseWriter: w}
+		rec := &statusrec.Recorder{ResponseWriter: w}
 		next.ServeHTTP(rec, r)
-		if rec.status >= 200 && rec.status < 300 {
+		if rec.Status >= 200 && rec.Status < 300 {
 			s.landed(r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:])
 		}
 	})
@@ -74,26 +75,3 @@ func (s *staleWatch) counts() (stale, repaired int) {
 	defer s.mu.Unlock()
 	return s.stale, s.repaired
 }
-
-// statusWriter remembers the status written through it; Unwrap keeps the emulator's
-// connection resets (Hijack) working.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

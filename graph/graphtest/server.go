@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tpe-provisioner/tpe-provisioner/internal/statusrec"
 )
 
 // Options tune the emulator. The zero value serves any bearer token, 100 users per page
@@ -210,7 +212,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, latency time.Dura
 	r = unquoteUserKey(r)
 	_, route := s.mux.Handler(r)
 	route = strings.Replace(route, "/graph.user", "/microsoft.graph.user", 1)
-	rec := &statusRecorder{ResponseWriter: w}
+	rec := &statusrec.Recorder{ResponseWriter: w}
 	reqID := s.nextRequestID()
 	rec.Header().Set("request-id", reqID)
 	// Graph echoes the caller's client-request-id; without one, the emulator answers
@@ -263,7 +265,7 @@ func (s *Server) nextRequestID() string {
 	return fmt.Sprintf("6b1e0c2a-0000-4000-8000-%012x", s.reqSeq)
 }
 
-func (s *Server) record(r *http.Request, route string, rec *statusRecorder) {
+func (s *Server) record(r *http.Request, route string, rec *statusrec.Recorder) {
 	h := r.Header.Clone()
 	h.Del("Authorization")
 	s.mu.Lock()
@@ -273,7 +275,7 @@ func (s *Server) record(r *http.Request, route string, rec *statusRecorder) {
 	if len(s.log) >= s.opts.MaxLog {
 		s.log = append(s.log[:0], s.log[len(s.log)/2:]...)
 	}
-	s.log = append(s.log, Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Route: route, Status: rec.status, Header: h})
+	s.log = append(s.log, Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Route: route, Status: rec.Status, Header: h})
 }
 
 // Requests returns a copy of the request log (at most Options.MaxLog recent entries),
@@ -297,25 +299,6 @@ func (s *Server) TotalCalls() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.total
-}
-
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (r *statusRecorder) WriteHeader(code int) {
-	if r.status == 0 {
-		r.status = code
-	}
-	r.ResponseWriter.WriteHeader(code)
-}
-
-func (r *statusRecorder) Write(b []byte) (int, error) {
-	if r.status == 0 {
-		r.status = http.StatusOK
-	}
-	return r.ResponseWriter.Write(b)
 }
 
 func lastSegment(p string) string {
