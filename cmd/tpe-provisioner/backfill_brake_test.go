@@ -169,11 +169,7 @@ func runUntilResyncFinished(t *testing.T, send func()) string {
 // sendBody sends one message to the fixture's queue.
 func sendBody(t *testing.T, f *sbFixture, body string) {
 	t.Helper()
-	sender, err := f.client.NewSender(f.sb.Queue(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sender.Close(context.Background())
+	sender := localSender(t, f.client, f.sb.Queue())
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := sender.SendMessage(ctx, &azservicebus.Message{Body: []byte(body)}, nil); err != nil {

@@ -27,12 +27,7 @@ type dlFixture struct {
 func newDLFixture(t *testing.T) *dlFixture {
 	t.Helper()
 	f := &dlFixture{sb: sbtest.Start(t, sbtest.Options{LockDuration: 5 * time.Second})}
-	c, err := azservicebus.NewClientFromConnectionString(f.sb.ConnectionString(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close(context.Background()) })
-	f.client = c
+	f.client = localClient(t, f.sb)
 	f.env = map[string]string{"SERVICEBUS_CONNECTION_STRING": f.sb.ConnectionString(), "SERVICEBUS_QUEUE": f.sb.Queue()}
 	withEnviron(t, f.env)
 	return f
@@ -43,12 +38,7 @@ func (f *dlFixture) deadLetter(t *testing.T, m *azservicebus.Message, reason, de
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	s, err := f.client.NewSender(f.sb.Queue(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close(ctx)
-	if err := s.SendMessage(ctx, m, nil); err != nil {
+	if err := localSender(t, f.client, f.sb.Queue()).SendMessage(ctx, m, nil); err != nil {
 		t.Fatal(err)
 	}
 	r, err := f.client.NewReceiverForQueue(f.sb.Queue(), nil)
@@ -65,16 +55,7 @@ func (f *dlFixture) deadLetter(t *testing.T, m *azservicebus.Message, reason, de
 	}
 }
 
-func (f *dlFixture) stats(t *testing.T) sbtest.Stats {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	st, err := f.sb.Stats(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st
-}
+func (f *dlFixture) stats(t *testing.T) sbtest.Stats { return queueStats(t, f.sb) }
 
 // seed dead-letters three messages: a command (malformed reason), a notification carrying
 // the canary clientState (untrusted), and one the broker gave up on.

@@ -198,16 +198,7 @@ func TestCrashSIGKILLMidRunLosesNothing(t *testing.T) {
 // sendBodies sends each body with its key as the message id.
 func sendBodies(t *testing.T, sb *sbtest.Server, bodies map[string][]byte) {
 	t.Helper()
-	client, err := azservicebus.NewClientFromConnectionString(sb.ConnectionString(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close(context.Background())
-	sender, err := client.NewSender(sb.Queue(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sender.Close(context.Background())
+	sender := localSender(t, localClient(t, sb), sb.Queue())
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	batch, err := sender.NewMessageBatch(ctx, nil)
@@ -236,12 +227,7 @@ func sendBodies(t *testing.T, sb *sbtest.Server, bodies map[string][]byte) {
 // with the untrusted reason and a description.
 func checkDeadLetterQueue(t *testing.T, sb *sbtest.Server, n int) {
 	t.Helper()
-	client, err := azservicebus.NewClientFromConnectionString(sb.ConnectionString(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close(context.Background())
-	f := &sbFixture{sb: sb, client: client}
+	f := &sbFixture{sb: sb, client: localClient(t, sb)}
 	for _, m := range f.deadLettered(t, n) {
 		reason, desc := "", ""
 		if m.DeadLetterReason != nil {

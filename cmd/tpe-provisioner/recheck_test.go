@@ -70,11 +70,7 @@ func TestQueueRecheckSchedulesAReconcileCommand(t *testing.T) {
 // detection.
 func TestQueueRecheckOnTheLocalEndpoint(t *testing.T) {
 	f := newSBFixture(t, sbtest.Options{Queue: "tpe-notifications", LockDuration: 5 * time.Second})
-	sender, err := f.client.NewSender(f.sb.Queue(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sender.Close(context.Background())
+	sender := localSender(t, f.client, f.sb.Queue())
 	const oid = "a11ce000-0000-4000-8000-00000000000b"
 	const delay = 1500 * time.Millisecond
 	gaveUp := time.Now()

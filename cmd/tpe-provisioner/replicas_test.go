@@ -74,16 +74,7 @@ func TestReplicasConvergeWithoutAResync(t *testing.T) {
 		runs[i] = &execRun{cmd: startRun(t, bin, tmp, i+1, env), attempt: i + 1}
 	}
 
-	client, err := azservicebus.NewClientFromConnectionString(sb.ConnectionString(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close(context.Background())
-	sender, err := client.NewSender(sb.Queue(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sender.Close(context.Background())
+	sender := localSender(t, localClient(t, sb), sb.Queue())
 	ch := &changer{dir: dir, sender: sender, rng: rand.New(rand.NewPCG(11, 0x7265706c)), delay: delay}
 	changes := ch.pairs(t, users, gap)
 	total := ch.wait(t)
@@ -91,12 +82,7 @@ func TestReplicasConvergeWithoutAResync(t *testing.T) {
 	deadline := time.Now().Add(40 * time.Second)
 	var st sbtest.Stats
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		st, err = sb.Stats(ctx)
-		cancel()
-		if err != nil {
-			t.Fatal(err)
-		}
+		st = queueStats(t, sb)
 		if st.Active == 0 && st.Locked == 0 && st.Completed+st.DeadLettered == total {
 			break
 		}

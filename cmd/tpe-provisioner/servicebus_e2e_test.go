@@ -40,12 +40,7 @@ func newSBFixture(t *testing.T, o sbtest.Options) *sbFixture {
 	o.Log = f.sbLog
 	o.DuplicateDetection = true // as the deployed queue (deploy/bicep/modules/servicebus.bicep)
 	f.sb = sbtest.Start(t, o)
-	c, err := azservicebus.NewClientFromConnectionString(f.sb.ConnectionString(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close(context.Background()) })
-	f.client = c
+	f.client = localClient(t, f.sb)
 	env := emulatorEnv(f.emu)
 	env["SERVICEBUS_CONNECTION_STRING"] = f.sb.ConnectionString()
 	env["SERVICEBUS_QUEUE"] = f.sb.Queue()
@@ -60,11 +55,7 @@ func (f *sbFixture) sendLines(t *testing.T, path string) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sender, err := f.client.NewSender(f.sb.Queue(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sender.Close(context.Background())
+	sender := localSender(t, f.client, f.sb.Queue())
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	n := 0
@@ -81,12 +72,37 @@ func (f *sbFixture) sendLines(t *testing.T, path string) int {
 	return n
 }
 
+// localClient opens a client on the local endpoint, closed when the test ends.
+func localClient(t *testing.T, sb *sbtest.Server) *azservicebus.Client {
+	t.Helper()
+	c, err := azservicebus.NewClientFromConnectionString(sb.ConnectionString(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close(context.Background()) })
+	return c
+}
+
+// localSender opens a sender on queue, closed when the test ends.
+func localSender(t *testing.T, c *azservicebus.Client, queue string) *azservicebus.Sender {
+	t.Helper()
+	s, err := c.NewSender(queue, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	return s
+}
+
 // stats reads the queue's counts.
-func (f *sbFixture) stats(t *testing.T) sbtest.Stats {
+func (f *sbFixture) stats(t *testing.T) sbtest.Stats { return queueStats(t, f.sb) }
+
+// queueStats reads the local queue's counts, failing the test when it cannot.
+func queueStats(t *testing.T, sb *sbtest.Server) sbtest.Stats {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	st, err := f.sb.Stats(ctx)
+	st, err := sb.Stats(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,11 +315,7 @@ func TestServiceBusRunFansOutALargeGroup(t *testing.T) {
 		}
 	}
 	members := len(f.emu.dir.TransitiveUserMembers(localScopeGroup))
-	sender, err := f.client.NewSender(f.sb.Queue(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sender.Close(context.Background())
+	sender := localSender(t, f.client, f.sb.Queue())
 	id := "group-note-1"
 	if err := sender.SendMessage(context.Background(), &azservicebus.Message{MessageID: &id, Body: groupNote(localScopeGroup, nil, nil)}, nil); err != nil {
 		t.Fatal(err)
